@@ -1,0 +1,277 @@
+//! A QEMU guest: q35 under TCG, with OVMF or direct kernel boot, virtio disks, an
+//! optional vTPM and virtio-gpu, its serial console in a log file and a QMP socket.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use tempfile::TempDir;
+
+use crate::process::{Service, wait_until};
+use crate::qmp::Qmp;
+use crate::{Result, RigError, Swtpm, io_err, which};
+
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// How the guest starts.
+#[derive(Debug, Clone)]
+pub enum Boot {
+    /// `-kernel/-initrd/-append`, through SeaBIOS unless `ovmf` is set.
+    Direct {
+        kernel: PathBuf,
+        initrd: PathBuf,
+        cmdline: String,
+    },
+    /// Through the UEFI firmware from the first disk (systemd-boot, UKIs).
+    Firmware,
+}
+
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    pub boot: Boot,
+    /// Use OVMF. Always true for [`Boot::Firmware`].
+    pub ovmf: bool,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    /// Raw disk images, attached as virtio-blk in this order (vda, vdb, …).
+    pub disks: Vec<PathBuf>,
+    /// A `-device virtio-gpu-pci` with this resolution.
+    pub gpu: Option<(u32, u32)>,
+    /// The control socket of a [`Swtpm::unix`], attached as tpm-crb.
+    pub tpm_socket: Option<PathBuf>,
+}
+
+impl VmConfig {
+    pub fn direct(kernel: &Path, initrd: &Path, cmdline: &str) -> VmConfig {
+        VmConfig {
+            boot: Boot::Direct {
+                kernel: kernel.to_owned(),
+                initrd: initrd.to_owned(),
+                cmdline: cmdline.to_owned(),
+            },
+            ovmf: false,
+            memory_mib: 1024,
+            cpus: 1,
+            disks: Vec::new(),
+            gpu: None,
+            tpm_socket: None,
+        }
+    }
+
+    pub fn firmware(disk: &Path) -> VmConfig {
+        VmConfig {
+            boot: Boot::Firmware,
+            ovmf: true,
+            memory_mib: 2048,
+            cpus: 2,
+            disks: vec![disk.to_owned()],
+            gpu: None,
+            tpm_socket: None,
+        }
+    }
+
+    pub fn with_tpm(mut self, tpm: &Swtpm) -> VmConfig {
+        self.tpm_socket = tpm.socket().map(Path::to_owned);
+        self
+    }
+
+    pub fn with_gpu(mut self, width: u32, height: u32) -> VmConfig {
+        self.gpu = Some((width, height));
+        self
+    }
+
+    pub fn with_disk(mut self, disk: &Path) -> VmConfig {
+        self.disks.push(disk.to_owned());
+        self
+    }
+
+    /// The QEMU arguments for this config; `dir` holds the VARS copy, serial log and
+    /// QMP socket.
+    pub fn qemu_args(&self, dir: &Path) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-nic",
+            "none",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(["-m".into(), self.memory_mib.to_string()]);
+        a.extend(["-smp".into(), self.cpus.to_string()]);
+        a.extend([
+            "-serial".into(),
+            format!("file:{}", dir.join("serial.log").display()),
+        ]);
+        a.extend([
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", dir.join("qmp.sock").display()),
+        ]);
+        if self.ovmf || matches!(self.boot, Boot::Firmware) {
+            a.extend([
+                "-drive".into(),
+                format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
+                "-drive".into(),
+                format!(
+                    "if=pflash,format=raw,unit=1,file={}",
+                    dir.join("OVMF_VARS.fd").display()
+                ),
+            ]);
+        }
+        if let Boot::Direct {
+            kernel,
+            initrd,
+            cmdline,
+        } = &self.boot
+        {
+            a.extend(["-kernel".into(), kernel.display().to_string()]);
+            a.extend(["-initrd".into(), initrd.display().to_string()]);
+            a.extend(["-append".into(), cmdline.clone()]);
+            // A kernel panic or reboot ends a direct-boot test instead of looping.
+            a.push("-no-reboot".into());
+        }
+        for (i, disk) in self.disks.iter().enumerate() {
+            a.extend([
+                "-drive".into(),
+                format!("if=none,id=disk{i},format=raw,file={}", disk.display()),
+                "-device".into(),
+                format!("virtio-blk-pci,drive=disk{i},bootindex={i}"),
+            ]);
+        }
+        if let Some((w, h)) = self.gpu {
+            a.extend([
+                "-device".into(),
+                format!("virtio-gpu-pci,xres={w},yres={h}"),
+            ]);
+        }
+        if let Some(sock) = &self.tpm_socket {
+            a.extend([
+                "-chardev".into(),
+                format!("socket,id=chrtpm,path={}", sock.display()),
+                "-tpmdev".into(),
+                "emulator,id=tpm0,chardev=chrtpm".into(),
+                "-device".into(),
+                "tpm-crb,tpmdev=tpm0".into(),
+            ]);
+        }
+        a
+    }
+}
+
+/// A running guest. Killed on drop.
+#[derive(Debug)]
+pub struct Vm {
+    service: Service,
+    dir: TempDir,
+    started: Instant,
+}
+
+impl Vm {
+    pub fn start(config: &VmConfig) -> Result<Vm> {
+        let dir = tempfile::Builder::new()
+            .prefix("tessera-vm-")
+            .tempdir()
+            .map_err(io_err("vm dir"))?;
+        if config.ovmf || matches!(config.boot, Boot::Firmware) {
+            // Each guest gets its own NVRAM: boot entries and counters it writes must
+            // not leak into other tests.
+            std::fs::copy(OVMF_VARS, dir.path().join("OVMF_VARS.fd"))
+                .map_err(io_err(format!("copy {OVMF_VARS}")))?;
+        }
+        let mut cmd = Command::new(which("qemu-system-x86_64")?);
+        cmd.args(config.qemu_args(dir.path()));
+        let mut service = Service::spawn("qemu", cmd, &dir.path().join("qemu.log"))?;
+        let qmp = dir.path().join("qmp.sock");
+        let up = wait_until(Duration::from_secs(20), || {
+            qmp.exists() || !service.is_running()
+        });
+        if !up || !service.is_running() {
+            return Err(RigError::NotReady {
+                service: "qemu".into(),
+                detail: service.log_text(),
+            });
+        }
+        Ok(Vm {
+            service,
+            dir,
+            started: Instant::now(),
+        })
+    }
+
+    /// Everything the guest wrote to its serial console so far.
+    pub fn serial(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.serial_path()).unwrap_or_default()).into_owned()
+    }
+
+    pub fn serial_path(&self) -> PathBuf {
+        self.dir.path().join("serial.log")
+    }
+
+    /// Waits for a serial console line matching `pattern` and returns it. On timeout
+    /// or guest exit the error carries the console's tail.
+    pub fn wait_for_line(&mut self, pattern: &str, timeout: Duration) -> Result<String> {
+        let re = Regex::new(pattern).map_err(|e| RigError::Failed(e.to_string()))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let serial = self.serial();
+            if let Some(line) = serial.lines().find(|l| re.is_match(l)) {
+                return Ok(line.trim_end_matches('\r').to_owned());
+            }
+            let running = self.service.is_running();
+            if !running || Instant::now() >= deadline {
+                let tail: Vec<&str> = serial.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                return Err(RigError::Failed(format!(
+                    "no serial line matching /{pattern}/ after {:?} (guest {}); qemu: {}\nconsole tail:\n{}",
+                    self.started.elapsed(),
+                    if running { "still running" } else { "exited" },
+                    self.service.log_text(),
+                    tail.join("\n")
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A fresh QMP connection.
+    pub fn qmp(&self) -> Result<Qmp> {
+        Qmp::connect(&self.dir.path().join("qmp.sock"))
+    }
+
+    /// Screendump into this VM's directory; returns the PNG's path.
+    pub fn screendump(&self, name: &str) -> Result<PathBuf> {
+        let path = self.dir.path().join(name);
+        self.qmp()?.screendump(&path)?;
+        Ok(path)
+    }
+
+    /// ACPI power button.
+    pub fn powerdown(&self) -> Result<()> {
+        self.qmp()?.powerdown()
+    }
+
+    /// Waits for QEMU to exit (the guest powered off). Returns whether it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        self.service.wait_exit(timeout).is_some()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.service.is_running()
+    }
+
+    /// Time since QEMU started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
