@@ -193,7 +193,15 @@ fn verity_cmd(cmd: VerityCommand, json: bool) -> anyhow::Result<()> {
                 println!("UUID:            {}", uuid::Uuid::from_bytes(uuid));
                 println!("Data blocks:     {}", tree.superblock.data_blocks);
                 println!("Salt:            {}", hex::encode(&params.salt));
-                println!("Hash device:     {} bytes{}", tree.hash_device.len(), if dry_run { " (dry run, not written)" } else { "" });
+                println!(
+                    "Hash device:     {} bytes{}",
+                    tree.hash_device.len(),
+                    if dry_run {
+                        " (dry run, not written)"
+                    } else {
+                        ""
+                    }
+                );
                 println!("Root hash:       {root}");
             }
             Ok(())
@@ -208,9 +216,15 @@ fn verity_cmd(cmd: VerityCommand, json: bool) -> anyhow::Result<()> {
             let h = File::open(&hash).with_context(|| format!("open {}", hash.display()))?;
             let sb = verity::verify(&d, 0, &h, 0, &root)?;
             if json {
-                println!("{}", serde_json::json!({ "valid": true, "dataBlocks": sb.data_blocks }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "valid": true, "dataBlocks": sb.data_blocks })
+                );
             } else {
-                println!("valid: {} data blocks match root hash {root_hash}", sb.data_blocks);
+                println!(
+                    "valid: {} data blocks match root hash {root_hash}",
+                    sb.data_blocks
+                );
             }
             Ok(())
         }

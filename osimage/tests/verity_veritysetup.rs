@@ -43,7 +43,9 @@ fn compare(blocks: usize, data_block: u32, hash_block: u32) {
     let ours = dir.path().join("hash.osimage");
     data_file(&data, blocks, data_block as usize);
     let salt = verity::derive_salt(b"test seed", "usr");
-    let uuid = *uuid::Uuid::parse_str("0f6c1d6e-7f36-4c0b-9a57-7a2f6c8a9d01").unwrap().as_bytes();
+    let uuid = *uuid::Uuid::parse_str("0f6c1d6e-7f36-4c0b-9a57-7a2f6c8a9d01")
+        .unwrap()
+        .as_bytes();
 
     let out = veritysetup(&[
         "format",
@@ -58,7 +60,11 @@ fn compare(blocks: usize, data_block: u32, hash_block: u32) {
         "--hash-block-size",
         &hash_block.to_string(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let their_root = root_hash_from(&out.stdout);
 
     let params = VerityParams {
@@ -72,14 +78,34 @@ fn compare(blocks: usize, data_block: u32, hash_block: u32) {
     let tree = verity::build(&f, 0, size, &params, |_| {}).unwrap();
     std::fs::write(&ours, &tree.hash_device).unwrap();
 
-    assert_eq!(hex::encode(tree.root_hash), their_root, "root hash, {blocks} blocks");
+    assert_eq!(
+        hex::encode(tree.root_hash),
+        their_root,
+        "root hash, {blocks} blocks"
+    );
     let theirs_bytes = std::fs::read(&theirs).unwrap();
-    assert_eq!(theirs_bytes.len(), tree.hash_device.len(), "hash device size, {blocks} blocks");
-    assert!(theirs_bytes == tree.hash_device, "hash device bytes differ, {blocks} blocks");
+    assert_eq!(
+        theirs_bytes.len(),
+        tree.hash_device.len(),
+        "hash device size, {blocks} blocks"
+    );
+    assert!(
+        theirs_bytes == tree.hash_device,
+        "hash device bytes differ, {blocks} blocks"
+    );
 
     // veritysetup accepts our tree, and our verifier accepts theirs.
-    let out = veritysetup(&["verify", data.to_str().unwrap(), ours.to_str().unwrap(), &their_root]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = veritysetup(&[
+        "verify",
+        data.to_str().unwrap(),
+        ours.to_str().unwrap(),
+        &their_root,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sb = verity::verify(&f, 0, &File::open(&theirs).unwrap(), 0, &tree.root_hash).unwrap();
     assert_eq!(sb.data_blocks, blocks as u64);
 }
@@ -113,9 +139,20 @@ fn corrupted_data_is_rejected_by_both() {
     bytes[200 * 4096 + 17] ^= 1;
     std::fs::write(&data, bytes).unwrap();
     let root = hex::encode(tree.root_hash);
-    let out = veritysetup(&["verify", data.to_str().unwrap(), hash.to_str().unwrap(), &root]);
-    assert!(!out.status.success(), "veritysetup must reject a flipped bit");
+    let out = veritysetup(&[
+        "verify",
+        data.to_str().unwrap(),
+        hash.to_str().unwrap(),
+        &root,
+    ]);
+    assert!(
+        !out.status.success(),
+        "veritysetup must reject a flipped bit"
+    );
     let f = File::open(&data).unwrap();
     let err = verity::verify(&f, 0, &File::open(&hash).unwrap(), 0, &tree.root_hash);
-    assert!(matches!(err, Err(verity::VerityError::Mismatch(_))), "{err:?}");
+    assert!(
+        matches!(err, Err(verity::VerityError::Mismatch(_))),
+        "{err:?}"
+    );
 }

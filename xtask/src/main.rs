@@ -1,5 +1,6 @@
 //! `cargo xtask …`: everything a fresh Debian 12 machine with only Rust needs.
 
+mod bench;
 mod deps;
 mod test;
 
@@ -36,6 +37,17 @@ enum Command {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Benchmarks against the peer tools, in the same run (see BENCHMARKS.md).
+    Bench {
+        /// Which: `osimage`.
+        what: String,
+        /// Data size in MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Runs per tool; the best is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+    },
     /// Download and cache the Debian artifacts the VM tests boot.
     FetchArtifacts {
         /// Print the cached paths as JSON.
@@ -57,6 +69,11 @@ fn main() -> ExitCode {
         }
         Command::Test { args } => test::run(&args),
         Command::Run { args } => run(&args),
+        Command::Bench {
+            what,
+            size_mib,
+            runs,
+        } => bench::run(&what, size_mib, runs),
         Command::FetchArtifacts { json } => fetch_artifacts(json),
     };
     match result {

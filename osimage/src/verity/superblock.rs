@@ -49,12 +49,16 @@ impl VeritySuperblock {
 
     pub fn decode(b: &[u8]) -> Result<VeritySuperblock, VerityError> {
         if b.len() < SIZE || &b[0..8] != SIGNATURE {
-            return Err(VerityError::Invalid("no verity superblock signature".into()));
+            return Err(VerityError::Invalid(
+                "no verity superblock signature".into(),
+            ));
         }
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let version = u32_at(8);
         if version != 1 {
-            return Err(VerityError::Invalid(format!("superblock version {version}")));
+            return Err(VerityError::Invalid(format!(
+                "superblock version {version}"
+            )));
         }
         let alg_end = b[32..64].iter().position(|&c| c == 0).unwrap_or(32);
         let algorithm = std::str::from_utf8(&b[32..32 + alg_end])
