@@ -6,5 +6,6 @@
 //! UKI, LUKS2/TPM2) land with their issues, each as a module of pure planning logic
 //! with the I/O behind small traits.
 
+pub mod gpt;
 pub mod verity;
 pub mod version;

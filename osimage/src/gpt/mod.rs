@@ -1,0 +1,328 @@
+//! GUID Partition Tables (UEFI 2.10 §5.3): encoding, decoding, and the attribute bits
+//! the Discoverable Partitions Specification gives meaning to.
+//!
+//! [`Gpt::encode`] is pure: it returns the byte ranges to write (protective MBR,
+//! primary header and entries, backup entries and header), so a caller decides how
+//! and when they reach a disk.
+
+pub mod types;
+
+use uuid::Uuid;
+
+pub use types::PartitionType;
+
+/// GPT attribute bit 60: the partition is read-only (DPS).
+pub const ATTR_READ_ONLY: u64 = 1 << 60;
+/// GPT attribute bit 59: grow the file system to the partition (DPS).
+pub const ATTR_GROW_FILE_SYSTEM: u64 = 1 << 59;
+/// GPT attribute bit 63: do not mount automatically (DPS).
+pub const ATTR_NO_AUTO: u64 = 1 << 63;
+
+const SIGNATURE: &[u8; 8] = b"EFI PART";
+const REVISION: u32 = 0x0001_0000;
+const HEADER_SIZE: u32 = 92;
+pub const ENTRIES: u32 = 128;
+pub const ENTRY_SIZE: u32 = 128;
+const ENTRIES_BYTES: u64 = (ENTRIES * ENTRY_SIZE) as u64;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GptError {
+    #[error("sector size {0} is not 512 or 4096")]
+    SectorSize(u32),
+    #[error("no GPT found: {0}")]
+    NotFound(String),
+    #[error("GPT is corrupt: {0}")]
+    Corrupt(String),
+    #[error("partition {index} ({label}) {why}")]
+    BadPartition {
+        index: usize,
+        label: String,
+        why: String,
+    },
+    #[error("label `{0}` is longer than 36 UTF-16 units")]
+    LabelTooLong(String),
+}
+
+/// One partition entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GptPartition {
+    #[serde(rename = "type")]
+    pub kind: PartitionType,
+    pub uuid: Uuid,
+    pub label: String,
+    /// First and last sector, inclusive, as GPT stores them.
+    pub first_lba: u64,
+    pub last_lba: u64,
+    pub attributes: u64,
+}
+
+impl GptPartition {
+    pub fn sectors(&self) -> u64 {
+        self.last_lba - self.first_lba + 1
+    }
+}
+
+/// A whole partition table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Gpt {
+    pub disk_guid: Uuid,
+    pub sector_size: u32,
+    /// Sectors on the disk.
+    pub total_sectors: u64,
+    pub partitions: Vec<GptPartition>,
+}
+
+/// Sectors the 128-entry array takes.
+pub fn entry_sectors(sector_size: u32) -> u64 {
+    ENTRIES_BYTES.div_ceil(sector_size as u64)
+}
+
+impl Gpt {
+    pub fn first_usable_lba(&self) -> u64 {
+        2 + entry_sectors(self.sector_size)
+    }
+
+    pub fn last_usable_lba(&self) -> u64 {
+        self.total_sectors - 2 - entry_sectors(self.sector_size)
+    }
+
+    /// Checks the table for overlaps and bounds, and returns it unchanged.
+    pub fn validate(&self) -> Result<(), GptError> {
+        if self.sector_size != 512 && self.sector_size != 4096 {
+            return Err(GptError::SectorSize(self.sector_size));
+        }
+        if self.partitions.len() > ENTRIES as usize {
+            return Err(GptError::Corrupt(format!("{} partitions", self.partitions.len())));
+        }
+        let bad = |index: usize, p: &GptPartition, why: String| GptError::BadPartition {
+            index: index + 1,
+            label: p.label.clone(),
+            why,
+        };
+        for (i, p) in self.partitions.iter().enumerate() {
+            if p.first_lba > p.last_lba {
+                return Err(bad(i, p, "ends before it starts".into()));
+            }
+            if p.first_lba < self.first_usable_lba() || p.last_lba > self.last_usable_lba() {
+                return Err(bad(
+                    i,
+                    p,
+                    format!(
+                        "lies outside the usable sectors {}..={}",
+                        self.first_usable_lba(),
+                        self.last_usable_lba()
+                    ),
+                ));
+            }
+            if p.label.encode_utf16().count() > 36 {
+                return Err(GptError::LabelTooLong(p.label.clone()));
+            }
+            for (j, q) in self.partitions.iter().enumerate().skip(i + 1) {
+                if p.first_lba <= q.last_lba && q.first_lba <= p.last_lba {
+                    return Err(bad(i, p, format!("overlaps partition {}", j + 1)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The byte ranges to write: `(offset, bytes)`.
+    pub fn encode(&self) -> Result<Vec<(u64, Vec<u8>)>, GptError> {
+        self.validate()?;
+        let ss = self.sector_size as u64;
+        let mut entries = vec![0u8; ENTRIES_BYTES as usize];
+        for (i, p) in self.partitions.iter().enumerate() {
+            let e = &mut entries[i * ENTRY_SIZE as usize..(i + 1) * ENTRY_SIZE as usize];
+            e[0..16].copy_from_slice(&p.kind.type_uuid().to_bytes_le());
+            e[16..32].copy_from_slice(&p.uuid.to_bytes_le());
+            e[32..40].copy_from_slice(&p.first_lba.to_le_bytes());
+            e[40..48].copy_from_slice(&p.last_lba.to_le_bytes());
+            e[48..56].copy_from_slice(&p.attributes.to_le_bytes());
+            for (k, unit) in p.label.encode_utf16().enumerate() {
+                e[56 + 2 * k..58 + 2 * k].copy_from_slice(&unit.to_le_bytes());
+            }
+        }
+        let entries_crc = crc32fast::hash(&entries);
+        let last = self.total_sectors - 1;
+        let backup_entries_lba = last - entry_sectors(self.sector_size);
+        let header = |current: u64, backup: u64, entries_lba: u64| {
+            let mut h = vec![0u8; ss as usize];
+            h[0..8].copy_from_slice(SIGNATURE);
+            h[8..12].copy_from_slice(&REVISION.to_le_bytes());
+            h[12..16].copy_from_slice(&HEADER_SIZE.to_le_bytes());
+            h[24..32].copy_from_slice(&current.to_le_bytes());
+            h[32..40].copy_from_slice(&backup.to_le_bytes());
+            h[40..48].copy_from_slice(&self.first_usable_lba().to_le_bytes());
+            h[48..56].copy_from_slice(&self.last_usable_lba().to_le_bytes());
+            h[56..72].copy_from_slice(&self.disk_guid.to_bytes_le());
+            h[72..80].copy_from_slice(&entries_lba.to_le_bytes());
+            h[80..84].copy_from_slice(&ENTRIES.to_le_bytes());
+            h[84..88].copy_from_slice(&ENTRY_SIZE.to_le_bytes());
+            h[88..92].copy_from_slice(&entries_crc.to_le_bytes());
+            let crc = crc32fast::hash(&h[..HEADER_SIZE as usize]);
+            h[16..20].copy_from_slice(&crc.to_le_bytes());
+            h
+        };
+        Ok(vec![
+            (0, self.protective_mbr()),
+            (ss, header(1, last, 2)),
+            (2 * ss, entries.clone()),
+            (backup_entries_lba * ss, entries),
+            (last * ss, header(last, 1, backup_entries_lba)),
+        ])
+    }
+
+    fn protective_mbr(&self) -> Vec<u8> {
+        let mut m = vec![0u8; self.sector_size as usize];
+        let e = &mut m[446..462];
+        e[1..4].copy_from_slice(&[0x00, 0x02, 0x00]); // CHS of LBA 1
+        e[4] = 0xee;
+        e[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
+        e[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let size = (self.total_sectors - 1).min(u32::MAX as u64) as u32;
+        e[12..16].copy_from_slice(&size.to_le_bytes());
+        m[510] = 0x55;
+        m[511] = 0xaa;
+        m
+    }
+
+    /// Reads the primary table from a disk image (`read_at(offset, buf)`), checking
+    /// both CRCs. The sector size is detected by where the header is found.
+    pub fn decode(
+        mut read_at: impl FnMut(u64, &mut [u8]) -> std::io::Result<()>,
+    ) -> Result<Gpt, GptError> {
+        for ss in [512u64, 4096] {
+            let mut h = vec![0u8; 512];
+            if read_at(ss, &mut h).is_err() || &h[0..8] != SIGNATURE {
+                continue;
+            }
+            let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or_default());
+            let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
+            let hsize = u32_at(&h, 12) as usize;
+            if !(92..=512).contains(&hsize) {
+                return Err(GptError::Corrupt(format!("header size {hsize}")));
+            }
+            let want = u32_at(&h, 16);
+            let mut copy = h[..hsize].to_vec();
+            copy[16..20].fill(0);
+            if crc32fast::hash(&copy) != want {
+                return Err(GptError::Corrupt("header CRC mismatch".into()));
+            }
+            let backup = u64_at(&h, 32);
+            let entries_lba = u64_at(&h, 72);
+            let count = u32_at(&h, 80) as usize;
+            let esize = u32_at(&h, 84) as usize;
+            if !(128..=4096).contains(&esize) || count > 1024 {
+                return Err(GptError::Corrupt(format!("{count} entries of {esize} bytes")));
+            }
+            let mut entries = vec![0u8; count * esize];
+            read_at(entries_lba * ss, &mut entries)
+                .map_err(|e| GptError::Corrupt(format!("reading entries: {e}")))?;
+            if crc32fast::hash(&entries) != u32_at(&h, 88) {
+                return Err(GptError::Corrupt("entries CRC mismatch".into()));
+            }
+            let guid = |b: &[u8]| Uuid::from_bytes_le(b[..16].try_into().unwrap_or_default());
+            let mut partitions = Vec::new();
+            for e in entries.chunks(esize) {
+                let kind = guid(&e[0..16]);
+                if kind.is_nil() {
+                    continue;
+                }
+                let units: Vec<u16> = e[56..128]
+                    .chunks(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .take_while(|&u| u != 0)
+                    .collect();
+                partitions.push(GptPartition {
+                    kind: PartitionType::from_type_uuid(kind),
+                    uuid: guid(&e[16..32]),
+                    label: String::from_utf16_lossy(&units),
+                    first_lba: u64_at(e, 32),
+                    last_lba: u64_at(e, 40),
+                    attributes: u64_at(e, 48),
+                });
+            }
+            return Ok(Gpt {
+                disk_guid: guid(&h[56..72]),
+                sector_size: ss as u32,
+                total_sectors: backup + 1,
+                partitions,
+            });
+        }
+        Err(GptError::NotFound("no `EFI PART` header at LBA 1".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(ss: u32) -> Gpt {
+        let mib = 1 << 20;
+        let per = |bytes: u64| bytes / ss as u64;
+        Gpt {
+            disk_guid: Uuid::from_u128(0x1234),
+            sector_size: ss,
+            total_sectors: per(64 * mib),
+            partitions: vec![
+                GptPartition {
+                    kind: PartitionType::Esp,
+                    uuid: Uuid::from_u128(1),
+                    label: "ESP".into(),
+                    first_lba: per(mib),
+                    last_lba: per(33 * mib) - 1,
+                    attributes: 0,
+                },
+                GptPartition {
+                    kind: PartitionType::Usr,
+                    uuid: Uuid::from_u128(2),
+                    label: "tessera_1.0".into(),
+                    first_lba: per(33 * mib),
+                    last_lba: per(63 * mib) - 1,
+                    attributes: ATTR_READ_ONLY,
+                },
+            ],
+        }
+    }
+
+    fn round_trip(ss: u32) {
+        let gpt = sample(ss);
+        let mut disk = vec![0u8; (gpt.total_sectors * ss as u64) as usize];
+        for (off, bytes) in gpt.encode().unwrap() {
+            disk[off as usize..off as usize + bytes.len()].copy_from_slice(&bytes);
+        }
+        let back = Gpt::decode(|off, buf| {
+            buf.copy_from_slice(&disk[off as usize..off as usize + buf.len()]);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(back, gpt);
+    }
+
+    #[test]
+    fn round_trips_with_both_sector_sizes() {
+        round_trip(512);
+        round_trip(4096);
+    }
+
+    #[test]
+    fn overlaps_and_bounds_are_rejected() {
+        let mut g = sample(512);
+        g.partitions[1].first_lba = g.partitions[0].last_lba;
+        assert!(matches!(g.validate(), Err(GptError::BadPartition { index: 1, .. })));
+        let mut g = sample(512);
+        g.partitions[1].last_lba = g.total_sectors - 1;
+        assert!(g.validate().is_err());
+        let mut g = sample(512);
+        g.partitions[0].label = "x".repeat(37);
+        assert!(matches!(g.validate(), Err(GptError::LabelTooLong(_))));
+    }
+
+    #[test]
+    fn usable_range_matches_the_spec() {
+        assert_eq!(sample(512).first_usable_lba(), 34);
+        assert_eq!(sample(4096).first_usable_lba(), 6);
+        let g = sample(512);
+        assert_eq!(g.last_usable_lba(), g.total_sectors - 34);
+    }
+}
