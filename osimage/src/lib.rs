@@ -7,5 +7,6 @@
 //! with the I/O behind small traits.
 
 pub mod gpt;
+pub mod sign;
 pub mod verity;
 pub mod version;

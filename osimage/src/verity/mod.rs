@@ -7,6 +7,7 @@
 //! in each hash block at a stride of the digest size rounded up to a power of two,
 //! the rest of the block zero. The root hash is the hash of the top block.
 
+pub mod sig;
 pub mod superblock;
 
 use std::fs::File;

@@ -1,0 +1,232 @@
+//! Keys, certificates and PKCS#7 signatures for verity root hashes (and, later, PCR
+//! policies and provenance).
+//!
+//! RSA-2048 with SHA-256 and PKCS#1 v1.5: what the kernel's PKCS#7 verifier, openssl
+//! and the TPM's PolicyAuthorize all accept. Signatures carry no signing time, so the
+//! same key over the same root hash always yields the same bytes (reproducible images).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
+use der::{Decode, DecodePem, Encode, EncodePem};
+use rsa::pkcs1v15;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use sha2::{Digest, Sha256};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::Certificate;
+use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::Validity;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a usable {what}: {why}")]
+    Parse {
+        path: String,
+        what: &'static str,
+        why: String,
+    },
+    #[error("certificate {cert} does not belong to key {key}")]
+    Mismatch { cert: String, key: String },
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+/// A private key with its certificate.
+#[derive(Debug, Clone)]
+pub struct SigningIdentity {
+    key: rsa::RsaPrivateKey,
+    cert: Certificate,
+    cert_der: Vec<u8>,
+}
+
+fn read(path: &Path) -> Result<String, SignError> {
+    std::fs::read_to_string(path).map_err(|source| SignError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Reads a PEM private key (PKCS#8 or PKCS#1 RSA).
+pub fn load_key(path: &Path) -> Result<rsa::RsaPrivateKey, SignError> {
+    let pem = read(path)?;
+    rsa::RsaPrivateKey::from_pkcs8_pem(&pem)
+        .or_else(|_| {
+            use rsa::pkcs1::DecodeRsaPrivateKey;
+            rsa::RsaPrivateKey::from_pkcs1_pem(&pem)
+        })
+        .map_err(|e| SignError::Parse {
+            path: path.display().to_string(),
+            what: "RSA private key (PEM)",
+            why: e.to_string(),
+        })
+}
+
+impl SigningIdentity {
+    /// Loads a key and certificate and checks that they belong together.
+    pub fn load(key_path: &Path, cert_path: &Path) -> Result<SigningIdentity, SignError> {
+        let key = load_key(key_path)?;
+        let cert = Certificate::from_pem(read(cert_path)?.as_bytes()).map_err(|e| {
+            SignError::Parse {
+                path: cert_path.display().to_string(),
+                what: "X.509 certificate (PEM)",
+                why: e.to_string(),
+            }
+        })?;
+        let id = SigningIdentity::new(key, cert).map_err(|_| SignError::Mismatch {
+            cert: cert_path.display().to_string(),
+            key: key_path.display().to_string(),
+        })?;
+        Ok(id)
+    }
+
+    fn new(key: rsa::RsaPrivateKey, cert: Certificate) -> Result<SigningIdentity, SignError> {
+        let spki = SubjectPublicKeyInfoOwned::from_key(key.to_public_key())
+            .map_err(|e| SignError::Sign(e.to_string()))?;
+        if spki != cert.tbs_certificate.subject_public_key_info {
+            return Err(SignError::Sign("certificate does not match key".into()));
+        }
+        let cert_der = cert.to_der().map_err(|e| SignError::Sign(e.to_string()))?;
+        Ok(SigningIdentity {
+            key,
+            cert,
+            cert_der,
+        })
+    }
+
+    /// Makes a new RSA-2048 key and a self-signed certificate for it, valid ten years.
+    pub fn generate(common_name: &str) -> Result<SigningIdentity, SignError> {
+        let mut rng = rand_core::OsRng;
+        let key = rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(|e| SignError::Sign(e.to_string()))?;
+        let signer = pkcs1v15::SigningKey::<Sha256>::new(key.clone());
+        let spki = SubjectPublicKeyInfoOwned::from_key(key.to_public_key())
+            .map_err(|e| SignError::Sign(e.to_string()))?;
+        let mut serial = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rng, &mut serial);
+        serial[0] &= 0x7f; // positive
+        serial[0] |= 0x01; // no leading zero octet
+        let serial = SerialNumber::new(&serial).map_err(|e| SignError::Sign(e.to_string()))?;
+        let validity = Validity::from_now(Duration::from_secs(10 * 365 * 24 * 3600))
+            .map_err(|e| SignError::Sign(e.to_string()))?;
+        let cn = common_name.replace([',', '=', '+', '\\', '"'], "_");
+        let subject = Name::from_str(&format!("CN={cn}")).map_err(|e| SignError::Sign(e.to_string()))?;
+        let mut builder = CertificateBuilder::new(
+            Profile::Manual { issuer: None },
+            serial,
+            validity,
+            subject,
+            spki,
+            &signer,
+        )
+        .map_err(|e| SignError::Sign(e.to_string()))?;
+        let err = |e: x509_cert::builder::Error| SignError::Sign(e.to_string());
+        builder
+            .add_extension(&BasicConstraints {
+                ca: true,
+                path_len_constraint: None,
+            })
+            .map_err(err)?;
+        builder
+            .add_extension(&KeyUsage(
+                KeyUsages::DigitalSignature | KeyUsages::KeyCertSign,
+            ))
+            .map_err(err)?;
+        let cert = builder.build::<pkcs1v15::Signature>().map_err(err)?;
+        SigningIdentity::new(key, cert)
+    }
+
+    pub fn key_pem(&self) -> Result<String, SignError> {
+        self.key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map(|z| z.to_string())
+            .map_err(|e| SignError::Sign(e.to_string()))
+    }
+
+    pub fn cert_pem(&self) -> Result<String, SignError> {
+        self.cert
+            .to_pem(LineEnding::LF)
+            .map_err(|e| SignError::Sign(e.to_string()))
+    }
+
+    /// The public key as PEM (SubjectPublicKeyInfo), as the UKI's `.pcrpkey` holds it.
+    pub fn public_key_pem(&self) -> Result<String, SignError> {
+        self.key
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| SignError::Sign(e.to_string()))
+    }
+
+    pub fn public_key(&self) -> rsa::RsaPublicKey {
+        self.key.to_public_key()
+    }
+
+    pub fn modulus_bits(&self) -> usize {
+        self.key.n().bits()
+    }
+
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// sha256 of the DER certificate, as the verity-sig JSON's `certificateFingerprint`.
+    pub fn cert_fingerprint(&self) -> [u8; 32] {
+        Sha256::digest(&self.cert_der).into()
+    }
+
+    /// A detached PKCS#7 / CMS SignedData (DER) over `content`, with the certificate
+    /// included, as the kernel's dm-verity root hash signature check and
+    /// `openssl cms -verify -binary` take it.
+    pub fn sign_pkcs7_detached(&self, content: &[u8]) -> Result<Vec<u8>, SignError> {
+        let e = |e: cms::builder::Error| SignError::Sign(format!("{e:?}"));
+        let signer = pkcs1v15::SigningKey::<Sha256>::new(self.key.clone());
+        let digest: [u8; 32] = Sha256::digest(content).into();
+        let eci = EncapsulatedContentInfo {
+            econtent_type: const_oid::db::rfc5911::ID_DATA,
+            econtent: None,
+        };
+        let sha256 = AlgorithmIdentifierOwned {
+            oid: const_oid::db::rfc5912::ID_SHA_256,
+            parameters: None,
+        };
+        let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: self.cert.tbs_certificate.issuer.clone(),
+            serial_number: self.cert.tbs_certificate.serial_number.clone(),
+        });
+        let signer_info = SignerInfoBuilder::new(&signer, sid, sha256.clone(), &eci, Some(&digest))
+            .map_err(e)?;
+        let content_info = SignedDataBuilder::new(&eci)
+            .add_digest_algorithm(sha256)
+            .map_err(e)?
+            .add_certificate(CertificateChoices::Certificate(self.cert.clone()))
+            .map_err(e)?
+            .add_signer_info::<_, pkcs1v15::Signature>(signer_info)
+            .map_err(e)?
+            .build()
+            .map_err(e)?;
+        content_info
+            .to_der()
+            .map_err(|e| SignError::Sign(e.to_string()))
+    }
+}
+
+/// Parses a DER certificate (for checks and tests).
+pub fn parse_cert_der(der: &[u8]) -> Result<Certificate, SignError> {
+    Certificate::from_der(der).map_err(|e| SignError::Parse {
+        path: "<der>".into(),
+        what: "X.509 certificate",
+        why: e.to_string(),
+    })
+}

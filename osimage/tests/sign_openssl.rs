@@ -1,0 +1,78 @@
+//! Our keys, certificates and PKCS#7 signatures, checked by openssl.
+
+use std::process::Command;
+
+use osimage::sign::SigningIdentity;
+use osimage::verity::sig::VeritySig;
+
+#[test]
+fn openssl_accepts_the_verity_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = SigningIdentity::generate("Tessera test verity key").unwrap();
+    assert_eq!(id.modulus_bits(), 2048);
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, id.cert_pem().unwrap()).unwrap();
+    std::fs::write(&key, id.key_pem().unwrap()).unwrap();
+
+    // The pair reloads, and openssl reads both.
+    let reloaded = SigningIdentity::load(&key, &cert).unwrap();
+    assert_eq!(reloaded.cert_fingerprint(), id.cert_fingerprint());
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let fp = String::from_utf8_lossy(&out.stdout).to_lowercase().replace(':', "");
+    assert!(fp.contains(&hex::encode(id.cert_fingerprint())), "{fp}");
+
+    let root = [0xabu8; 32];
+    let sig = VeritySig::sign(&root, &id).unwrap();
+    assert_eq!(sig.root_hash, hex::encode(root));
+    let part = sig.to_partition();
+    assert_eq!(part.len() % 4096, 0);
+    assert_eq!(VeritySig::from_partition(&part).unwrap(), sig);
+
+    let p7 = dir.path().join("sig.p7s");
+    let content = dir.path().join("roothash");
+    std::fs::write(&p7, sig.signature_der().unwrap()).unwrap();
+    std::fs::write(&content, &sig.root_hash).unwrap();
+    let verify = |content: &std::path::Path| {
+        Command::new("openssl")
+            .args(["cms", "-verify", "-binary", "-inform", "DER", "-in"])
+            .arg(&p7)
+            .arg("-content")
+            .arg(content)
+            .arg("-CAfile")
+            .arg(&cert)
+            .args(["-out", "/dev/null"])
+            .output()
+            .unwrap()
+    };
+    let out = verify(&content);
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+
+    // A different root hash must not verify.
+    std::fs::write(&content, hex::encode([0xacu8; 32])).unwrap();
+    assert!(!verify(&content).status.success());
+
+    // Signing is deterministic: the same key over the same hash gives the same bytes.
+    assert_eq!(VeritySig::sign(&root, &id).unwrap(), sig);
+}
+
+#[test]
+fn mismatched_key_and_certificate_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = SigningIdentity::generate("a").unwrap();
+    let b = SigningIdentity::generate("b").unwrap();
+    std::fs::write(dir.path().join("a.key"), a.key_pem().unwrap()).unwrap();
+    std::fs::write(dir.path().join("b.crt"), b.cert_pem().unwrap()).unwrap();
+    std::fs::write(dir.path().join("junk.crt"), "not a certificate").unwrap();
+    let err = SigningIdentity::load(&dir.path().join("a.key"), &dir.path().join("b.crt")).unwrap_err();
+    assert!(err.to_string().contains("does not belong to key"), "{err}");
+    let err = SigningIdentity::load(&dir.path().join("a.key"), &dir.path().join("junk.crt")).unwrap_err();
+    assert!(err.to_string().contains("junk.crt"), "{err}");
+    let err = SigningIdentity::load(&dir.path().join("nope.key"), &dir.path().join("b.crt")).unwrap_err();
+    assert!(err.to_string().contains("nope.key: cannot read"), "{err}");
+}
