@@ -8,5 +8,6 @@
 
 pub mod gpt;
 pub mod sign;
+pub mod uki;
 pub mod verity;
 pub mod version;

@@ -47,6 +47,8 @@ pub const GROUPS: &[(&str, &str, &[&str])] = &[
             "glslang-tools",
             "cpio",
             "kmod",
+            "binutils",
+            "openssl",
             "systemd-container",
         ],
     ),
