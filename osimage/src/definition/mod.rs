@@ -1,0 +1,204 @@
+//! `image.toml`: what an image is made of. See `config/appliance/image.toml` for the
+//! commented example; partitions come from `[[partition]]` tables or from a
+//! systemd `repart.d` directory.
+
+pub mod partition;
+pub mod repart_conf;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use partition::{FsFormat, PartitionDefinition, Size, VerityRole};
+
+use crate::gpt::PartitionType;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Toml(#[from] tessera_config::ConfigError),
+    #[error("{}:{line}: key `{key}`: {message}", file.display())]
+    At {
+        file: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error("{}: {message}", file.display())]
+    Invalid { file: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageSection {
+    /// OS name; labels are `<name>_<version>`.
+    pub name: String,
+    pub version: String,
+    /// Salts, file system UUIDs and partition UUIDs derive from this.
+    pub seed: String,
+    #[serde(default = "default_sector")]
+    pub sector_size: u32,
+}
+
+fn default_sector() -> u32 {
+    512
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UsrSection {
+    /// The tree that becomes /usr (its top level holds bin/, lib/, share/ …).
+    pub tree: PathBuf,
+    #[serde(default)]
+    pub allow_non_hermetic: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UkiSection {
+    /// systemd's `linuxx64.efi.stub`.
+    pub stub: PathBuf,
+    pub kernel: PathBuf,
+    #[serde(default)]
+    pub initrd: Vec<PathBuf>,
+    pub os_release: PathBuf,
+    /// Extra kernel command line; `usrhash=` is added automatically.
+    #[serde(default)]
+    pub cmdline: String,
+    #[serde(default)]
+    pub splash: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BootSection {
+    /// `systemd-bootx64.efi`.
+    pub systemd_boot: PathBuf,
+    /// loader.conf contents written to the ESP.
+    #[serde(default = "default_loader_conf")]
+    pub loader_conf: String,
+}
+
+fn default_loader_conf() -> String {
+    "timeout 3\neditor no\n".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SigningSection {
+    pub verity_key: PathBuf,
+    pub verity_cert: PathBuf,
+}
+
+/// The whole `image.toml`. Relative paths are relative to the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageDefinition {
+    pub image: ImageSection,
+    pub usr: UsrSection,
+    pub uki: UkiSection,
+    pub boot: BootSection,
+    #[serde(default)]
+    pub signing: Option<SigningSection>,
+    /// A systemd repart.d directory, instead of `[[partition]]`.
+    #[serde(default)]
+    pub repart_d: Option<PathBuf>,
+    #[serde(default, rename = "partition")]
+    pub partitions: Vec<PartitionDefinition>,
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+impl ImageDefinition {
+    pub fn load(path: &Path) -> Result<ImageDefinition, DefinitionError> {
+        let mut def: ImageDefinition = tessera_config::load(path)?;
+        def.source = path.to_owned();
+        let base = path.parent().unwrap_or(Path::new("."));
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut def.usr.tree);
+        abs(&mut def.uki.stub);
+        abs(&mut def.uki.kernel);
+        abs(&mut def.uki.os_release);
+        def.uki.initrd.iter_mut().for_each(abs);
+        if let Some(s) = def.uki.splash.as_mut() {
+            abs(s);
+        }
+        abs(&mut def.boot.systemd_boot);
+        if let Some(s) = def.signing.as_mut() {
+            abs(&mut s.verity_key);
+            abs(&mut s.verity_cert);
+        }
+        if let Some(dir) = def.repart_d.as_mut() {
+            abs(dir);
+            if !def.partitions.is_empty() {
+                return Err(def.invalid("give either repart-d or [[partition]], not both"));
+            }
+            def.partitions = repart_conf::load_dir(dir)?;
+        }
+        def.validate()?;
+        Ok(def)
+    }
+
+    fn invalid(&self, message: &str) -> DefinitionError {
+        DefinitionError::Invalid {
+            file: self.source.clone(),
+            message: message.to_owned(),
+        }
+    }
+
+    /// Cross-partition rules that a single key cannot express.
+    pub fn validate(&self) -> Result<(), DefinitionError> {
+        if self.image.sector_size != 512 && self.image.sector_size != 4096 {
+            return Err(self.invalid("image.sector-size must be 512 or 4096"));
+        }
+        if self.image.name.is_empty() || self.image.name.contains(['_', '/', ' ']) {
+            return Err(self.invalid("image.name must be non-empty without `_`, `/` or spaces"));
+        }
+        if self.image.version.is_empty() || self.image.version.contains(['_', '/', ' ', '+']) {
+            return Err(self.invalid("image.version must be non-empty without `_`, `/`, `+` or spaces"));
+        }
+        if self.partitions.is_empty() {
+            return Err(self.invalid("no partitions defined"));
+        }
+        let count = |t: PartitionType| self.partitions.iter().filter(|p| p.kind == t).count();
+        if count(PartitionType::Esp) != 1 {
+            return Err(self.invalid("exactly one esp partition is needed"));
+        }
+        if count(PartitionType::Usr) != 1 {
+            return Err(self.invalid("exactly one usr partition is needed"));
+        }
+        for p in &self.partitions {
+            if let (Some(min), Some(max)) = (p.size_min_bytes, p.size_max_bytes)
+                && min > max
+            {
+                return Err(self.invalid(&format!("{} partition: SizeMinBytes > SizeMaxBytes", p.kind)));
+            }
+            let role_ok = match p.verity {
+                VerityRole::Off => true,
+                VerityRole::Data => p.kind == PartitionType::Usr,
+                VerityRole::Hash => p.kind == PartitionType::UsrVerity,
+                VerityRole::Signature => p.kind == PartitionType::UsrVeritySig,
+            };
+            if !role_ok {
+                return Err(self.invalid(&format!("{} partition cannot have Verity={:?}", p.kind, p.verity)));
+            }
+            if p.verity != VerityRole::Off && p.verity_match_key.as_deref() != Some("usr") {
+                return Err(self.invalid(&format!("{} partition: VerityMatchKey must be `usr`", p.kind)));
+            }
+        }
+        if count(PartitionType::UsrVeritySig) == 1 && self.signing.is_none() {
+            return Err(self.invalid("a usr-verity-sig partition needs a [signing] section"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,271 @@
+//! Partition definitions in systemd-repart's vocabulary, shared by `image.toml`'s
+//! `[[partition]]` tables and `repart.d/*.conf` files.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::gpt::{ATTR_GROW_FILE_SYSTEM, ATTR_READ_ONLY, PartitionType};
+
+/// A byte size as repart writes it: a number with an optional K, M, G or T suffix
+/// (powers of 1024), e.g. `64M`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Size(pub u64);
+
+impl FromStr for Size {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (num, mult) = match s.char_indices().last() {
+            Some((i, c)) if c.is_ascii_alphabetic() => {
+                let mult: u64 = match c.to_ascii_uppercase() {
+                    'B' => 1,
+                    'K' => 1 << 10,
+                    'M' => 1 << 20,
+                    'G' => 1 << 30,
+                    'T' => 1 << 40,
+                    _ => return Err(format!("bad size suffix in `{s}` (use K, M, G or T)")),
+                };
+                (&s[..i], mult)
+            }
+            _ => (s, 1),
+        };
+        let n: u64 = num
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a size (e.g. 4096, 64M, 2G)"))?;
+        n.checked_mul(mult)
+            .map(Size)
+            .ok_or_else(|| format!("size `{s}` overflows"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Size(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// `Format=`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsFormat {
+    Vfat,
+    Erofs,
+    Squashfs,
+    Ext4,
+    Btrfs,
+    Swap,
+}
+
+impl FromStr for FsFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "vfat" => FsFormat::Vfat,
+            "erofs" => FsFormat::Erofs,
+            "squashfs" => FsFormat::Squashfs,
+            "ext4" => FsFormat::Ext4,
+            "btrfs" => FsFormat::Btrfs,
+            "swap" => FsFormat::Swap,
+            _ => return Err(format!("unknown Format `{s}` (vfat, erofs, squashfs, ext4, btrfs, swap)")),
+        })
+    }
+}
+
+impl fmt::Display for FsFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FsFormat::Vfat => "vfat",
+            FsFormat::Erofs => "erofs",
+            FsFormat::Squashfs => "squashfs",
+            FsFormat::Ext4 => "ext4",
+            FsFormat::Btrfs => "btrfs",
+            FsFormat::Swap => "swap",
+        })
+    }
+}
+
+/// `Verity=`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum VerityRole {
+    #[default]
+    Off,
+    Data,
+    Hash,
+    Signature,
+}
+
+impl FromStr for VerityRole {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "off" => VerityRole::Off,
+            "data" => VerityRole::Data,
+            "hash" => VerityRole::Hash,
+            "signature" => VerityRole::Signature,
+            _ => return Err(format!("unknown Verity `{s}` (off, data, hash, signature)")),
+        })
+    }
+}
+
+/// `Encrypt=`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encrypt {
+    #[default]
+    Off,
+    KeyFile,
+    Tpm2,
+    #[serde(rename = "key-file+tpm2")]
+    KeyFileTpm2,
+}
+
+impl FromStr for Encrypt {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "off" | "no" | "false" => Encrypt::Off,
+            "key-file" => Encrypt::KeyFile,
+            "tpm2" => Encrypt::Tpm2,
+            "key-file+tpm2" => Encrypt::KeyFileTpm2,
+            _ => return Err(format!("unknown Encrypt `{s}` (off, key-file, tpm2, key-file+tpm2)")),
+        })
+    }
+}
+
+/// GPT attribute flags as a number; repart takes decimal or `0x` hex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Flags(pub u64);
+
+impl FromStr for Flags {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => s.parse(),
+        };
+        parsed.map(Flags).map_err(|_| format!("`{s}` is not a number (decimal or 0x hex)"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Flags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Flags(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// One partition, by repart's keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct PartitionDefinition {
+    #[serde(rename = "Type")]
+    pub kind: PartitionType,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub size_min_bytes: Option<Size>,
+    #[serde(default)]
+    pub size_max_bytes: Option<Size>,
+    #[serde(default)]
+    pub format: Option<FsFormat>,
+    #[serde(default)]
+    pub copy_files: Vec<String>,
+    #[serde(default)]
+    pub verity: VerityRole,
+    #[serde(default)]
+    pub verity_match_key: Option<String>,
+    #[serde(default)]
+    pub factory_reset: bool,
+    #[serde(default)]
+    pub encrypt: Encrypt,
+    #[serde(default)]
+    pub flags: Option<Flags>,
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    #[serde(default)]
+    pub grow_file_system: Option<bool>,
+}
+
+impl PartitionDefinition {
+    pub fn new(kind: PartitionType) -> PartitionDefinition {
+        PartitionDefinition {
+            kind,
+            label: None,
+            size_min_bytes: None,
+            size_max_bytes: None,
+            format: None,
+            copy_files: Vec::new(),
+            verity: VerityRole::Off,
+            verity_match_key: None,
+            factory_reset: false,
+            encrypt: Encrypt::Off,
+            flags: None,
+            read_only: None,
+            grow_file_system: None,
+        }
+    }
+
+    /// The GPT attributes repart would set: `Flags=` as the base, then ReadOnly
+    /// (default on for verity data, hash and signature partitions, as repart does)
+    /// and GrowFileSystem.
+    pub fn attributes(&self) -> u64 {
+        let mut a = self.flags.map_or(0, |f| f.0);
+        let read_only = self.read_only.unwrap_or(self.verity != VerityRole::Off);
+        if read_only {
+            a |= ATTR_READ_ONLY;
+        }
+        if self.grow_file_system == Some(true) {
+            a |= ATTR_GROW_FILE_SYSTEM;
+        }
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_repart() {
+        assert_eq!("4096".parse::<Size>().unwrap(), Size(4096));
+        assert_eq!("64M".parse::<Size>().unwrap(), Size(64 << 20));
+        assert_eq!("2G".parse::<Size>().unwrap(), Size(2 << 30));
+        assert_eq!("10K".parse::<Size>().unwrap(), Size(10 << 10));
+        assert!("12Q".parse::<Size>().is_err());
+        assert!("big".parse::<Size>().is_err());
+    }
+
+    #[test]
+    fn verity_partitions_are_read_only_by_default() {
+        let mut p = PartitionDefinition::new(PartitionType::Usr);
+        p.verity = VerityRole::Data;
+        assert_eq!(p.attributes(), ATTR_READ_ONLY);
+        p.read_only = Some(false);
+        p.grow_file_system = Some(true);
+        p.flags = Some(Flags(1));
+        assert_eq!(p.attributes(), ATTR_GROW_FILE_SYSTEM | 1);
+        assert_eq!("0x1000000000000000".parse::<Flags>().unwrap().0, ATTR_READ_ONLY);
+    }
+}

@@ -1,0 +1,138 @@
+//! systemd `repart.d/*.conf` files, read into the same [`PartitionDefinition`]s as
+//! `image.toml`, so a systemd-repart user brings definitions unchanged.
+
+use std::path::{Path, PathBuf};
+
+use super::DefinitionError;
+use super::partition::{Encrypt, Flags, FsFormat, PartitionDefinition, Size, VerityRole};
+
+/// Keys systemd-repart knows that change nothing in an image osimage builds (they
+/// steer growing an existing disk, or are cosmetic); they are accepted with a warning.
+const IGNORED: &[&str] = &[
+    "Priority",
+    "Weight",
+    "PaddingWeight",
+    "PaddingMinBytes",
+    "PaddingMaxBytes",
+    "NoAuto",
+    "MountPoint",
+    "EncryptedVolume",
+];
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "yes" | "y" | "true" | "t" | "on" => Ok(true),
+        "0" | "no" | "n" | "false" | "f" | "off" => Ok(false),
+        _ => Err(format!("`{v}` is not a boolean")),
+    }
+}
+
+/// Parses one `.conf` file's text; `path` names it in errors.
+pub fn parse(text: &str, path: &Path) -> Result<PartitionDefinition, DefinitionError> {
+    let mut def: Option<PartitionDefinition> = None;
+    let mut pending: Vec<(usize, String, String)> = Vec::new();
+    let mut section = String::new();
+    let err = |line: usize, key: &str, message: String| DefinitionError::At {
+        file: path.to_owned(),
+        line,
+        key: key.to_owned(),
+        message,
+    };
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(err(line_no, "", format!("expected Key=Value, got `{line}`")));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if section != "Partition" {
+            return Err(err(line_no, key, format!("key outside a [Partition] section (in [{section}])")));
+        }
+        if key == "Type" {
+            let kind = value.parse().map_err(|e: crate::gpt::types::UnknownType| err(line_no, key, e.to_string()))?;
+            def = Some(PartitionDefinition::new(kind));
+        } else {
+            pending.push((line_no, key.to_owned(), value.to_owned()));
+        }
+    }
+    let mut def = def.ok_or_else(|| err(1, "Type", "no Type= in [Partition]".into()))?;
+    for (line_no, key, value) in pending {
+        let bad = |m: String| err(line_no, &key, m);
+        match key.as_str() {
+            "Label" => def.label = Some(value),
+            "SizeMinBytes" => def.size_min_bytes = Some(value.parse::<Size>().map_err(bad)?),
+            "SizeMaxBytes" => def.size_max_bytes = Some(value.parse::<Size>().map_err(bad)?),
+            "Format" => def.format = Some(value.parse::<FsFormat>().map_err(bad)?),
+            "CopyFiles" => def.copy_files.extend(value.split_whitespace().map(str::to_owned)),
+            "Verity" => def.verity = value.parse::<VerityRole>().map_err(bad)?,
+            "VerityMatchKey" => def.verity_match_key = Some(value),
+            "FactoryReset" => def.factory_reset = parse_bool(&value).map_err(bad)?,
+            "Encrypt" => def.encrypt = value.parse::<Encrypt>().map_err(bad)?,
+            "Flags" => def.flags = Some(value.parse::<Flags>().map_err(bad)?),
+            "ReadOnly" => def.read_only = Some(parse_bool(&value).map_err(bad)?),
+            "GrowFileSystem" => def.grow_file_system = Some(parse_bool(&value).map_err(bad)?),
+            k if IGNORED.contains(&k) => {
+                tracing::warn!("{}:{line_no}: {k}= has no effect on a built image; ignored", path.display());
+            }
+            _ => return Err(bad("unknown or unsupported repart key".into())),
+        }
+    }
+    Ok(def)
+}
+
+/// Reads every `*.conf` in `dir`, in lexical order (repart's order).
+pub fn load_dir(dir: &Path) -> Result<Vec<PartitionDefinition>, DefinitionError> {
+    let read_err = |path: PathBuf, source| DefinitionError::Read { path, source };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| read_err(dir.to_owned(), e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).map_err(|e| read_err(f.clone(), e))?;
+            parse(&text, f)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpt::PartitionType;
+
+    #[test]
+    fn repart_files_parse() {
+        let d = parse(
+            "# usr\n[Partition]\nType=usr\nLabel=%o_%A\nFormat=erofs\nVerity=data\nVerityMatchKey=usr\nSizeMinBytes=256M\nCopyFiles=/usr:/\nPriority=1\n",
+            Path::new("10-usr.conf"),
+        )
+        .unwrap();
+        assert_eq!(d.kind, PartitionType::Usr);
+        assert_eq!(d.format, Some(FsFormat::Erofs));
+        assert_eq!(d.verity, VerityRole::Data);
+        assert_eq!(d.size_min_bytes, Some(Size(256 << 20)));
+        assert_eq!(d.copy_files, ["/usr:/"]);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = parse("[Partition]\nType=usr\nFormat=zfs\n", Path::new("/r/10-usr.conf")).unwrap_err();
+        assert_eq!(e.to_string(), "/r/10-usr.conf:3: key `Format`: unknown Format `zfs` (vfat, erofs, squashfs, ext4, btrfs, swap)");
+        let e = parse("[Partition]\nType=banana\n", Path::new("x.conf")).unwrap_err();
+        assert!(e.to_string().starts_with("x.conf:2: key `Type`: unknown partition type"), "{e}");
+        let e = parse("[Partition]\nType=esp\nColour=red\n", Path::new("x.conf")).unwrap_err();
+        assert!(e.to_string().starts_with("x.conf:3: key `Colour`"), "{e}");
+        let e = parse("[Partition]\nLabel=x\n", Path::new("x.conf")).unwrap_err();
+        assert!(e.to_string().contains("no Type="), "{e}");
+    }
+}
