@@ -6,6 +6,7 @@
 //! UKI, LUKS2/TPM2) land with their issues, each as a module of pure planning logic
 //! with the I/O behind small traits.
 
+pub mod build;
 pub mod definition;
 pub mod esp;
 pub mod gpt;

@@ -29,6 +29,50 @@ enum Command {
         #[arg(required = true)]
         versions: Vec<String>,
     },
+    /// Build a signed disk image (GPT: ESP with systemd-boot and the UKI, usr,
+    /// usr-verity, usr-verity-sig) from an image.toml.
+    ///
+    /// Exit status: 0 built, 1 failed (nothing written), 2 usage.
+    Build {
+        /// The image definition.
+        #[arg(long, short = 'd')]
+        definition: PathBuf,
+        /// The disk image to write (replaced atomically).
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// Build in a scratch directory and print the plan; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Make a signing key (RSA 2048, PEM) and a self-signed certificate.
+    Genkey {
+        /// Directory to write <name>.key and <name>.crt into.
+        #[arg(long)]
+        out_dir: PathBuf,
+        #[arg(long, default_value = "verity")]
+        name: String,
+        /// The certificate's common name.
+        #[arg(long, default_value = "Tessera image signing key")]
+        common_name: String,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Build a unified kernel image from systemd's EFI stub.
+    Uki {
+        #[arg(long)]
+        stub: PathBuf,
+        #[arg(long)]
+        kernel: PathBuf,
+        #[arg(long)]
+        initrd: Vec<PathBuf>,
+        #[arg(long)]
+        os_release: PathBuf,
+        #[arg(long, default_value = "")]
+        cmdline: String,
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+    },
     /// dm-verity hash trees, compatible with veritysetup.
     #[command(subcommand)]
     Verity(VerityCommand),
@@ -101,6 +145,25 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Build {
+            definition,
+            output,
+            dry_run,
+        } => report(build_cmd(&definition, &output, dry_run, cli.json)),
+        Command::Genkey {
+            out_dir,
+            name,
+            common_name,
+            force,
+        } => report(genkey_cmd(&out_dir, &name, &common_name, force, cli.json)),
+        Command::Uki {
+            stub,
+            kernel,
+            initrd,
+            os_release,
+            cmdline,
+            output,
+        } => report(uki_cmd(&stub, &kernel, &initrd, &os_release, &cmdline, &output)),
         Command::Verity(cmd) => match verity_cmd(cmd, cli.json) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -109,6 +172,121 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn report(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("osimage: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build_cmd(definition: &std::path::Path, output: &std::path::Path, dry_run: bool, json: bool) -> anyhow::Result<()> {
+    let def = osimage::definition::ImageDefinition::load(definition)?;
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v.trim().parse().context("SOURCE_DATE_EPOCH is not a number")?,
+        Err(_) => 0,
+    };
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if json {
+        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    spinner.set_message(format!("building {}_{}", def.image.name, def.image.version));
+    let opts = osimage::build::BuildOptions {
+        output: output.to_owned(),
+        dry_run,
+        source_date_epoch: epoch,
+    };
+    let result = osimage::build::build(&def, &opts);
+    spinner.finish_and_clear();
+    let report = result?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{} {}_{} ({} bytes, {}-byte sectors){}",
+        if dry_run { "would build" } else { "built" },
+        report.name,
+        report.version,
+        report.plan.disk_size,
+        report.plan.sector_size,
+        if dry_run { String::new() } else { format!(" -> {}", output.display()) }
+    );
+    println!("root hash  {}", report.root_hash);
+    println!("uki        {} (sha256 {})", report.uki, report.uki_sha256);
+    println!("{:<16} {:<24} {:>12} {:>12}  uuid", "type", "label", "offset", "size");
+    for p in &report.plan.partitions {
+        println!("{:<16} {:<24} {:>12} {:>12}  {}", p.kind.to_string(), p.label, p.offset, p.size, p.uuid);
+    }
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    Ok(())
+}
+
+fn genkey_cmd(dir: &std::path::Path, name: &str, cn: &str, force: bool, json: bool) -> anyhow::Result<()> {
+    let key = dir.join(format!("{name}.key"));
+    let crt = dir.join(format!("{name}.crt"));
+    for p in [&key, &crt] {
+        anyhow::ensure!(force || !p.exists(), "{} exists (use --force to replace it)", p.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let id = osimage::sign::SigningIdentity::generate(cn)?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&key)
+            .with_context(|| format!("write {}", key.display()))?;
+        f.write_all(id.key_pem()?.as_bytes())?;
+    }
+    std::fs::write(&crt, id.cert_pem()?).with_context(|| format!("write {}", crt.display()))?;
+    let fp = hex::encode(id.cert_fingerprint());
+    if json {
+        println!("{}", serde_json::json!({ "key": key, "certificate": crt, "certificateFingerprint": fp }));
+    } else {
+        println!("key          {}\ncertificate  {}\nfingerprint  {fp}", key.display(), crt.display());
+    }
+    Ok(())
+}
+
+fn uki_cmd(
+    stub: &std::path::Path,
+    kernel: &std::path::Path,
+    initrd: &[PathBuf],
+    os_release: &std::path::Path,
+    cmdline: &str,
+    output: &std::path::Path,
+) -> anyhow::Result<()> {
+    let read = |p: &std::path::Path| std::fs::read(p).with_context(|| format!("read {}", p.display()));
+    let linux = read(kernel)?;
+    let mut initrd_bytes = Vec::new();
+    for p in initrd {
+        initrd_bytes.extend(read(p)?);
+    }
+    let spec = osimage::uki::UkiSpec {
+        osrel: read(os_release)?,
+        cmdline: cmdline.to_owned(),
+        uname: osimage::uki::kernel_release(&linux),
+        initrd: initrd_bytes,
+        linux,
+        ..Default::default()
+    };
+    let image = spec.build_from_file(stub)?;
+    let tmp = output.with_extension("efi.tmp");
+    std::fs::write(&tmp, &image).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, output).with_context(|| format!("rename to {}", output.display()))?;
+    println!("{}", output.display());
+    Ok(())
 }
 
 fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {

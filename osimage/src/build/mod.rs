@@ -1,0 +1,317 @@
+//! `osimage build`: definitions → plan → image.
+//!
+//! Everything derived (salts, file system and partition UUIDs, timestamps) comes from
+//! the build seed, the root hash and `SOURCE_DATE_EPOCH`, so the same inputs give a
+//! bit-identical disk. The image is assembled in a temporary file beside the output
+//! and renamed over it only when complete: a failed build leaves nothing behind.
+
+pub mod plan;
+pub mod usr;
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::definition::{FsFormat, ImageDefinition, VerityRole};
+use crate::gpt::PartitionType;
+use crate::sign::{SignError, SigningIdentity};
+use crate::uki::{self, UkiError, UkiSpec};
+use crate::verity::sig::VeritySig;
+use crate::verity::{self, VerityError, VerityParams};
+use crate::{esp, gpt};
+
+pub use plan::{DiskPlan, PlanError, PlannedPartition};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{what}: {why}")]
+    Input { what: String, why: String },
+    #[error("not hermetic: {0} (or set usr.allow-non-hermetic = true)")]
+    NonHermetic(String),
+    #[error("{tool} failed: {why}")]
+    Tool { tool: String, why: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error(transparent)]
+    Uki(#[from] UkiError),
+    #[error(transparent)]
+    Esp(#[from] esp::EspError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Gpt(#[from] gpt::GptError),
+    #[error(transparent)]
+    Verity(#[from] VerityError),
+}
+
+impl BuildError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> BuildError {
+        BuildError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub output: PathBuf,
+    /// Build everything in a scratch directory and report the plan; write no output.
+    pub dry_run: bool,
+    /// Every timestamp in the image (SOURCE_DATE_EPOCH).
+    pub source_date_epoch: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildReport {
+    pub image: PathBuf,
+    pub written: bool,
+    pub name: String,
+    pub version: String,
+    pub root_hash: String,
+    pub cmdline: String,
+    /// `EFI/Linux/<name>_<version>.efi` on the ESP.
+    pub uki: String,
+    pub uki_sha256: String,
+    pub plan: DiskPlan,
+    pub warnings: Vec<String>,
+}
+
+/// A UUID derived from the seed for one purpose (RFC 4122 v4 bits set, as repart's
+/// derived UUIDs are).
+pub fn derived_uuid(seed: &str, purpose: &str) -> Uuid {
+    let h = Sha256::new()
+        .chain_update(b"tessera-osimage uuid v1\0")
+        .chain_update(purpose.as_bytes())
+        .chain_update([0])
+        .chain_update(seed.as_bytes())
+        .finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    Uuid::from_bytes(b)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, BuildError> {
+    std::fs::read(path).map_err(|e| BuildError::io(path, e))
+}
+
+/// Where each partition's bytes come from.
+enum Content {
+    Bytes(Vec<u8>),
+    File(PathBuf, u64),
+}
+
+impl Content {
+    fn len(&self) -> u64 {
+        match self {
+            Content::Bytes(b) => b.len() as u64,
+            Content::File(_, n) => *n,
+        }
+    }
+}
+
+pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, BuildError> {
+    let name = &def.image.name;
+    let version = &def.image.version;
+    let seed = &def.image.seed;
+    let versioned = format!("{name}_{version}");
+    let warnings = usr::check_tree(&def.usr.tree, def.usr.allow_non_hermetic)?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    // Keys first: a bad key must fail before any expensive work.
+    let identity = match &def.signing {
+        Some(s) => Some(SigningIdentity::load(&s.verity_key, &s.verity_cert)?),
+        None => None,
+    };
+
+    let out_dir = match opts.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let scratch = if opts.dry_run {
+        tempfile::Builder::new().prefix("osimage-build-").tempdir()
+    } else {
+        tempfile::Builder::new().prefix(".osimage-build-").tempdir_in(&out_dir)
+    }
+    .map_err(|e| BuildError::io(&out_dir, e))?;
+
+    // /usr and its verity data.
+    let usr_def = def
+        .partitions
+        .iter()
+        .find(|p| p.kind == PartitionType::Usr)
+        .ok_or_else(|| BuildError::Input {
+            what: "definition".into(),
+            why: "no usr partition".into(),
+        })?;
+    let format = usr_def.format.unwrap_or(FsFormat::Erofs);
+    tracing::info!("building the {format} /usr image from {}", def.usr.tree.display());
+    let usr_img = usr::make_fs(
+        format,
+        &def.usr.tree,
+        &scratch.path().join("usr.img"),
+        derived_uuid(seed, "usr-fs"),
+        opts.source_date_epoch,
+    )?;
+    let usr_file = File::open(&usr_img).map_err(|e| BuildError::io(&usr_img, e))?;
+    let usr_len = usr_file.metadata().map_err(|e| BuildError::io(&usr_img, e))?.len();
+    tracing::info!("hashing {usr_len} bytes of /usr for dm-verity");
+    let vparams = VerityParams::new(
+        verity::derive_salt(seed.as_bytes(), "usr-verity"),
+        *derived_uuid(seed, "usr-verity-superblock").as_bytes(),
+    );
+    let tree = verity::build(&usr_file, 0, usr_len, &vparams, |_| {})?;
+    let root_hex = hex::encode(tree.root_hash);
+    let sig = match &identity {
+        Some(id) => Some(VeritySig::sign(&tree.root_hash, id)?),
+        None => None,
+    };
+
+    // The UKI, with usrhash= so the initrd finds and verifies /usr by itself.
+    let linux = read(&def.uki.kernel)?;
+    let mut initrd = Vec::new();
+    for path in &def.uki.initrd {
+        initrd.extend(read(path)?);
+    }
+    let cmdline = format!("{} usrhash={root_hex}", def.uki.cmdline.trim()).trim().to_owned();
+    let spec = UkiSpec {
+        osrel: read(&def.uki.os_release)?,
+        cmdline: cmdline.clone(),
+        uname: uki::kernel_release(&linux),
+        splash: match &def.uki.splash {
+            Some(p) => Some(read(p)?),
+            None => None,
+        },
+        pcrpkey: match &identity {
+            Some(id) => Some(id.public_key_pem()?.into_bytes()),
+            None => None,
+        },
+        pcrsig: None,
+        initrd,
+        linux,
+    };
+    let uki_bytes = spec.build_from_file(&def.uki.stub)?;
+    let uki_sha256 = hex::encode(Sha256::digest(&uki_bytes));
+    let uki_path = format!("EFI/Linux/{versioned}.efi");
+
+    let sd_boot = read(&def.boot.systemd_boot)?;
+    let esp_files = vec![
+        ("EFI/BOOT/BOOTX64.EFI".to_owned(), sd_boot.clone()),
+        ("EFI/systemd/systemd-bootx64.efi".to_owned(), sd_boot),
+        ("loader/loader.conf".to_owned(), def.boot.loader_conf.clone().into_bytes()),
+        ("loader/entries.srel".to_owned(), b"type1\n".to_vec()),
+        (uki_path.clone(), uki_bytes),
+    ];
+
+    // Each partition's content and identity, in definition order.
+    let mut needs = Vec::new();
+    let mut contents = Vec::new();
+    for p in &def.partitions {
+        let (content, uuid, label) = match (p.kind, p.verity) {
+            (PartitionType::Esp, _) => {
+                let files: u64 = esp_files.iter().map(|(_, d)| d.len() as u64 + 4096).sum();
+                // Room for one more UKI (an update) plus FAT overhead.
+                let auto = (files * 2 + (8 << 20)).div_ceil(1 << 20) << 20;
+                let size = p.size_min_bytes.map_or(auto, |s| s.0);
+                let volume_id = u32::from_le_bytes(derived_uuid(seed, "esp-volume").as_bytes()[..4].try_into().unwrap_or_default());
+                let bytes = esp::build(size, def.image.sector_size as u16, volume_id, "ESP", &esp_files)?;
+                (Content::Bytes(bytes), derived_uuid(seed, "esp"), "ESP".to_owned())
+            }
+            (PartitionType::Usr, VerityRole::Data | VerityRole::Off) => {
+                let mut id = [0u8; 16];
+                id.copy_from_slice(&tree.root_hash[..16]);
+                (Content::File(usr_img.clone(), usr_len), Uuid::from_bytes(id), versioned.clone())
+            }
+            (PartitionType::UsrVerity, VerityRole::Hash) => {
+                let mut id = [0u8; 16];
+                id.copy_from_slice(&tree.root_hash[16..]);
+                (Content::Bytes(tree.hash_device.clone()), Uuid::from_bytes(id), versioned.clone())
+            }
+            (PartitionType::UsrVeritySig, VerityRole::Signature) => {
+                let bytes = sig.as_ref().map(VeritySig::to_partition).unwrap_or_default();
+                (Content::Bytes(bytes), derived_uuid(&root_hex, "usr-verity-sig"), versioned.clone())
+            }
+            (kind, _) => {
+                return Err(BuildError::Input {
+                    what: format!("{kind} partition"),
+                    why: match kind {
+                        PartitionType::Root | PartitionType::Home | PartitionType::Swap | PartitionType::Var => {
+                            "is created on the device at first boot (osimage firstboot), not shipped in the image".into()
+                        }
+                        _ => "osimage build does not make this partition type yet".into(),
+                    },
+                });
+            }
+        };
+        needs.push(plan::PartitionNeeds {
+            kind: p.kind,
+            label: p.label.clone().unwrap_or(label),
+            uuid,
+            attributes: p.attributes(),
+            content: content.len(),
+            min: p.size_min_bytes.map(|s| s.0),
+            max: p.size_max_bytes.map(|s| s.0),
+        });
+        contents.push(content);
+    }
+    let disk_plan = plan::plan(def.image.sector_size, derived_uuid(seed, "disk"), &needs)?;
+    let gpt = disk_plan.gpt();
+    let gpt_writes = gpt.encode()?;
+
+    let report = BuildReport {
+        image: opts.output.clone(),
+        written: !opts.dry_run,
+        name: name.clone(),
+        version: version.clone(),
+        root_hash: root_hex,
+        cmdline,
+        uki: uki_path,
+        uki_sha256,
+        plan: disk_plan.clone(),
+        warnings,
+    };
+    if opts.dry_run {
+        return Ok(report);
+    }
+
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".osimage-")
+        .suffix(".img.tmp")
+        .tempfile_in(&out_dir)
+        .map_err(|e| BuildError::io(&out_dir, e))?;
+    let tmp_path = tmp.path().to_owned();
+    let io = |e| BuildError::io(&tmp_path, e);
+    tmp.as_file().set_len(disk_plan.disk_size).map_err(io)?;
+    for (part, content) in disk_plan.partitions.iter().zip(&contents) {
+        match content {
+            Content::Bytes(b) => tmp.as_file().write_all_at(b, part.offset).map_err(io)?,
+            Content::File(path, _) => {
+                let mut src = File::open(path).map_err(|e| BuildError::io(path, e))?;
+                tmp.as_file_mut().seek(SeekFrom::Start(part.offset)).map_err(io)?;
+                std::io::copy(&mut src, tmp.as_file_mut()).map_err(io)?;
+            }
+        }
+    }
+    for (offset, bytes) in &gpt_writes {
+        tmp.as_file().write_all_at(bytes, *offset).map_err(io)?;
+    }
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(&opts.output)
+        .map_err(|e| BuildError::io(&opts.output, e.error))?;
+    Ok(report)
+}

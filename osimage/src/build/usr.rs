@@ -1,0 +1,100 @@
+//! The /usr file system image, made by the file system's own tools with flags that
+//! make the output a function of the tree alone.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use uuid::Uuid;
+
+use super::BuildError;
+use crate::definition::FsFormat;
+
+/// What a hermetic /usr must not contain at its top: machine state and configuration
+/// live in /etc and /var, created at boot from /usr (tmpfiles, sysusers, factory).
+const NON_HERMETIC: [&str; 2] = ["etc", "var"];
+
+/// Checks the tree: it exists, is a /usr (not a whole root), and is hermetic.
+/// Returns warnings when `allow_non_hermetic` turns violations into warnings.
+pub fn check_tree(tree: &Path, allow_non_hermetic: bool) -> Result<Vec<String>, BuildError> {
+    let meta = std::fs::metadata(tree).map_err(|e| BuildError::Input {
+        what: format!("/usr tree {}", tree.display()),
+        why: e.to_string(),
+    })?;
+    if !meta.is_dir() {
+        return Err(BuildError::Input {
+            what: format!("/usr tree {}", tree.display()),
+            why: "is not a directory".into(),
+        });
+    }
+    if tree.join("usr").is_dir() {
+        return Err(BuildError::Input {
+            what: format!("/usr tree {}", tree.display()),
+            why: "contains usr/: give the /usr directory itself, not a root file system".into(),
+        });
+    }
+    let mut warnings = Vec::new();
+    for name in NON_HERMETIC {
+        if tree.join(name).exists() {
+            let msg = format!(
+                "{}/{name} exists: a hermetic /usr carries no /{name} content (ship it under share/factory/{name} and let tmpfiles copy it)",
+                tree.display()
+            );
+            if !allow_non_hermetic {
+                return Err(BuildError::NonHermetic(msg));
+            }
+            warnings.push(msg);
+        }
+    }
+    Ok(warnings)
+}
+
+/// Builds the file system image of `tree` into `out`.
+pub fn make_fs(format: FsFormat, tree: &Path, out: &Path, uuid: Uuid, epoch: u64) -> Result<PathBuf, BuildError> {
+    let mut cmd = match format {
+        FsFormat::Erofs => {
+            let mut c = Command::new("mkfs.erofs");
+            c.arg(format!("-T{epoch}"))
+                .arg(format!("-U{uuid}"))
+                .args(["--all-root", "-x-1", "--quiet"])
+                .arg(out)
+                .arg(tree);
+            c
+        }
+        FsFormat::Squashfs => {
+            let mut c = Command::new("mksquashfs");
+            c.arg(tree)
+                .arg(out)
+                .args(["-noappend", "-all-root", "-no-xattrs", "-quiet", "-no-progress"])
+                .arg("-mkfs-time")
+                .arg(epoch.to_string())
+                .arg("-all-time")
+                .arg(epoch.to_string());
+            c
+        }
+        other => {
+            return Err(BuildError::Input {
+                what: "usr partition".into(),
+                why: format!("Format={other} is not a read-only image format (erofs or squashfs)"),
+            });
+        }
+    };
+    let output = cmd.output().map_err(|e| BuildError::Tool {
+        tool: format!("{:?}", cmd.get_program()),
+        why: format!("{e} (cargo xtask deps installs erofs-utils and squashfs-tools)"),
+    })?;
+    if !output.status.success() {
+        return Err(BuildError::Tool {
+            tool: format!("{:?}", cmd.get_program()),
+            why: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    // Verity hashes whole 4 KiB blocks; squashfs pads only to 4 KiB by default, erofs
+    // is block-sized already. Pad with zeros, which both file systems ignore.
+    let len = std::fs::metadata(out).map_err(|e| BuildError::io(out, e))?.len();
+    let padded = len.div_ceil(4096) * 4096;
+    if padded != len {
+        let f = std::fs::OpenOptions::new().write(true).open(out).map_err(|e| BuildError::io(out, e))?;
+        f.set_len(padded).map_err(|e| BuildError::io(out, e))?;
+    }
+    Ok(out.to_owned())
+}

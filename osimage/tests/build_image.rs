@@ -1,0 +1,289 @@
+//! `osimage build`, checked by the tools that define the formats: sfdisk,
+//! systemd-dissect, veritysetup, openssl.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Options, fixture, osimage};
+use osimage::verity::sig::VeritySig;
+
+fn build(def: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    osimage()
+        .args(["--json", "build", "-d"])
+        .arg(def)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap()
+}
+
+fn report(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "build failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn extract(image: &Path, offset: u64, size: u64, to: &Path) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(image).unwrap();
+    let mut buf = vec![0u8; size as usize];
+    f.read_exact_at(&mut buf, offset).unwrap();
+    std::fs::write(to, buf).unwrap();
+}
+
+/// A read-only loop device with the image's logical sector size: sfdisk 2.38 and
+/// systemd-dissect 252 read a plain file as 512-byte sectors, so a 4 KiB-sector image
+/// is shown to them the way a 4Kn disk would be. Detached on drop.
+struct Loop(String);
+
+impl Loop {
+    fn attach(image: &Path, sector_size: u32) -> Loop {
+        let out = Command::new("losetup")
+            .args(["--find", "--show", "--read-only", "--partscan", "--sector-size"])
+            .arg(sector_size.to_string())
+            .arg(image)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+        Loop(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
+    }
+}
+
+fn sfdisk_dump(device: &str) -> String {
+    let out = Command::new("sfdisk").arg("-d").arg(device).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The device path varies; golden files use a fixed name.
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(&format!("{device}p"), "disk.img")
+        .replace(device, "disk.img")
+}
+
+/// Compares with the checked-in golden file; TESSERA_UPDATE_GOLDEN=1 rewrites it.
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("TESSERA_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(actual, want, "{} differs (TESSERA_UPDATE_GOLDEN=1 to accept)", path.display());
+}
+
+fn check_image(sector_size: u32) {
+    let fx = fixture(Options {
+        sector_size,
+        ..Options::default()
+    });
+    let img = fx.dir.path().join("disk.img");
+    let rep = report(&build(&fx.definition, &img, &[]));
+    let root = rep["rootHash"].as_str().unwrap().to_owned();
+    assert!(rep["cmdline"].as_str().unwrap().ends_with(&format!("usrhash={root}")));
+
+    let device = if sector_size == 512 {
+        None
+    } else {
+        Some(Loop::attach(&img, sector_size))
+    };
+    let target = device.as_ref().map_or(img.display().to_string(), |l| l.0.clone());
+    golden(&format!("sfdisk-{sector_size}.txt"), &sfdisk_dump(&target));
+
+    // systemd-dissect finds the three usr partitions by their DPS types, with the
+    // partition UUIDs usrhash= looks for: the halves of our root hash.
+    let out = Command::new("systemd-dissect").args(["--json=short"]).arg(&target).output().unwrap();
+    assert!(out.status.success(), "systemd-dissect: {}", String::from_utf8_lossy(&out.stderr));
+    let dissect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mounts = dissect["mounts"].as_array().unwrap();
+    let uuid_of = |designator: &str| {
+        mounts
+            .iter()
+            .find(|m| m["designator"] == designator)
+            .unwrap_or_else(|| panic!("systemd-dissect did not see {designator}: {dissect}"))["partition_uuid"]
+            .as_str()
+            .unwrap()
+            .replace('-', "")
+    };
+    assert_eq!(uuid_of("usr"), root[..32]);
+    assert_eq!(uuid_of("usr-verity"), root[32..]);
+    uuid_of("usr-verity-sig");
+    uuid_of("esp");
+    let usr = mounts.iter().find(|m| m["designator"] == "usr").unwrap();
+    assert_eq!(usr["fstype"], "erofs");
+    assert_eq!(usr["rw"], "ro");
+    assert_eq!(dissect["osRelease"][0], "ID=tessera");
+
+    // veritysetup verifies the partitions as written, with our root hash.
+    let parts = rep["plan"]["partitions"].as_array().unwrap();
+    let part = |t: &str| parts.iter().find(|p| p["type"] == t).unwrap();
+    let (usr_p, hash_p, sig_p) = (part("usr"), part("usr-verity"), part("usr-verity-sig"));
+    let d = fx.dir.path();
+    extract(&img, usr_p["offset"].as_u64().unwrap(), usr_p["size"].as_u64().unwrap(), &d.join("usr.part"));
+    extract(&img, hash_p["offset"].as_u64().unwrap(), hash_p["size"].as_u64().unwrap(), &d.join("hash.part"));
+    extract(&img, sig_p["offset"].as_u64().unwrap(), sig_p["size"].as_u64().unwrap(), &d.join("sig.part"));
+    let out = Command::new("veritysetup")
+        .arg("verify")
+        .arg(d.join("usr.part"))
+        .arg(d.join("hash.part"))
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "veritysetup verify: {}", String::from_utf8_lossy(&out.stderr));
+
+    // The signature partition holds our root hash, signed; openssl accepts it.
+    let sig = VeritySig::from_partition(&std::fs::read(d.join("sig.part")).unwrap()).unwrap();
+    assert_eq!(sig.root_hash, root);
+    std::fs::write(d.join("sig.p7s"), sig.signature_der().unwrap()).unwrap();
+    std::fs::write(d.join("roothash.txt"), &root).unwrap();
+    let out = Command::new("openssl")
+        .args(["cms", "-verify", "-binary", "-inform", "DER", "-out", "/dev/null", "-in"])
+        .arg(d.join("sig.p7s"))
+        .arg("-content")
+        .arg(d.join("roothash.txt"))
+        .arg("-CAfile")
+        .arg(d.join("keys/verity.crt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn image_with_512_byte_sectors_passes_sfdisk_dissect_veritysetup_openssl() {
+    check_image(512);
+}
+
+#[test]
+fn image_with_4096_byte_sectors_passes_sfdisk_dissect_veritysetup_openssl() {
+    check_image(4096);
+}
+
+#[test]
+fn rebuilds_are_bit_identical() {
+    let fx = fixture(Options::default());
+    let a = fx.dir.path().join("a.img");
+    let b = fx.dir.path().join("b.img");
+    report(&build(&fx.definition, &a, &[]));
+    report(&build(&fx.definition, &b, &[]));
+    let out = Command::new("cmp").arg(&a).arg(&b).output().unwrap();
+    assert!(out.status.success(), "cmp: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_writes_nothing() {
+    let fx = fixture(Options::default());
+    let img = fx.dir.path().join("disk.img");
+    let rep = report(&build(&fx.definition, &img, &["--dry-run"]));
+    assert_eq!(rep["written"], false);
+    let parts = rep["plan"]["partitions"].as_array().unwrap();
+    let kinds: Vec<&str> = parts.iter().map(|p| p["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["esp", "usr", "usr-verity", "usr-verity-sig"]);
+    for p in parts {
+        assert_eq!(p["offset"].as_u64().unwrap() % (1 << 20), 0);
+    }
+    assert!(!img.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(fx.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".osimage"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+fn assert_fails_cleanly(fx: &common::Fixture, needle: &str) {
+    let img = fx.dir.path().join("disk.img");
+    let out = build(&fx.definition, &img, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "build must fail");
+    assert!(stderr.contains(needle), "expected `{needle}` in: {stderr}");
+    assert!(!img.exists(), "a failed build must not leave an image");
+    let partial: Vec<_> = std::fs::read_dir(fx.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".osimage"))
+        .collect();
+    assert!(partial.is_empty(), "partial files left: {partial:?}");
+}
+
+#[test]
+fn bad_inputs_give_clear_errors_and_write_nothing() {
+    // A /usr tree with /etc content.
+    let fx = fixture(Options::default());
+    std::fs::create_dir_all(fx.dir.path().join("tree/etc")).unwrap();
+    assert_fails_cleanly(&fx, "not hermetic");
+
+    // A certificate that is not the key's.
+    let fx = fixture(Options::default());
+    let other = osimage::sign::SigningIdentity::generate("other").unwrap();
+    std::fs::write(fx.dir.path().join("keys/verity.crt"), other.cert_pem().unwrap()).unwrap();
+    assert_fails_cleanly(&fx, "does not belong to key");
+
+    // A missing key.
+    let fx = fixture(Options::default());
+    std::fs::remove_file(fx.dir.path().join("keys/verity.key")).unwrap();
+    assert_fails_cleanly(&fx, "verity.key: cannot read");
+
+    // A partition that does not fit its SizeMaxBytes.
+    let fx = fixture(Options::default());
+    let text = std::fs::read_to_string(&fx.definition).unwrap();
+    let text = text.replace("Format = \"erofs\"\n", "Format = \"erofs\"\nSizeMaxBytes = \"1K\"\n");
+    std::fs::write(&fx.definition, text).unwrap();
+    assert_fails_cleanly(&fx, "SizeMaxBytes is 1024");
+
+    // An unknown partition type names the file, line and key.
+    let fx = fixture(Options::default());
+    let text = std::fs::read_to_string(&fx.definition).unwrap();
+    std::fs::write(&fx.definition, text.replace("Type = \"usr-verity-sig\"", "Type = \"usr-verity-sgi\"")).unwrap();
+    assert_fails_cleanly(&fx, "image.toml:");
+    let out = build(&fx.definition, &fx.dir.path().join("x.img"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("key `partition[3].Type`") && stderr.contains("unknown partition type"), "{stderr}");
+
+    // A stub that is not a PE.
+    let fx = fixture(Options::default());
+    let bogus = fx.dir.path().join("bogus.stub");
+    std::fs::write(&bogus, "MZ but not really").unwrap();
+    let text = std::fs::read_to_string(&fx.definition).unwrap();
+    let stub_line = text.lines().find(|l| l.starts_with("stub = ")).unwrap().to_owned();
+    std::fs::write(&fx.definition, text.replace(&stub_line, &format!("stub = \"{}\"", bogus.display()))).unwrap();
+    assert_fails_cleanly(&fx, "not a PE image");
+}
+
+#[test]
+fn repart_d_definitions_build_the_same_image() {
+    let fx = fixture(Options::default());
+    let d = fx.dir.path();
+    let a = d.join("toml.img");
+    let rep_a = report(&build(&fx.definition, &a, &[]));
+
+    // The same partitions as systemd repart.d files.
+    let rd = d.join("repart.d");
+    std::fs::create_dir_all(&rd).unwrap();
+    std::fs::write(rd.join("00-esp.conf"), "[Partition]\nType=esp\nSizeMinBytes=64M\n").unwrap();
+    std::fs::write(
+        rd.join("10-usr.conf"),
+        "[Partition]\nType=usr\nFormat=erofs\nVerity=data\nVerityMatchKey=usr\n",
+    )
+    .unwrap();
+    std::fs::write(rd.join("20-usr-verity.conf"), "[Partition]\nType=usr-verity\nVerity=hash\nVerityMatchKey=usr\n").unwrap();
+    std::fs::write(
+        rd.join("30-usr-verity-sig.conf"),
+        "[Partition]\nType=usr-verity-sig\nVerity=signature\nVerityMatchKey=usr\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&fx.definition).unwrap();
+    let head = text.split("[[partition]]").next().unwrap();
+    let def_b = d.join("image-repart.toml");
+    std::fs::write(&def_b, format!("repart-d = \"repart.d\"\n{head}")).unwrap();
+    let b = d.join("repart.img");
+    let rep_b = report(&build(&def_b, &b, &[]));
+    assert_eq!(rep_a["plan"], rep_b["plan"]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}

@@ -1,0 +1,117 @@
+//! A small image definition over the cached Debian artifacts, for build tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use osimage::sign::SigningIdentity;
+use tessera_rig::Artifacts;
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub definition: PathBuf,
+}
+
+pub struct Options {
+    pub sector_size: u32,
+    pub initrd: Option<Vec<u8>>,
+    pub cmdline: String,
+    pub loader_conf: String,
+    pub extra_partitions: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sector_size: 512,
+            initrd: None,
+            cmdline: "console=ttyS0".into(),
+            loader_conf: "timeout 0\n".into(),
+            extra_partitions: String::new(),
+        }
+    }
+}
+
+fn write(path: &Path, data: impl AsRef<[u8]>) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+/// A fixed signing key, so golden layouts stay stable: generated once per test
+/// process would change the signature partition's UUID? No — that UUID comes from the
+/// root hash; the key only changes the signature bytes, which sit inside a fixed-size
+/// partition. A fresh key per fixture is fine.
+pub fn fixture(opts: Options) -> Fixture {
+    let art = Artifacts::ensure().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(&d.join("tree/bin/hello"), "#!/bin/sh\necho hello from /usr\n");
+    write(&d.join("tree/lib/os-release"), "ID=tessera\nVERSION_ID=1.0\n");
+    write(&d.join("tree/share/factory/etc/hostname"), "tessera\n");
+    write(&d.join("os-release"), "ID=tessera\nNAME=Tessera\nVERSION_ID=1.0\n");
+    write(&d.join("initrd"), opts.initrd.unwrap_or_else(|| b"not an initrd".to_vec()));
+    let id = SigningIdentity::generate("test verity key").unwrap();
+    write(&d.join("keys/verity.key"), id.key_pem().unwrap());
+    write(&d.join("keys/verity.crt"), id.cert_pem().unwrap());
+    let toml = format!(
+        r#"[image]
+name = "tessera"
+version = "1.0"
+seed = "tessera-test-seed"
+sector-size = {ss}
+
+[usr]
+tree = "tree"
+
+[uki]
+stub = "{stub}"
+kernel = "{kernel}"
+initrd = ["initrd"]
+os-release = "os-release"
+cmdline = "{cmdline}"
+
+[boot]
+systemd-boot = "{sdboot}"
+loader-conf = "{loader}"
+
+[signing]
+verity-key = "keys/verity.key"
+verity-cert = "keys/verity.crt"
+
+[[partition]]
+Type = "esp"
+SizeMinBytes = "{esp}"
+
+[[partition]]
+Type = "usr"
+Format = "erofs"
+Verity = "data"
+VerityMatchKey = "usr"
+
+[[partition]]
+Type = "usr-verity"
+Verity = "hash"
+VerityMatchKey = "usr"
+
+[[partition]]
+Type = "usr-verity-sig"
+Verity = "signature"
+VerityMatchKey = "usr"
+{extra}"#,
+        ss = opts.sector_size,
+        stub = art.efi_stub.display(),
+        kernel = art.vmlinuz.display(),
+        sdboot = art.systemd_boot.display(),
+        cmdline = opts.cmdline,
+        loader = opts.loader_conf.escape_default(),
+        // FAT32 on 4 KiB sectors needs a larger volume.
+        esp = if opts.sector_size == 4096 { "300M" } else { "64M" },
+        extra = opts.extra_partitions,
+    );
+    let definition = d.join("image.toml");
+    write(&definition, toml);
+    Fixture { dir, definition }
+}
+
+pub fn osimage() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_osimage"))
+}
