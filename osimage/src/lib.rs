@@ -10,6 +10,7 @@ pub mod build;
 pub mod definition;
 pub mod esp;
 pub mod gpt;
+pub mod pcr;
 pub mod sign;
 pub mod uki;
 pub mod verity;

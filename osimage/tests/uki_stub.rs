@@ -44,7 +44,7 @@ fn uki_sections_are_readable_by_objdump_and_a_pe_parser() {
         s.data().unwrap()[..s.size() as usize].to_vec()
     };
     assert_eq!(data(".osrel"), spec.osrel);
-    assert_eq!(data(".cmdline"), b"console=ttyS0 quiet\0");
+    assert_eq!(data(".cmdline"), b"console=ttyS0 quiet");
     assert_eq!(&data(".linux")[..spec.linux.len()], &spec.linux[..]);
     assert_eq!(pe::section_data(&image, ".initrd").unwrap().unwrap(), &spec.initrd[..]);
 

@@ -49,9 +49,10 @@ pub const SECTION_ORDER: [&str; 8] = [
 impl UkiSpec {
     /// The sections in layout order, skipping absent ones.
     pub fn sections(&self) -> Vec<(&'static str, Vec<u8>)> {
-        let mut cmdline = self.cmdline.clone().into_bytes();
-        // The stub passes .cmdline to the kernel as a C string.
-        cmdline.push(0);
+        // No trailing NUL: the stub copies the section by its size, and ukify and
+        // systemd-measure both take the command line as plain text, so the PCR 11
+        // prediction for the same text matches theirs.
+        let cmdline = self.cmdline.clone().into_bytes();
         let all: [(&str, Option<Vec<u8>>); 8] = [
             (".osrel", Some(self.osrel.clone())),
             (".cmdline", Some(cmdline)),
