@@ -73,9 +73,28 @@ enum Command {
         #[arg(long, short = 'o')]
         output: PathBuf,
     },
+    /// Predict the PCR 11 values systemd's stub and systemd-pcrphase produce for a UKI.
+    Pcr {
+        #[command(subcommand)]
+        command: PcrCommand,
+    },
     /// dm-verity hash trees, compatible with veritysetup.
     #[command(subcommand)]
     Verity(VerityCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PcrCommand {
+    /// Print PCR 11 after the stub's measurement and after each boot phase.
+    Predict {
+        /// The UKI to read sections from.
+        #[arg(long)]
+        uki: PathBuf,
+        /// Phase paths, e.g. `enter-initrd:leave-initrd`; default: the stub alone
+        /// and systemd-measure's four phases.
+        #[arg(long)]
+        phase: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +183,9 @@ fn main() -> ExitCode {
             cmdline,
             output,
         } => report(uki_cmd(&stub, &kernel, &initrd, &os_release, &cmdline, &output)),
+        Command::Pcr {
+            command: PcrCommand::Predict { uki, phase },
+        } => report(pcr_predict(&uki, &phase, cli.json)),
         Command::Verity(cmd) => match verity_cmd(cmd, cli.json) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -225,6 +247,32 @@ fn build_cmd(definition: &std::path::Path, output: &std::path::Path, dry_run: bo
     }
     for w in &report.warnings {
         println!("warning: {w}");
+    }
+    Ok(())
+}
+
+fn pcr_predict(uki: &std::path::Path, phases: &[String], json: bool) -> anyhow::Result<()> {
+    let image = std::fs::read(uki).with_context(|| format!("read {}", uki.display()))?;
+    let layout = osimage::uki::pe::PeLayout::parse(&image).with_context(|| uki.display().to_string())?;
+    let mut sections = Vec::new();
+    for s in &layout.sections {
+        if let Some(data) = osimage::uki::pe::section_data(&image, &s.name)? {
+            sections.push((s.name.as_str(), data));
+        }
+    }
+    let phases: Vec<&str> = if phases.is_empty() {
+        std::iter::once("").chain(osimage::pcr::DEFAULT_PHASES).collect()
+    } else {
+        phases.iter().map(String::as_str).collect()
+    };
+    let predictions = osimage::pcr::predict(&sections, &phases);
+    if json {
+        println!("{}", serde_json::json!({ "sha256": predictions }));
+    } else {
+        for p in predictions {
+            let phase = if p.phase.is_empty() { "(stub only)" } else { p.phase.as_str() };
+            println!("# PCR[11] Phase <{phase}>\n11:sha256={}", p.hash);
+        }
     }
     Ok(())
 }

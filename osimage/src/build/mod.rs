@@ -85,6 +85,8 @@ pub struct BuildReport {
     /// `EFI/Linux/<name>_<version>.efi` on the ESP.
     pub uki: String,
     pub uki_sha256: String,
+    /// PCR 11 as the stub leaves it (phase ""), then after each boot phase.
+    pub pcr11: Vec<crate::pcr::Prediction>,
     pub plan: DiskPlan,
     pub warnings: Vec<String>,
 }
@@ -138,6 +140,10 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
         Some(s) => Some(SigningIdentity::load(&s.verity_key, &s.verity_cert)?),
         None => None,
     };
+    let pcr_key = match def.signing.as_ref().and_then(|s| s.pcr_key.as_ref()) {
+        Some(path) => Some(crate::sign::load_key(path)?),
+        None => None,
+    };
 
     let out_dir = match opts.output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -189,7 +195,7 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
         initrd.extend(read(path)?);
     }
     let cmdline = format!("{} usrhash={root_hex}", def.uki.cmdline.trim()).trim().to_owned();
-    let spec = UkiSpec {
+    let mut spec = UkiSpec {
         osrel: read(&def.uki.os_release)?,
         cmdline: cmdline.clone(),
         uname: uki::kernel_release(&linux),
@@ -197,13 +203,26 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
             Some(p) => Some(read(p)?),
             None => None,
         },
-        pcrpkey: match &identity {
-            Some(id) => Some(id.public_key_pem()?.into_bytes()),
+        pcrpkey: match &pcr_key {
+            Some(k) => Some(crate::sign::public_key_pem(&k.to_public_key())?.into_bytes()),
             None => None,
         },
         pcrsig: None,
         initrd,
         linux,
+    };
+    if let Some(key) = &pcr_key {
+        // .pcrsig covers every other section, so it is computed last.
+        let sections = spec.sections();
+        let refs: Vec<(&str, &[u8])> = sections.iter().map(|(n, d)| (*n, d.as_slice())).collect();
+        let sig = crate::pcr::sign::sign_phases(&refs, &crate::pcr::DEFAULT_PHASES, key)?;
+        spec.pcrsig = Some(serde_json::to_vec(&sig).unwrap_or_default());
+    }
+    let pcr11 = {
+        let sections = spec.sections();
+        let refs: Vec<(&str, &[u8])> = sections.iter().map(|(n, d)| (*n, d.as_slice())).collect();
+        let phases: Vec<&str> = std::iter::once("").chain(crate::pcr::DEFAULT_PHASES).collect();
+        crate::pcr::predict(&refs, &phases)
     };
     let uki_bytes = spec.build_from_file(&def.uki.stub)?;
     let uki_sha256 = hex::encode(Sha256::digest(&uki_bytes));
@@ -282,6 +301,7 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
         cmdline,
         uki: uki_path,
         uki_sha256,
+        pcr11,
         plan: disk_plan.clone(),
         warnings,
     };

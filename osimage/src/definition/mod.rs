@@ -94,6 +94,10 @@ fn default_loader_conf() -> String {
 pub struct SigningSection {
     pub verity_key: PathBuf,
     pub verity_cert: PathBuf,
+    /// Key that signs the PCR 11 policies (`.pcrsig`); its public half becomes
+    /// `.pcrpkey`. Without it the UKI carries neither.
+    #[serde(default)]
+    pub pcr_key: Option<PathBuf>,
 }
 
 /// The whole `image.toml`. Relative paths are relative to the file.
@@ -137,6 +141,9 @@ impl ImageDefinition {
         if let Some(s) = def.signing.as_mut() {
             abs(&mut s.verity_key);
             abs(&mut s.verity_cert);
+            if let Some(k) = s.pcr_key.as_mut() {
+                abs(k);
+            }
         }
         if let Some(dir) = def.repart_d.as_mut() {
             abs(dir);

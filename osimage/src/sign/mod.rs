@@ -163,10 +163,7 @@ impl SigningIdentity {
 
     /// The public key as PEM (SubjectPublicKeyInfo), as the UKI's `.pcrpkey` holds it.
     pub fn public_key_pem(&self) -> Result<String, SignError> {
-        self.key
-            .to_public_key()
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| SignError::Sign(e.to_string()))
+        public_key_pem(&self.key.to_public_key())
     }
 
     pub fn public_key(&self) -> rsa::RsaPublicKey {
@@ -220,6 +217,12 @@ impl SigningIdentity {
             .to_der()
             .map_err(|e| SignError::Sign(e.to_string()))
     }
+}
+
+/// A public key as PEM SubjectPublicKeyInfo (what `.pcrpkey` holds).
+pub fn public_key_pem(key: &rsa::RsaPublicKey) -> Result<String, SignError> {
+    key.to_public_key_pem(LineEnding::LF)
+        .map_err(|e| SignError::Sign(e.to_string()))
 }
 
 /// Parses a DER certificate (for checks and tests).

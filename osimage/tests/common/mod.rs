@@ -17,6 +17,8 @@ pub struct Options {
     pub cmdline: String,
     pub loader_conf: String,
     pub extra_partitions: String,
+    /// Sign PCR 11 policies (`.pcrsig`, `.pcrpkey`) with a fresh key.
+    pub pcr_key: bool,
 }
 
 impl Default for Options {
@@ -27,6 +29,7 @@ impl Default for Options {
             cmdline: "console=ttyS0".into(),
             loader_conf: "timeout 0\n".into(),
             extra_partitions: String::new(),
+            pcr_key: false,
         }
     }
 }
@@ -36,10 +39,8 @@ fn write(path: &Path, data: impl AsRef<[u8]>) {
     std::fs::write(path, data).unwrap();
 }
 
-/// A fixed signing key, so golden layouts stay stable: generated once per test
-/// process would change the signature partition's UUID? No — that UUID comes from the
-/// root hash; the key only changes the signature bytes, which sit inside a fixed-size
-/// partition. A fresh key per fixture is fine.
+/// A fresh key per fixture is fine for golden layouts: partition UUIDs come from the
+/// root hash, and the signature bytes sit inside a fixed-size partition.
 pub fn fixture(opts: Options) -> Fixture {
     let art = Artifacts::ensure().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -52,6 +53,13 @@ pub fn fixture(opts: Options) -> Fixture {
     let id = SigningIdentity::generate("test verity key").unwrap();
     write(&d.join("keys/verity.key"), id.key_pem().unwrap());
     write(&d.join("keys/verity.crt"), id.cert_pem().unwrap());
+    let pcr_line = if opts.pcr_key {
+        let pcr = SigningIdentity::generate("test pcr key").unwrap();
+        write(&d.join("keys/pcr.key"), pcr.key_pem().unwrap());
+        "pcr-key = \"keys/pcr.key\"\n"
+    } else {
+        ""
+    };
     let toml = format!(
         r#"[image]
 name = "tessera"
@@ -76,7 +84,7 @@ loader-conf = "{loader}"
 [signing]
 verity-key = "keys/verity.key"
 verity-cert = "keys/verity.crt"
-
+{pcr_line}
 [[partition]]
 Type = "esp"
 SizeMinBytes = "{esp}"
@@ -106,6 +114,7 @@ VerityMatchKey = "usr"
         // FAT32 on 4 KiB sectors needs a larger volume.
         esp = if opts.sector_size == 4096 { "300M" } else { "64M" },
         extra = opts.extra_partitions,
+        pcr_line = pcr_line,
     );
     let definition = d.join("image.toml");
     write(&definition, toml);
