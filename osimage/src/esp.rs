@@ -1,11 +1,23 @@
-//! The EFI System Partition as a FAT file system image, written in-process so the
+//! The EFI System Partition as a FAT32 file system image, written in-process so the
 //! result is reproducible: every timestamp is the DOS epoch and the volume id comes
 //! from the build seed.
 
 use std::io::{Cursor, Write};
 
+/// FAT32 needs at least 65525 clusters; with the smallest cluster (one sector) plus
+/// the FATs and reserved sectors, this is the smallest ESP that can be FAT32.
+pub fn fat32_min_size(sector_size: u16) -> u64 {
+    let clusters = 65_525u64 + 1024;
+    let data = clusters * sector_size as u64;
+    // Two FATs of 4 bytes per cluster, and reserved sectors.
+    let overhead = 2 * clusters * 4 + 64 * sector_size as u64;
+    (data + overhead).div_ceil(1 << 20) << 20
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EspError {
+    #[error("an ESP of {size} bytes cannot be FAT32 with {sector_size}-byte sectors; it needs at least {min} bytes")]
+    TooSmallForFat32 { size: u64, sector_size: u16, min: u64 },
     #[error("ESP of {size} bytes is too small for its {needed} bytes of files")]
     TooSmall { size: u64, needed: u64 },
     #[error("writing {path} into the ESP: {source}")]
@@ -27,6 +39,14 @@ pub fn build(
     label: &str,
     files: &[(String, Vec<u8>)],
 ) -> Result<Vec<u8>, EspError> {
+    let min = fat32_min_size(sector_size);
+    if size < min {
+        return Err(EspError::TooSmallForFat32 {
+            size,
+            sector_size,
+            min,
+        });
+    }
     let needed: u64 = files.iter().map(|(_, d)| d.len() as u64 + 4096).sum();
     if needed + (2 << 20) > size {
         return Err(EspError::TooSmall { size, needed });
@@ -40,6 +60,8 @@ pub fn build(
         &mut disk,
         fatfs::FormatVolumeOptions::new()
             .bytes_per_sector(sector_size)
+            .bytes_per_cluster(sector_size as u32)
+            .fat_type(fatfs::FatType::Fat32)
             .volume_id(volume_id)
             .volume_label(vol_label),
     )
@@ -106,11 +128,15 @@ mod tests {
             .unwrap();
         assert_eq!(s, "timeout 0\n");
         assert_eq!(fs.volume_id(), 0x1234_5678);
+        assert_eq!(fs.fat_type(), fatfs::FatType::Fat32);
     }
 
     #[test]
     fn too_small_is_an_error() {
-        let files = vec![("big".to_owned(), vec![0u8; 10 << 20])];
-        assert!(matches!(build(8 << 20, 512, 1, "ESP", &files), Err(EspError::TooSmall { .. })));
+        let files = vec![("big".to_owned(), vec![0u8; 40 << 20])];
+        assert!(matches!(build(40 << 20, 512, 1, "ESP", &files), Err(EspError::TooSmall { .. })));
+        assert!(matches!(build(8 << 20, 512, 1, "ESP", &[]), Err(EspError::TooSmallForFat32 { .. })));
+        assert_eq!(fat32_min_size(512), 34 << 20);
+        assert!(fat32_min_size(4096) > 256 << 20);
     }
 }

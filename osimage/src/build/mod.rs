@@ -245,7 +245,8 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
             (PartitionType::Esp, _) => {
                 let files: u64 = esp_files.iter().map(|(_, d)| d.len() as u64 + 4096).sum();
                 // Room for one more UKI (an update) plus FAT overhead.
-                let auto = (files * 2 + (8 << 20)).div_ceil(1 << 20) << 20;
+                let auto = ((files * 2 + (8 << 20)).div_ceil(1 << 20) << 20)
+                    .max(esp::fat32_min_size(def.image.sector_size as u16));
                 let size = p.size_min_bytes.map_or(auto, |s| s.0);
                 let volume_id = u32::from_le_bytes(derived_uuid(seed, "esp-volume").as_bytes()[..4].try_into().unwrap_or_default());
                 let bytes = esp::build(size, def.image.sector_size as u16, volume_id, "ESP", &esp_files)?;

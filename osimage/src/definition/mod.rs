@@ -209,3 +209,36 @@ impl ImageDefinition {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/appliance")
+    }
+
+    #[test]
+    fn the_shipped_example_parses_and_matches_its_repart_d() {
+        let def = ImageDefinition::load(&shipped().join("image.toml")).unwrap();
+        assert_eq!(def.image.name, "tessera");
+        assert_eq!(def.partitions.len(), 4);
+        assert!(def.uki.kernel.is_absolute());
+        let from_repart = repart_conf::load_dir(&shipped().join("repart.d")).unwrap();
+        assert_eq!(def.partitions, from_repart);
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(shipped().join("image.toml")).unwrap();
+        let path = dir.path().join("image.toml");
+        std::fs::write(&path, text.replace("SizeMinBytes = \"1G\"", "SizeMinBytes = \"1Q\"")).unwrap();
+        let e = ImageDefinition::load(&path).unwrap_err().to_string();
+        assert!(e.contains("image.toml:") && e.contains("key `partition[1].SizeMinBytes`"), "{e}");
+        assert!(e.contains("bad size suffix"), "{e}");
+        std::fs::write(&path, text.replace("sector-size = 512", "sector-size = 1024")).unwrap();
+        let e = ImageDefinition::load(&path).unwrap_err().to_string();
+        assert!(e.contains("sector-size must be 512 or 4096"), "{e}");
+    }
+}
