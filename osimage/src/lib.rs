@@ -11,6 +11,7 @@ pub mod definition;
 pub mod esp;
 pub mod gpt;
 pub mod pcr;
+pub mod provenance;
 pub mod sign;
 pub mod uki;
 pub mod verity;

@@ -44,6 +44,16 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Check an image against its `<image>.intoto.jsonl` SLSA provenance: the DSSE
+    /// signature, the image digest and every partition's digest.
+    ///
+    /// Exit status: 0 verified, 1 not.
+    VerifyProvenance {
+        image: PathBuf,
+        /// Certificate of the key the provenance was signed with.
+        #[arg(long)]
+        cert: PathBuf,
+    },
     /// Make a signing key (RSA 2048, PEM) and a self-signed certificate.
     Genkey {
         /// Directory to write <name>.key and <name>.crt into.
@@ -169,6 +179,15 @@ fn main() -> ExitCode {
             output,
             dry_run,
         } => report(build_cmd(&definition, &output, dry_run, cli.json)),
+        Command::VerifyProvenance { image, cert } => report((|| {
+            let v = osimage::provenance::verify(&image, &cert)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("verified: {} subjects, {} materials, signed by {}", v.subjects.len(), v.materials, v.keyid);
+            }
+            Ok(())
+        })()),
         Command::Genkey {
             out_dir,
             name,

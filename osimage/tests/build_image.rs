@@ -287,3 +287,60 @@ fn repart_d_definitions_build_the_same_image() {
     assert_eq!(rep_a["plan"], rep_b["plan"]);
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
 }
+
+#[test]
+fn provenance_is_signed_and_catches_tampering() {
+    let fx = fixture(Options::default());
+    let d = fx.dir.path();
+    let img = d.join("disk.img");
+    let rep = report(&build(&fx.definition, &img, &[]));
+    let prov = d.join("disk.img.intoto.jsonl");
+    assert_eq!(rep["provenance"], prov.display().to_string());
+
+    // The envelope is DSSE around an in-toto SLSA v1 statement.
+    let line = std::fs::read_to_string(&prov).unwrap();
+    let env: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(env["payloadType"], "application/vnd.in-toto+json");
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(env["payload"].as_str().unwrap())
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(st["predicateType"], "https://slsa.dev/provenance/v1");
+    let names: Vec<&str> = st["subject"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["disk.img", "EFI/Linux/tessera_1.0.efi", "partition/1/esp", "partition/2/usr", "partition/3/usr-verity", "partition/4/usr-verity-sig"]
+    );
+    let deps = st["predicate"]["buildDefinition"]["resolvedDependencies"].as_array().unwrap();
+    assert!(deps.iter().any(|m| m["name"] == "usr-tree"));
+    assert!(deps.iter().any(|m| m["name"].as_str().unwrap().starts_with("kernel:vmlinuz")));
+
+    let verify = |cert: &Path| {
+        osimage()
+            .arg("verify-provenance")
+            .arg(&img)
+            .arg("--cert")
+            .arg(cert)
+            .output()
+            .unwrap()
+    };
+    let out = verify(&d.join("keys/verity.crt"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Another key's certificate does not verify it.
+    let other = osimage::sign::SigningIdentity::generate("other").unwrap();
+    std::fs::write(d.join("other.crt"), other.cert_pem().unwrap()).unwrap();
+    let out = verify(&d.join("other.crt"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("signature does not verify"));
+
+    // One flipped bit in /usr is caught.
+    let usr_off = rep["plan"]["partitions"][1]["offset"].as_u64().unwrap();
+    let mut bytes = std::fs::read(&img).unwrap();
+    bytes[usr_off as usize + 1000] ^= 1;
+    std::fs::write(&img, bytes).unwrap();
+    let out = verify(&d.join("keys/verity.crt"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("digest is"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -87,6 +87,8 @@ pub struct BuildReport {
     pub uki_sha256: String,
     /// PCR 11 as the stub leaves it (phase ""), then after each boot phase.
     pub pcr11: Vec<crate::pcr::Prediction>,
+    /// `<image>.intoto.jsonl`, when the build is signed.
+    pub provenance: Option<PathBuf>,
     pub plan: DiskPlan,
     pub warnings: Vec<String>,
 }
@@ -293,7 +295,7 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
     let gpt = disk_plan.gpt();
     let gpt_writes = gpt.encode()?;
 
-    let report = BuildReport {
+    let mut report = BuildReport {
         image: opts.output.clone(),
         written: !opts.dry_run,
         name: name.clone(),
@@ -303,6 +305,7 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
         uki: uki_path,
         uki_sha256,
         pcr11,
+        provenance: None,
         plan: disk_plan.clone(),
         warnings,
     };
@@ -332,7 +335,91 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
         tmp.as_file().write_all_at(bytes, *offset).map_err(io)?;
     }
     tmp.as_file().sync_all().map_err(io)?;
+
+    let provenance = match &identity {
+        Some(id) => {
+            let envelope = provenance_envelope(def, opts, &tmp_path, &report, id)?;
+            let path = crate::provenance::path_for(&opts.output);
+            let mut line = serde_json::to_vec(&envelope).unwrap_or_default();
+            line.push(b'\n');
+            let ptmp = tempfile::Builder::new()
+                .prefix(".osimage-")
+                .suffix(".intoto.tmp")
+                .tempfile_in(&out_dir)
+                .map_err(|e| BuildError::io(&out_dir, e))?;
+            ptmp.as_file().write_all_at(&line, 0).map_err(|e| BuildError::io(ptmp.path(), e))?;
+            Some((ptmp, path))
+        }
+        None => None,
+    };
     tmp.persist(&opts.output)
         .map_err(|e| BuildError::io(&opts.output, e.error))?;
+    if let Some((ptmp, path)) = provenance {
+        ptmp.persist(&path).map_err(|e| BuildError::io(&path, e.error))?;
+        report.provenance = Some(path);
+    }
     Ok(report)
+}
+
+/// The signed SLSA provenance of the image assembled at `image`.
+fn provenance_envelope(
+    def: &ImageDefinition,
+    opts: &BuildOptions,
+    image: &Path,
+    report: &BuildReport,
+    id: &SigningIdentity,
+) -> Result<serde_json::Value, BuildError> {
+    use crate::provenance::{self as prov, Artifact};
+    let perr = |e: prov::ProvenanceError| BuildError::Input {
+        what: "provenance".into(),
+        why: e.to_string(),
+    };
+    let name = |p: &Path| p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let mut subjects = vec![
+        Artifact {
+            name: name(&opts.output),
+            sha256: prov::file_sha256(image).map_err(perr)?,
+        },
+        Artifact {
+            name: report.uki.clone(),
+            sha256: report.uki_sha256.clone(),
+        },
+    ];
+    for (i, p) in report.plan.partitions.iter().enumerate() {
+        subjects.push(Artifact {
+            name: prov::partition_subject(i, &p.kind.to_string()),
+            sha256: prov::range_sha256(image, p.offset, p.size).map_err(perr)?,
+        });
+    }
+    let mut materials = vec![Artifact {
+        name: "usr-tree".into(),
+        sha256: prov::tree_sha256(&def.usr.tree).map_err(perr)?,
+    }];
+    let mut files: Vec<(&str, &Path)> = vec![
+        ("definition", def.source.as_path()),
+        ("kernel", def.uki.kernel.as_path()),
+        ("os-release", def.uki.os_release.as_path()),
+        ("stub", def.uki.stub.as_path()),
+        ("systemd-boot", def.boot.systemd_boot.as_path()),
+    ];
+    files.extend(def.uki.initrd.iter().map(|p| ("initrd", p.as_path())));
+    if let Some(s) = &def.uki.splash {
+        files.push(("splash", s.as_path()));
+    }
+    for (role, path) in files {
+        materials.push(Artifact {
+            name: format!("{role}:{}", name(path)),
+            sha256: prov::file_sha256(path).map_err(perr)?,
+        });
+    }
+    let parameters = serde_json::json!({
+        "definition": name(&def.source),
+        "name": def.image.name,
+        "version": def.image.version,
+        "seed": def.image.seed,
+        "sectorSize": def.image.sector_size,
+        "sourceDateEpoch": opts.source_date_epoch,
+        "rootHash": report.root_hash,
+    });
+    prov::envelope(&prov::statement(&subjects, &materials, parameters), id).map_err(perr)
 }

@@ -166,6 +166,10 @@ impl SigningIdentity {
         public_key_pem(&self.key.to_public_key())
     }
 
+    pub fn private_key(&self) -> &rsa::RsaPrivateKey {
+        &self.key
+    }
+
     pub fn public_key(&self) -> rsa::RsaPublicKey {
         self.key.to_public_key()
     }
@@ -223,6 +227,30 @@ impl SigningIdentity {
 pub fn public_key_pem(key: &rsa::RsaPublicKey) -> Result<String, SignError> {
     key.to_public_key_pem(LineEnding::LF)
         .map_err(|e| SignError::Sign(e.to_string()))
+}
+
+/// Reads a PEM certificate.
+pub fn load_cert(path: &Path) -> Result<Certificate, SignError> {
+    Certificate::from_pem(read(path)?.as_bytes()).map_err(|e| SignError::Parse {
+        path: path.display().to_string(),
+        what: "X.509 certificate (PEM)",
+        why: e.to_string(),
+    })
+}
+
+/// The RSA public key a certificate carries.
+pub fn cert_public_key(cert: &Certificate) -> Result<rsa::RsaPublicKey, SignError> {
+    use rsa::pkcs8::DecodePublicKey;
+    let der = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| SignError::Sign(e.to_string()))?;
+    rsa::RsaPublicKey::from_public_key_der(&der).map_err(|e| SignError::Parse {
+        path: "<certificate>".into(),
+        what: "RSA public key",
+        why: e.to_string(),
+    })
 }
 
 /// Parses a DER certificate (for checks and tests).
