@@ -323,7 +323,16 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
     tmp.as_file().set_len(disk_plan.disk_size).map_err(io)?;
     for (part, content) in disk_plan.partitions.iter().zip(&contents) {
         match content {
-            Content::Bytes(b) => tmp.as_file().write_all_at(b, part.offset).map_err(io)?,
+            // The file starts as a hole; skipping zero chunks keeps the image sparse
+            // and saves writing most of a mostly empty ESP.
+            Content::Bytes(b) => {
+                const CHUNK: usize = 64 << 10;
+                for (i, chunk) in b.chunks(CHUNK).enumerate() {
+                    if chunk.iter().any(|&x| x != 0) {
+                        tmp.as_file().write_all_at(chunk, part.offset + (i * CHUNK) as u64).map_err(io)?;
+                    }
+                }
+            }
             Content::File(path, _) => {
                 let mut src = File::open(path).map_err(|e| BuildError::io(path, e))?;
                 tmp.as_file_mut().seek(SeekFrom::Start(part.offset)).map_err(io)?;
