@@ -16,8 +16,14 @@ pub fn fat32_min_size(sector_size: u16) -> u64 {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EspError {
-    #[error("an ESP of {size} bytes cannot be FAT32 with {sector_size}-byte sectors; it needs at least {min} bytes")]
-    TooSmallForFat32 { size: u64, sector_size: u16, min: u64 },
+    #[error(
+        "an ESP of {size} bytes cannot be FAT32 with {sector_size}-byte sectors; it needs at least {min} bytes"
+    )]
+    TooSmallForFat32 {
+        size: u64,
+        sector_size: u16,
+        min: u64,
+    },
     #[error("ESP of {size} bytes is too small for its {needed} bytes of files")]
     TooSmall { size: u64, needed: u64 },
     #[error("writing {path} into the ESP: {source}")]
@@ -67,7 +73,8 @@ pub fn build(
     )
     .map_err(EspError::Format)?;
     {
-        let fs = fatfs::FileSystem::new(&mut disk, fatfs::FsOptions::new()).map_err(EspError::Format)?;
+        let fs =
+            fatfs::FileSystem::new(&mut disk, fatfs::FsOptions::new()).map_err(EspError::Format)?;
         write_files(&fs, files)?;
         fs.unmount().map_err(EspError::Format)?;
     }
@@ -134,8 +141,14 @@ mod tests {
     #[test]
     fn too_small_is_an_error() {
         let files = vec![("big".to_owned(), vec![0u8; 40 << 20])];
-        assert!(matches!(build(40 << 20, 512, 1, "ESP", &files), Err(EspError::TooSmall { .. })));
-        assert!(matches!(build(8 << 20, 512, 1, "ESP", &[]), Err(EspError::TooSmallForFat32 { .. })));
+        assert!(matches!(
+            build(40 << 20, 512, 1, "ESP", &files),
+            Err(EspError::TooSmall { .. })
+        ));
+        assert!(matches!(
+            build(8 << 20, 512, 1, "ESP", &[]),
+            Err(EspError::TooSmallForFat32 { .. })
+        ));
         assert_eq!(fat32_min_size(512), 34 << 20);
         assert!(fat32_min_size(4096) > 256 << 20);
     }

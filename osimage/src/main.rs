@@ -184,7 +184,12 @@ fn main() -> ExitCode {
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("verified: {} subjects, {} materials, signed by {}", v.subjects.len(), v.materials, v.keyid);
+                println!(
+                    "verified: {} subjects, {} materials, signed by {}",
+                    v.subjects.len(),
+                    v.materials,
+                    v.keyid
+                );
             }
             Ok(())
         })()),
@@ -201,7 +206,14 @@ fn main() -> ExitCode {
             os_release,
             cmdline,
             output,
-        } => report(uki_cmd(&stub, &kernel, &initrd, &os_release, &cmdline, &output)),
+        } => report(uki_cmd(
+            &stub,
+            &kernel,
+            &initrd,
+            &os_release,
+            &cmdline,
+            &output,
+        )),
         Command::Pcr {
             command: PcrCommand::Predict { uki, phase },
         } => report(pcr_predict(&uki, &phase, cli.json)),
@@ -225,10 +237,18 @@ fn report(r: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn build_cmd(definition: &std::path::Path, output: &std::path::Path, dry_run: bool, json: bool) -> anyhow::Result<()> {
+fn build_cmd(
+    definition: &std::path::Path,
+    output: &std::path::Path,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     let def = osimage::definition::ImageDefinition::load(definition)?;
     let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v.trim().parse().context("SOURCE_DATE_EPOCH is not a number")?,
+        Ok(v) => v
+            .trim()
+            .parse()
+            .context("SOURCE_DATE_EPOCH is not a number")?,
         Err(_) => 0,
     };
     let spinner = indicatif::ProgressBar::new_spinner();
@@ -256,13 +276,27 @@ fn build_cmd(definition: &std::path::Path, output: &std::path::Path, dry_run: bo
         report.version,
         report.plan.disk_size,
         report.plan.sector_size,
-        if dry_run { String::new() } else { format!(" -> {}", output.display()) }
+        if dry_run {
+            String::new()
+        } else {
+            format!(" -> {}", output.display())
+        }
     );
     println!("root hash  {}", report.root_hash);
     println!("uki        {} (sha256 {})", report.uki, report.uki_sha256);
-    println!("{:<16} {:<24} {:>12} {:>12}  uuid", "type", "label", "offset", "size");
+    println!(
+        "{:<16} {:<24} {:>12} {:>12}  uuid",
+        "type", "label", "offset", "size"
+    );
     for p in &report.plan.partitions {
-        println!("{:<16} {:<24} {:>12} {:>12}  {}", p.kind.to_string(), p.label, p.offset, p.size, p.uuid);
+        println!(
+            "{:<16} {:<24} {:>12} {:>12}  {}",
+            p.kind.to_string(),
+            p.label,
+            p.offset,
+            p.size,
+            p.uuid
+        );
     }
     for w in &report.warnings {
         println!("warning: {w}");
@@ -272,7 +306,8 @@ fn build_cmd(definition: &std::path::Path, output: &std::path::Path, dry_run: bo
 
 fn pcr_predict(uki: &std::path::Path, phases: &[String], json: bool) -> anyhow::Result<()> {
     let image = std::fs::read(uki).with_context(|| format!("read {}", uki.display()))?;
-    let layout = osimage::uki::pe::PeLayout::parse(&image).with_context(|| uki.display().to_string())?;
+    let layout =
+        osimage::uki::pe::PeLayout::parse(&image).with_context(|| uki.display().to_string())?;
     let mut sections = Vec::new();
     for s in &layout.sections {
         if let Some(data) = osimage::uki::pe::section_data(&image, &s.name)? {
@@ -280,7 +315,9 @@ fn pcr_predict(uki: &std::path::Path, phases: &[String], json: bool) -> anyhow::
         }
     }
     let phases: Vec<&str> = if phases.is_empty() {
-        std::iter::once("").chain(osimage::pcr::DEFAULT_PHASES).collect()
+        std::iter::once("")
+            .chain(osimage::pcr::DEFAULT_PHASES)
+            .collect()
     } else {
         phases.iter().map(String::as_str).collect()
     };
@@ -289,18 +326,32 @@ fn pcr_predict(uki: &std::path::Path, phases: &[String], json: bool) -> anyhow::
         println!("{}", serde_json::json!({ "sha256": predictions }));
     } else {
         for p in predictions {
-            let phase = if p.phase.is_empty() { "(stub only)" } else { p.phase.as_str() };
+            let phase = if p.phase.is_empty() {
+                "(stub only)"
+            } else {
+                p.phase.as_str()
+            };
             println!("# PCR[11] Phase <{phase}>\n11:sha256={}", p.hash);
         }
     }
     Ok(())
 }
 
-fn genkey_cmd(dir: &std::path::Path, name: &str, cn: &str, force: bool, json: bool) -> anyhow::Result<()> {
+fn genkey_cmd(
+    dir: &std::path::Path,
+    name: &str,
+    cn: &str,
+    force: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     let key = dir.join(format!("{name}.key"));
     let crt = dir.join(format!("{name}.crt"));
     for p in [&key, &crt] {
-        anyhow::ensure!(force || !p.exists(), "{} exists (use --force to replace it)", p.display());
+        anyhow::ensure!(
+            force || !p.exists(),
+            "{} exists (use --force to replace it)",
+            p.display()
+        );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let id = osimage::sign::SigningIdentity::generate(cn)?;
@@ -319,9 +370,16 @@ fn genkey_cmd(dir: &std::path::Path, name: &str, cn: &str, force: bool, json: bo
     std::fs::write(&crt, id.cert_pem()?).with_context(|| format!("write {}", crt.display()))?;
     let fp = hex::encode(id.cert_fingerprint());
     if json {
-        println!("{}", serde_json::json!({ "key": key, "certificate": crt, "certificateFingerprint": fp }));
+        println!(
+            "{}",
+            serde_json::json!({ "key": key, "certificate": crt, "certificateFingerprint": fp })
+        );
     } else {
-        println!("key          {}\ncertificate  {}\nfingerprint  {fp}", key.display(), crt.display());
+        println!(
+            "key          {}\ncertificate  {}\nfingerprint  {fp}",
+            key.display(),
+            crt.display()
+        );
     }
     Ok(())
 }
@@ -334,7 +392,8 @@ fn uki_cmd(
     cmdline: &str,
     output: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let read = |p: &std::path::Path| std::fs::read(p).with_context(|| format!("read {}", p.display()));
+    let read =
+        |p: &std::path::Path| std::fs::read(p).with_context(|| format!("read {}", p.display()));
     let linux = read(kernel)?;
     let mut initrd_bytes = Vec::new();
     for p in initrd {

@@ -65,7 +65,13 @@ impl Artifact {
 
 /// DSSE's pre-authentication encoding.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len()).into_bytes();
+    let mut out = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
     out.extend_from_slice(payload);
     out
 }
@@ -167,7 +173,8 @@ pub fn statement(subjects: &[Artifact], materials: &[Artifact], parameters: Valu
 
 /// Wraps a statement in a DSSE envelope signed with `id`.
 pub fn envelope(statement: &Value, id: &SigningIdentity) -> Result<Value, ProvenanceError> {
-    let payload = serde_json::to_vec(statement).map_err(|e| ProvenanceError::Malformed(e.to_string()))?;
+    let payload =
+        serde_json::to_vec(statement).map_err(|e| ProvenanceError::Malformed(e.to_string()))?;
     let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(id.private_key().clone());
     let sig = signer.sign(&pae(PAYLOAD_TYPE, &payload));
     Ok(json!({
@@ -198,8 +205,12 @@ pub struct Verified {
 pub fn verify(image: &Path, cert_pem: &Path) -> Result<Verified, ProvenanceError> {
     let prov_path = path_for(image);
     let text = std::fs::read_to_string(&prov_path).map_err(io(&prov_path))?;
-    let line = text.lines().find(|l| !l.trim().is_empty()).ok_or_else(|| ProvenanceError::Malformed("empty file".into()))?;
-    let env: Value = serde_json::from_str(line).map_err(|e| ProvenanceError::Malformed(e.to_string()))?;
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .ok_or_else(|| ProvenanceError::Malformed("empty file".into()))?;
+    let env: Value =
+        serde_json::from_str(line).map_err(|e| ProvenanceError::Malformed(e.to_string()))?;
     let bad = |what: &str| ProvenanceError::Malformed(what.to_owned());
     if env["payloadType"] != PAYLOAD_TYPE {
         return Err(bad("payloadType is not in-toto"));
@@ -209,16 +220,22 @@ pub fn verify(image: &Path, cert_pem: &Path) -> Result<Verified, ProvenanceError
         .map_err(|_| bad("payload is not base64"))?;
     let sig_entry = &env["signatures"][0];
     let sig = STANDARD
-        .decode(sig_entry["sig"].as_str().ok_or_else(|| bad("no signature"))?)
+        .decode(
+            sig_entry["sig"]
+                .as_str()
+                .ok_or_else(|| bad("no signature"))?,
+        )
         .map_err(|_| bad("signature is not base64"))?;
     let cert = crate::sign::load_cert(cert_pem)?;
     let key = crate::sign::cert_public_key(&cert)?;
-    let sig = rsa::pkcs1v15::Signature::try_from(sig.as_slice()).map_err(|_| ProvenanceError::BadSignature)?;
+    let sig = rsa::pkcs1v15::Signature::try_from(sig.as_slice())
+        .map_err(|_| ProvenanceError::BadSignature)?;
     rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key)
         .verify(&pae(PAYLOAD_TYPE, &payload), &sig)
         .map_err(|_| ProvenanceError::BadSignature)?;
 
-    let st: Value = serde_json::from_slice(&payload).map_err(|e| ProvenanceError::Malformed(e.to_string()))?;
+    let st: Value =
+        serde_json::from_slice(&payload).map_err(|e| ProvenanceError::Malformed(e.to_string()))?;
     if st["_type"] != STATEMENT_TYPE || st["predicateType"] != PREDICATE_TYPE {
         return Err(bad("not an in-toto SLSA v1 statement"));
     }
@@ -228,7 +245,10 @@ pub fn verify(image: &Path, cert_pem: &Path) -> Result<Verified, ProvenanceError
         .iter()
         .map(|s| Artifact {
             name: s["name"].as_str().unwrap_or_default().to_owned(),
-            sha256: s["digest"]["sha256"].as_str().unwrap_or_default().to_owned(),
+            sha256: s["digest"]["sha256"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         })
         .collect();
     let check = |name: &str, actual: String| -> Result<(), ProvenanceError> {
@@ -245,7 +265,11 @@ pub fn verify(image: &Path, cert_pem: &Path) -> Result<Verified, ProvenanceError
         }
         Ok(())
     };
-    let image_name = image.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let image_name = image
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     check(&image_name, file_sha256(image)?)?;
     let f = File::open(image).map_err(io(image))?;
     let gpt = Gpt::decode(|off, buf| std::os::unix::fs::FileExt::read_exact_at(&f, buf, off))

@@ -30,7 +30,11 @@ fn systemd_boot_starts_our_uki_under_ovmf() {
         .arg(&img)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let root = report["rootHash"].as_str().unwrap();
 
@@ -40,8 +44,14 @@ fn systemd_boot_starts_our_uki_under_ovmf() {
         .unwrap();
     assert!(line.contains(&format!("usrhash={root}")), "{line}");
     assert!(line.contains("console=ttyS0,115200"), "{line}");
-    assert!(vm.wait_exit(Duration::from_secs(60)), "guest must power off");
-    eprintln!("boot: firmware to UKI initrd marker in {:.1}s", vm.elapsed().as_secs_f64());
+    assert!(
+        vm.wait_exit(Duration::from_secs(60)),
+        "guest must power off"
+    );
+    eprintln!(
+        "boot: firmware to UKI initrd marker in {:.1}s",
+        vm.elapsed().as_secs_f64()
+    );
 }
 
 #[test]
@@ -66,7 +76,11 @@ fn pcr11_read_in_the_guest_equals_the_prediction() {
         .arg(&img)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let predicted = report["pcr11"]
         .as_array()
@@ -80,8 +94,17 @@ fn pcr11_read_in_the_guest_equals_the_prediction() {
 
     let tpm = Swtpm::unix().unwrap();
     let mut vm = Vm::start(&VmConfig::firmware(&img).with_tpm(&tpm)).unwrap();
-    let line = vm.wait_for_line("TESSERA-PCR11", Duration::from_secs(300)).unwrap();
-    let read = line.split_whitespace().nth(1).unwrap_or_default().to_ascii_lowercase();
-    assert_eq!(read, predicted, "PCR 11 in the guest vs osimage's prediction");
+    let line = vm
+        .wait_for_line("TESSERA-PCR11", Duration::from_secs(300))
+        .unwrap();
+    let read = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert_eq!(
+        read, predicted,
+        "PCR 11 in the guest vs osimage's prediction"
+    );
     assert!(vm.wait_exit(Duration::from_secs(60)));
 }

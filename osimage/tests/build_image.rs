@@ -22,7 +22,11 @@ fn build(def: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
 }
 
 fn report(out: &std::process::Output) -> serde_json::Value {
-    assert!(out.status.success(), "build failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -42,12 +46,22 @@ struct Loop(String);
 impl Loop {
     fn attach(image: &Path, sector_size: u32) -> Loop {
         let out = Command::new("losetup")
-            .args(["--find", "--show", "--read-only", "--partscan", "--sector-size"])
+            .args([
+                "--find",
+                "--show",
+                "--read-only",
+                "--partscan",
+                "--sector-size",
+            ])
             .arg(sector_size.to_string())
             .arg(image)
             .output()
             .unwrap();
-        assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Loop(String::from_utf8(out.stdout).unwrap().trim().to_owned())
     }
 }
@@ -59,8 +73,16 @@ impl Drop for Loop {
 }
 
 fn sfdisk_dump(device: &str) -> String {
-    let out = Command::new("sfdisk").arg("-d").arg(device).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("sfdisk")
+        .arg("-d")
+        .arg(device)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The device path varies; golden files use a fixed name.
     String::from_utf8(out.stdout)
         .unwrap()
@@ -70,12 +92,19 @@ fn sfdisk_dump(device: &str) -> String {
 
 /// Compares with the checked-in golden file; TESSERA_UPDATE_GOLDEN=1 rewrites it.
 fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("TESSERA_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).unwrap();
     }
     let want = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(actual, want, "{} differs (TESSERA_UPDATE_GOLDEN=1 to accept)", path.display());
+    assert_eq!(
+        actual,
+        want,
+        "{} differs (TESSERA_UPDATE_GOLDEN=1 to accept)",
+        path.display()
+    );
 }
 
 fn check_image(sector_size: u32) {
@@ -86,20 +115,35 @@ fn check_image(sector_size: u32) {
     let img = fx.dir.path().join("disk.img");
     let rep = report(&build(&fx.definition, &img, &[]));
     let root = rep["rootHash"].as_str().unwrap().to_owned();
-    assert!(rep["cmdline"].as_str().unwrap().ends_with(&format!("usrhash={root}")));
+    assert!(
+        rep["cmdline"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("usrhash={root}"))
+    );
 
     let device = if sector_size == 512 {
         None
     } else {
         Some(Loop::attach(&img, sector_size))
     };
-    let target = device.as_ref().map_or(img.display().to_string(), |l| l.0.clone());
+    let target = device
+        .as_ref()
+        .map_or(img.display().to_string(), |l| l.0.clone());
     golden(&format!("sfdisk-{sector_size}.txt"), &sfdisk_dump(&target));
 
     // systemd-dissect finds the three usr partitions by their DPS types, with the
     // partition UUIDs usrhash= looks for: the halves of our root hash.
-    let out = Command::new("systemd-dissect").args(["--json=short"]).arg(&target).output().unwrap();
-    assert!(out.status.success(), "systemd-dissect: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("systemd-dissect")
+        .args(["--json=short"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "systemd-dissect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dissect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mounts = dissect["mounts"].as_array().unwrap();
     let uuid_of = |designator: &str| {
@@ -125,9 +169,24 @@ fn check_image(sector_size: u32) {
     let part = |t: &str| parts.iter().find(|p| p["type"] == t).unwrap();
     let (usr_p, hash_p, sig_p) = (part("usr"), part("usr-verity"), part("usr-verity-sig"));
     let d = fx.dir.path();
-    extract(&img, usr_p["offset"].as_u64().unwrap(), usr_p["size"].as_u64().unwrap(), &d.join("usr.part"));
-    extract(&img, hash_p["offset"].as_u64().unwrap(), hash_p["size"].as_u64().unwrap(), &d.join("hash.part"));
-    extract(&img, sig_p["offset"].as_u64().unwrap(), sig_p["size"].as_u64().unwrap(), &d.join("sig.part"));
+    extract(
+        &img,
+        usr_p["offset"].as_u64().unwrap(),
+        usr_p["size"].as_u64().unwrap(),
+        &d.join("usr.part"),
+    );
+    extract(
+        &img,
+        hash_p["offset"].as_u64().unwrap(),
+        hash_p["size"].as_u64().unwrap(),
+        &d.join("hash.part"),
+    );
+    extract(
+        &img,
+        sig_p["offset"].as_u64().unwrap(),
+        sig_p["size"].as_u64().unwrap(),
+        &d.join("sig.part"),
+    );
     let out = Command::new("veritysetup")
         .arg("verify")
         .arg(d.join("usr.part"))
@@ -135,7 +194,11 @@ fn check_image(sector_size: u32) {
         .arg(&root)
         .output()
         .unwrap();
-    assert!(out.status.success(), "veritysetup verify: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "veritysetup verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The signature partition holds our root hash, signed; openssl accepts it.
     let sig = VeritySig::from_partition(&std::fs::read(d.join("sig.part")).unwrap()).unwrap();
@@ -143,7 +206,16 @@ fn check_image(sector_size: u32) {
     std::fs::write(d.join("sig.p7s"), sig.signature_der().unwrap()).unwrap();
     std::fs::write(d.join("roothash.txt"), &root).unwrap();
     let out = Command::new("openssl")
-        .args(["cms", "-verify", "-binary", "-inform", "DER", "-out", "/dev/null", "-in"])
+        .args([
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-out",
+            "/dev/null",
+            "-in",
+        ])
         .arg(d.join("sig.p7s"))
         .arg("-content")
         .arg(d.join("roothash.txt"))
@@ -151,7 +223,11 @@ fn check_image(sector_size: u32) {
         .arg(d.join("keys/verity.crt"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -172,7 +248,11 @@ fn rebuilds_are_bit_identical() {
     report(&build(&fx.definition, &a, &[]));
     report(&build(&fx.definition, &b, &[]));
     let out = Command::new("cmp").arg(&a).arg(&b).output().unwrap();
-    assert!(out.status.success(), "cmp: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "cmp: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -222,7 +302,11 @@ fn bad_inputs_give_clear_errors_and_write_nothing() {
     // A certificate that is not the key's.
     let fx = fixture(Options::default());
     let other = osimage::sign::SigningIdentity::generate("other").unwrap();
-    std::fs::write(fx.dir.path().join("keys/verity.crt"), other.cert_pem().unwrap()).unwrap();
+    std::fs::write(
+        fx.dir.path().join("keys/verity.crt"),
+        other.cert_pem().unwrap(),
+    )
+    .unwrap();
     assert_fails_cleanly(&fx, "does not belong to key");
 
     // A missing key.
@@ -233,26 +317,44 @@ fn bad_inputs_give_clear_errors_and_write_nothing() {
     // A partition that does not fit its SizeMaxBytes.
     let fx = fixture(Options::default());
     let text = std::fs::read_to_string(&fx.definition).unwrap();
-    let text = text.replace("Format = \"erofs\"\n", "Format = \"erofs\"\nSizeMaxBytes = \"1K\"\n");
+    let text = text.replace(
+        "Format = \"erofs\"\n",
+        "Format = \"erofs\"\nSizeMaxBytes = \"1K\"\n",
+    );
     std::fs::write(&fx.definition, text).unwrap();
     assert_fails_cleanly(&fx, "SizeMaxBytes is 1024");
 
     // An unknown partition type names the file, line and key.
     let fx = fixture(Options::default());
     let text = std::fs::read_to_string(&fx.definition).unwrap();
-    std::fs::write(&fx.definition, text.replace("Type = \"usr-verity-sig\"", "Type = \"usr-verity-sgi\"")).unwrap();
+    std::fs::write(
+        &fx.definition,
+        text.replace("Type = \"usr-verity-sig\"", "Type = \"usr-verity-sgi\""),
+    )
+    .unwrap();
     assert_fails_cleanly(&fx, "image.toml:");
     let out = build(&fx.definition, &fx.dir.path().join("x.img"), &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("key `partition[3].Type`") && stderr.contains("unknown partition type"), "{stderr}");
+    assert!(
+        stderr.contains("key `partition[3].Type`") && stderr.contains("unknown partition type"),
+        "{stderr}"
+    );
 
     // A stub that is not a PE.
     let fx = fixture(Options::default());
     let bogus = fx.dir.path().join("bogus.stub");
     std::fs::write(&bogus, "MZ but not really").unwrap();
     let text = std::fs::read_to_string(&fx.definition).unwrap();
-    let stub_line = text.lines().find(|l| l.starts_with("stub = ")).unwrap().to_owned();
-    std::fs::write(&fx.definition, text.replace(&stub_line, &format!("stub = \"{}\"", bogus.display()))).unwrap();
+    let stub_line = text
+        .lines()
+        .find(|l| l.starts_with("stub = "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &fx.definition,
+        text.replace(&stub_line, &format!("stub = \"{}\"", bogus.display())),
+    )
+    .unwrap();
     assert_fails_cleanly(&fx, "not a PE image");
 }
 
@@ -266,13 +368,21 @@ fn repart_d_definitions_build_the_same_image() {
     // The same partitions as systemd repart.d files.
     let rd = d.join("repart.d");
     std::fs::create_dir_all(&rd).unwrap();
-    std::fs::write(rd.join("00-esp.conf"), "[Partition]\nType=esp\nSizeMinBytes=64M\n").unwrap();
+    std::fs::write(
+        rd.join("00-esp.conf"),
+        "[Partition]\nType=esp\nSizeMinBytes=64M\n",
+    )
+    .unwrap();
     std::fs::write(
         rd.join("10-usr.conf"),
         "[Partition]\nType=usr\nFormat=erofs\nVerity=data\nVerityMatchKey=usr\n",
     )
     .unwrap();
-    std::fs::write(rd.join("20-usr-verity.conf"), "[Partition]\nType=usr-verity\nVerity=hash\nVerityMatchKey=usr\n").unwrap();
+    std::fs::write(
+        rd.join("20-usr-verity.conf"),
+        "[Partition]\nType=usr-verity\nVerity=hash\nVerityMatchKey=usr\n",
+    )
+    .unwrap();
     std::fs::write(
         rd.join("30-usr-verity-sig.conf"),
         "[Partition]\nType=usr-verity-sig\nVerity=signature\nVerityMatchKey=usr\n",
@@ -307,14 +417,31 @@ fn provenance_is_signed_and_catches_tampering() {
         .unwrap();
     let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(st["predicateType"], "https://slsa.dev/provenance/v1");
-    let names: Vec<&str> = st["subject"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = st["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
         names,
-        ["disk.img", "EFI/Linux/tessera_1.0.efi", "partition/1/esp", "partition/2/usr", "partition/3/usr-verity", "partition/4/usr-verity-sig"]
+        [
+            "disk.img",
+            "EFI/Linux/tessera_1.0.efi",
+            "partition/1/esp",
+            "partition/2/usr",
+            "partition/3/usr-verity",
+            "partition/4/usr-verity-sig"
+        ]
     );
-    let deps = st["predicate"]["buildDefinition"]["resolvedDependencies"].as_array().unwrap();
+    let deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
     assert!(deps.iter().any(|m| m["name"] == "usr-tree"));
-    assert!(deps.iter().any(|m| m["name"].as_str().unwrap().starts_with("kernel:vmlinuz")));
+    assert!(
+        deps.iter()
+            .any(|m| m["name"].as_str().unwrap().starts_with("kernel:vmlinuz"))
+    );
 
     let verify = |cert: &Path| {
         osimage()
@@ -326,7 +453,11 @@ fn provenance_is_signed_and_catches_tampering() {
             .unwrap()
     };
     let out = verify(&d.join("keys/verity.crt"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Another key's certificate does not verify it.
     let other = osimage::sign::SigningIdentity::generate("other").unwrap();
@@ -342,5 +473,9 @@ fn provenance_is_signed_and_catches_tampering() {
     std::fs::write(&img, bytes).unwrap();
     let out = verify(&d.join("keys/verity.crt"));
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("digest is"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("digest is"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -18,14 +18,28 @@ struct Inputs {
 fn inputs(with_optional: bool) -> Inputs {
     let dir = tempfile::tempdir().unwrap();
     let mut files = vec![
-        (".linux", "linux", (0..300_000u32).map(|i| (i % 253) as u8).collect::<Vec<u8>>()),
+        (
+            ".linux",
+            "linux",
+            (0..300_000u32)
+                .map(|i| (i % 253) as u8)
+                .collect::<Vec<u8>>(),
+        ),
         (".osrel", "osrel", b"ID=tessera\nVERSION_ID=2.0\n".to_vec()),
-        (".cmdline", "cmdline", b"console=ttyS0 usrhash=0123abcd".to_vec()),
+        (
+            ".cmdline",
+            "cmdline",
+            b"console=ttyS0 usrhash=0123abcd".to_vec(),
+        ),
         (".initrd", "initrd", vec![0x42; 70_000]),
     ];
     if with_optional {
         files.push((".splash", "splash", b"BM not really a bitmap".to_vec()));
-        files.push((".pcrpkey", "pcrpkey", b"-----BEGIN PUBLIC KEY-----\nabc\n".to_vec()));
+        files.push((
+            ".pcrpkey",
+            "pcrpkey",
+            b"-----BEGIN PUBLIC KEY-----\nabc\n".to_vec(),
+        ));
     }
     for (_, name, data) in &files {
         std::fs::write(dir.path().join(name), data).unwrap();
@@ -41,13 +55,23 @@ fn measure_args(inp: &Inputs) -> Vec<String> {
 }
 
 fn sections(inp: &Inputs) -> Vec<(&str, &[u8])> {
-    inp.files.iter().map(|(s, _, d)| (*s, d.as_slice())).collect()
+    inp.files
+        .iter()
+        .map(|(s, _, d)| (*s, d.as_slice()))
+        .collect()
 }
 
 fn run(args: &[String]) -> serde_json::Value {
-    assert!(Path::new(MEASURE).exists(), "systemd-measure missing (systemd 252)");
+    assert!(
+        Path::new(MEASURE).exists(),
+        "systemd-measure missing (systemd 252)"
+    );
     let out = Command::new(MEASURE).args(args).output().unwrap();
-    assert!(out.status.success(), "systemd-measure: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "systemd-measure: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -55,7 +79,11 @@ fn run(args: &[String]) -> serde_json::Value {
 fn predictions_equal_systemd_measure_calculate() {
     for optional in [false, true] {
         let inp = inputs(optional);
-        let mut args = vec!["calculate".to_owned(), "--bank=sha256".into(), "--json=short".into()];
+        let mut args = vec![
+            "calculate".to_owned(),
+            "--bank=sha256".into(),
+            "--json=short".into(),
+        ];
         args.extend(measure_args(&inp));
         let theirs = run(&args);
         let ours = pcr::predict(&sections(&inp), &pcr::DEFAULT_PHASES);

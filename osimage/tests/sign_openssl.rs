@@ -24,7 +24,9 @@ fn openssl_accepts_the_verity_signature() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let fp = String::from_utf8_lossy(&out.stdout).to_lowercase().replace(':', "");
+    let fp = String::from_utf8_lossy(&out.stdout)
+        .to_lowercase()
+        .replace(':', "");
     assert!(fp.contains(&hex::encode(id.cert_fingerprint())), "{fp}");
 
     let root = [0xabu8; 32];
@@ -51,7 +53,11 @@ fn openssl_accepts_the_verity_signature() {
             .unwrap()
     };
     let out = verify(&content);
-    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A different root hash must not verify.
     std::fs::write(&content, hex::encode([0xacu8; 32])).unwrap();
@@ -69,10 +75,13 @@ fn mismatched_key_and_certificate_are_rejected() {
     std::fs::write(dir.path().join("a.key"), a.key_pem().unwrap()).unwrap();
     std::fs::write(dir.path().join("b.crt"), b.cert_pem().unwrap()).unwrap();
     std::fs::write(dir.path().join("junk.crt"), "not a certificate").unwrap();
-    let err = SigningIdentity::load(&dir.path().join("a.key"), &dir.path().join("b.crt")).unwrap_err();
+    let err =
+        SigningIdentity::load(&dir.path().join("a.key"), &dir.path().join("b.crt")).unwrap_err();
     assert!(err.to_string().contains("does not belong to key"), "{err}");
-    let err = SigningIdentity::load(&dir.path().join("a.key"), &dir.path().join("junk.crt")).unwrap_err();
+    let err =
+        SigningIdentity::load(&dir.path().join("a.key"), &dir.path().join("junk.crt")).unwrap_err();
     assert!(err.to_string().contains("junk.crt"), "{err}");
-    let err = SigningIdentity::load(&dir.path().join("nope.key"), &dir.path().join("b.crt")).unwrap_err();
+    let err =
+        SigningIdentity::load(&dir.path().join("nope.key"), &dir.path().join("b.crt")).unwrap_err();
     assert!(err.to_string().contains("nope.key: cannot read"), "{err}");
 }

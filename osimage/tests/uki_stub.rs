@@ -31,22 +31,40 @@ fn uki_sections_are_readable_by_objdump_and_a_pe_parser() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tessera.efi");
     std::fs::write(&path, &image).unwrap();
-    let out = Command::new("objdump").arg("-h").arg(&path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("objdump")
+        .arg("-h")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listing = String::from_utf8_lossy(&out.stdout);
-    for name in [".osrel", ".cmdline", ".uname", ".pcrpkey", ".initrd", ".linux", ".sdmagic"] {
-        assert!(listing.contains(name), "objdump -h lacks {name}:\n{listing}");
+    for name in [
+        ".osrel", ".cmdline", ".uname", ".pcrpkey", ".initrd", ".linux", ".sdmagic",
+    ] {
+        assert!(
+            listing.contains(name),
+            "objdump -h lacks {name}:\n{listing}"
+        );
     }
 
     let pe = PeFile64::parse(&*image).expect("a PE parser accepts the UKI");
     let data = |name: &str| {
-        let s = pe.section_by_name(name).unwrap_or_else(|| panic!("no {name}"));
+        let s = pe
+            .section_by_name(name)
+            .unwrap_or_else(|| panic!("no {name}"));
         s.data().unwrap()[..s.size() as usize].to_vec()
     };
     assert_eq!(data(".osrel"), spec.osrel);
     assert_eq!(data(".cmdline"), b"console=ttyS0 quiet");
     assert_eq!(&data(".linux")[..spec.linux.len()], &spec.linux[..]);
-    assert_eq!(pe::section_data(&image, ".initrd").unwrap().unwrap(), &spec.initrd[..]);
+    assert_eq!(
+        pe::section_data(&image, ".initrd").unwrap().unwrap(),
+        &spec.initrd[..]
+    );
 
     // Headers are consistent: SizeOfImage covers the last section, and the checksum
     // is what CheckSumMappedFile computes.
@@ -76,5 +94,8 @@ fn a_stub_that_is_not_a_pe_is_rejected_with_its_path() {
     std::fs::write(&bogus, b"#!/bin/sh\n").unwrap();
     let err = UkiSpec::default().build_from_file(&bogus).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("linuxx64.efi.stub") && msg.contains("not a PE image"), "{msg}");
+    assert!(
+        msg.contains("linuxx64.efi.stub") && msg.contains("not a PE image"),
+        "{msg}"
+    );
 }

@@ -96,20 +96,36 @@ fn osimage(size_mib: u64, runs: u32) -> anyhow::Result<()> {
 /// its own extra work (systemd-boot and a UKI on the ESP), which counts against it.
 fn image_build(osimage: &Path, runs: u32) -> anyhow::Result<()> {
     let art = tessera_rig::Artifacts::ensure()?;
-    let dir = tempfile::Builder::new().prefix("tessera-bench-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("tessera-bench-")
+        .tempdir()?;
     let d = dir.path();
     let tree = d.join("tree");
-    let status = Command::new("cp").arg("-a").arg("/usr/share/doc").arg(&tree).status()?;
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg("/usr/share/doc")
+        .arg(&tree)
+        .status()?;
     ensure!(status.success(), "copying /usr/share/doc");
     let size = Command::new("du").args(["-sb"]).arg(&tree).output()?;
-    let size = String::from_utf8_lossy(&size.stdout).split_whitespace().next().unwrap_or("?").to_owned();
+    let size = String::from_utf8_lossy(&size.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_owned();
 
     let defs = d.join("repart.d");
     std::fs::create_dir_all(&defs)?;
-    std::fs::write(defs.join("00-esp.conf"), "[Partition]\nType=esp\nFormat=vfat\nSizeMinBytes=64M\nSizeMaxBytes=64M\n")?;
+    std::fs::write(
+        defs.join("00-esp.conf"),
+        "[Partition]\nType=esp\nFormat=vfat\nSizeMinBytes=64M\nSizeMaxBytes=64M\n",
+    )?;
     std::fs::write(
         defs.join("10-usr.conf"),
-        format!("[Partition]\nType=usr\nFormat=squashfs\nCopyFiles={}:/\nSizeMinBytes=256M\nSizeMaxBytes=256M\n", tree.display()),
+        format!(
+            "[Partition]\nType=usr\nFormat=squashfs\nCopyFiles={}:/\nSizeMinBytes=256M\nSizeMaxBytes=256M\n",
+            tree.display()
+        ),
     )?;
     std::fs::write(d.join("os-release"), "ID=tessera\n")?;
     std::fs::write(d.join("initrd"), "bench")?;
@@ -136,7 +152,12 @@ fn image_build(osimage: &Path, runs: u32) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(d.join("repart.img"));
         t_repart = t_repart.min(time(
             Command::new("systemd-repart")
-                .args(["--empty=create", "--size=auto", "--dry-run=no", "--no-pager"])
+                .args([
+                    "--empty=create",
+                    "--size=auto",
+                    "--dry-run=no",
+                    "--no-pager",
+                ])
                 .arg(format!("--definitions={}", defs.display()))
                 .arg(d.join("repart.img")),
         )?);

@@ -154,7 +154,9 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
     let scratch = if opts.dry_run {
         tempfile::Builder::new().prefix("osimage-build-").tempdir()
     } else {
-        tempfile::Builder::new().prefix(".osimage-build-").tempdir_in(&out_dir)
+        tempfile::Builder::new()
+            .prefix(".osimage-build-")
+            .tempdir_in(&out_dir)
     }
     .map_err(|e| BuildError::io(&out_dir, e))?;
 
@@ -168,7 +170,10 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
             why: "no usr partition".into(),
         })?;
     let format = usr_def.format.unwrap_or(FsFormat::Erofs);
-    tracing::info!("building the {format} /usr image from {}", def.usr.tree.display());
+    tracing::info!(
+        "building the {format} /usr image from {}",
+        def.usr.tree.display()
+    );
     let usr_img = usr::make_fs(
         format,
         &def.usr.tree,
@@ -177,7 +182,10 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
         opts.source_date_epoch,
     )?;
     let usr_file = File::open(&usr_img).map_err(|e| BuildError::io(&usr_img, e))?;
-    let usr_len = usr_file.metadata().map_err(|e| BuildError::io(&usr_img, e))?.len();
+    let usr_len = usr_file
+        .metadata()
+        .map_err(|e| BuildError::io(&usr_img, e))?
+        .len();
     tracing::info!("hashing {usr_len} bytes of /usr for dm-verity");
     let vparams = VerityParams::new(
         verity::derive_salt(seed.as_bytes(), "usr-verity"),
@@ -196,7 +204,9 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
     for path in &def.uki.initrd {
         initrd.extend(read(path)?);
     }
-    let cmdline = format!("{} usrhash={root_hex}", def.uki.cmdline.trim()).trim().to_owned();
+    let cmdline = format!("{} usrhash={root_hex}", def.uki.cmdline.trim())
+        .trim()
+        .to_owned();
     let mut spec = UkiSpec {
         osrel: read(&def.uki.os_release)?,
         cmdline: cmdline.clone(),
@@ -223,7 +233,9 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
     let pcr11 = {
         let sections = spec.sections();
         let refs: Vec<(&str, &[u8])> = sections.iter().map(|(n, d)| (*n, d.as_slice())).collect();
-        let phases: Vec<&str> = std::iter::once("").chain(crate::pcr::DEFAULT_PHASES).collect();
+        let phases: Vec<&str> = std::iter::once("")
+            .chain(crate::pcr::DEFAULT_PHASES)
+            .collect();
         crate::pcr::predict(&refs, &phases)
     };
     let uki_bytes = spec.build_from_file(&def.uki.stub)?;
@@ -234,7 +246,10 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
     let esp_files = vec![
         ("EFI/BOOT/BOOTX64.EFI".to_owned(), sd_boot.clone()),
         ("EFI/systemd/systemd-bootx64.efi".to_owned(), sd_boot),
-        ("loader/loader.conf".to_owned(), def.boot.loader_conf.clone().into_bytes()),
+        (
+            "loader/loader.conf".to_owned(),
+            def.boot.loader_conf.clone().into_bytes(),
+        ),
         ("loader/entries.srel".to_owned(), b"type1\n".to_vec()),
         (uki_path.clone(), uki_bytes),
     ];
@@ -250,23 +265,52 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
                 let auto = ((files * 2 + (8 << 20)).div_ceil(1 << 20) << 20)
                     .max(esp::fat32_min_size(def.image.sector_size as u16));
                 let size = p.size_min_bytes.map_or(auto, |s| s.0);
-                let volume_id = u32::from_le_bytes(derived_uuid(seed, "esp-volume").as_bytes()[..4].try_into().unwrap_or_default());
-                let bytes = esp::build(size, def.image.sector_size as u16, volume_id, "ESP", &esp_files)?;
-                (Content::Bytes(bytes), derived_uuid(seed, "esp"), "ESP".to_owned())
+                let volume_id = u32::from_le_bytes(
+                    derived_uuid(seed, "esp-volume").as_bytes()[..4]
+                        .try_into()
+                        .unwrap_or_default(),
+                );
+                let bytes = esp::build(
+                    size,
+                    def.image.sector_size as u16,
+                    volume_id,
+                    "ESP",
+                    &esp_files,
+                )?;
+                (
+                    Content::Bytes(bytes),
+                    derived_uuid(seed, "esp"),
+                    "ESP".to_owned(),
+                )
             }
             (PartitionType::Usr, VerityRole::Data | VerityRole::Off) => {
                 let mut id = [0u8; 16];
                 id.copy_from_slice(&tree.root_hash[..16]);
-                (Content::File(usr_img.clone(), usr_len), Uuid::from_bytes(id), versioned.clone())
+                (
+                    Content::File(usr_img.clone(), usr_len),
+                    Uuid::from_bytes(id),
+                    versioned.clone(),
+                )
             }
             (PartitionType::UsrVerity, VerityRole::Hash) => {
                 let mut id = [0u8; 16];
                 id.copy_from_slice(&tree.root_hash[16..]);
-                (Content::Bytes(tree.hash_device.clone()), Uuid::from_bytes(id), versioned.clone())
+                (
+                    Content::Bytes(tree.hash_device.clone()),
+                    Uuid::from_bytes(id),
+                    versioned.clone(),
+                )
             }
             (PartitionType::UsrVeritySig, VerityRole::Signature) => {
-                let bytes = sig.as_ref().map(VeritySig::to_partition).unwrap_or_default();
-                (Content::Bytes(bytes), derived_uuid(&root_hex, "usr-verity-sig"), versioned.clone())
+                let bytes = sig
+                    .as_ref()
+                    .map(VeritySig::to_partition)
+                    .unwrap_or_default();
+                (
+                    Content::Bytes(bytes),
+                    derived_uuid(&root_hex, "usr-verity-sig"),
+                    versioned.clone(),
+                )
             }
             (kind, _) => {
                 return Err(BuildError::Input {
@@ -329,13 +373,17 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
                 const CHUNK: usize = 64 << 10;
                 for (i, chunk) in b.chunks(CHUNK).enumerate() {
                     if chunk.iter().any(|&x| x != 0) {
-                        tmp.as_file().write_all_at(chunk, part.offset + (i * CHUNK) as u64).map_err(io)?;
+                        tmp.as_file()
+                            .write_all_at(chunk, part.offset + (i * CHUNK) as u64)
+                            .map_err(io)?;
                     }
                 }
             }
             Content::File(path, _) => {
                 let mut src = File::open(path).map_err(|e| BuildError::io(path, e))?;
-                tmp.as_file_mut().seek(SeekFrom::Start(part.offset)).map_err(io)?;
+                tmp.as_file_mut()
+                    .seek(SeekFrom::Start(part.offset))
+                    .map_err(io)?;
                 std::io::copy(&mut src, tmp.as_file_mut()).map_err(io)?;
             }
         }
@@ -356,7 +404,9 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
                 .suffix(".intoto.tmp")
                 .tempfile_in(&out_dir)
                 .map_err(|e| BuildError::io(&out_dir, e))?;
-            ptmp.as_file().write_all_at(&line, 0).map_err(|e| BuildError::io(ptmp.path(), e))?;
+            ptmp.as_file()
+                .write_all_at(&line, 0)
+                .map_err(|e| BuildError::io(ptmp.path(), e))?;
             Some((ptmp, path))
         }
         None => None,
@@ -364,7 +414,8 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
     tmp.persist(&opts.output)
         .map_err(|e| BuildError::io(&opts.output, e.error))?;
     if let Some((ptmp, path)) = provenance {
-        ptmp.persist(&path).map_err(|e| BuildError::io(&path, e.error))?;
+        ptmp.persist(&path)
+            .map_err(|e| BuildError::io(&path, e.error))?;
         report.provenance = Some(path);
     }
     Ok(report)
@@ -383,7 +434,12 @@ fn provenance_envelope(
         what: "provenance".into(),
         why: e.to_string(),
     };
-    let name = |p: &Path| p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let name = |p: &Path| {
+        p.file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    };
     let mut subjects = vec![
         Artifact {
             name: name(&opts.output),

@@ -61,11 +61,18 @@ fn align(v: u64, a: u64) -> u64 {
 
 /// Places partitions in order, each at the next 1 MiB boundary, sized to
 /// `max(content, SizeMinBytes)` rounded up to 4 KiB and checked against SizeMaxBytes.
-pub fn plan(sector_size: u32, disk_guid: Uuid, needs: &[PartitionNeeds]) -> Result<DiskPlan, PlanError> {
+pub fn plan(
+    sector_size: u32,
+    disk_guid: Uuid,
+    needs: &[PartitionNeeds],
+) -> Result<DiskPlan, PlanError> {
     let mut offset = ALIGN;
     let mut partitions = Vec::with_capacity(needs.len());
     for n in needs {
-        let size = align(n.content.max(n.min.unwrap_or(0)), GRAIN.max(sector_size as u64));
+        let size = align(
+            n.content.max(n.min.unwrap_or(0)),
+            GRAIN.max(sector_size as u64),
+        );
         if let Some(max) = n.max
             && size > max
         {
@@ -124,7 +131,12 @@ impl DiskPlan {
 mod tests {
     use super::*;
 
-    fn need(kind: PartitionType, content: u64, min: Option<u64>, max: Option<u64>) -> PartitionNeeds {
+    fn need(
+        kind: PartitionType,
+        content: u64,
+        min: Option<u64>,
+        max: Option<u64>,
+    ) -> PartitionNeeds {
         PartitionNeeds {
             kind,
             label: kind.to_string(),
@@ -154,13 +166,23 @@ mod tests {
         assert_eq!(p.partitions[2].size, 90_112);
         assert_eq!(p.disk_size, 78 << 20);
         p.gpt().validate().unwrap();
-        let p4k = plan(4096, Uuid::nil(), &[need(PartitionType::Usr, 1, None, None)]).unwrap();
+        let p4k = plan(
+            4096,
+            Uuid::nil(),
+            &[need(PartitionType::Usr, 1, None, None)],
+        )
+        .unwrap();
         p4k.gpt().validate().unwrap();
     }
 
     #[test]
     fn size_max_is_enforced() {
-        let e = plan(512, Uuid::nil(), &[need(PartitionType::Usr, 5 << 20, None, Some(4 << 20))]).unwrap_err();
+        let e = plan(
+            512,
+            Uuid::nil(),
+            &[need(PartitionType::Usr, 5 << 20, None, Some(4 << 20))],
+        )
+        .unwrap_err();
         assert!(matches!(e, PlanError::TooBig { needed, .. } if needed == 5 << 20));
     }
 }

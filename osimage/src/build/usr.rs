@@ -49,7 +49,13 @@ pub fn check_tree(tree: &Path, allow_non_hermetic: bool) -> Result<Vec<String>, 
 }
 
 /// Builds the file system image of `tree` into `out`.
-pub fn make_fs(format: FsFormat, tree: &Path, out: &Path, uuid: Uuid, epoch: u64) -> Result<PathBuf, BuildError> {
+pub fn make_fs(
+    format: FsFormat,
+    tree: &Path,
+    out: &Path,
+    uuid: Uuid,
+    epoch: u64,
+) -> Result<PathBuf, BuildError> {
     let mut cmd = match format {
         FsFormat::Erofs => {
             let mut c = Command::new("mkfs.erofs");
@@ -64,7 +70,13 @@ pub fn make_fs(format: FsFormat, tree: &Path, out: &Path, uuid: Uuid, epoch: u64
             let mut c = Command::new("mksquashfs");
             c.arg(tree)
                 .arg(out)
-                .args(["-noappend", "-all-root", "-no-xattrs", "-quiet", "-no-progress"])
+                .args([
+                    "-noappend",
+                    "-all-root",
+                    "-no-xattrs",
+                    "-quiet",
+                    "-no-progress",
+                ])
                 .arg("-mkfs-time")
                 .arg(epoch.to_string())
                 .arg("-all-time")
@@ -90,10 +102,15 @@ pub fn make_fs(format: FsFormat, tree: &Path, out: &Path, uuid: Uuid, epoch: u64
     }
     // Verity hashes whole 4 KiB blocks; squashfs pads only to 4 KiB by default, erofs
     // is block-sized already. Pad with zeros, which both file systems ignore.
-    let len = std::fs::metadata(out).map_err(|e| BuildError::io(out, e))?.len();
+    let len = std::fs::metadata(out)
+        .map_err(|e| BuildError::io(out, e))?
+        .len();
     let padded = len.div_ceil(4096) * 4096;
     if padded != len {
-        let f = std::fs::OpenOptions::new().write(true).open(out).map_err(|e| BuildError::io(out, e))?;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(out)
+            .map_err(|e| BuildError::io(out, e))?;
         f.set_len(padded).map_err(|e| BuildError::io(out, e))?;
     }
     Ok(out.to_owned())

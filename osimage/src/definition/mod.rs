@@ -172,7 +172,9 @@ impl ImageDefinition {
             return Err(self.invalid("image.name must be non-empty without `_`, `/` or spaces"));
         }
         if self.image.version.is_empty() || self.image.version.contains(['_', '/', ' ', '+']) {
-            return Err(self.invalid("image.version must be non-empty without `_`, `/`, `+` or spaces"));
+            return Err(
+                self.invalid("image.version must be non-empty without `_`, `/`, `+` or spaces")
+            );
         }
         if self.partitions.is_empty() {
             return Err(self.invalid("no partitions defined"));
@@ -188,7 +190,10 @@ impl ImageDefinition {
             if let (Some(min), Some(max)) = (p.size_min_bytes, p.size_max_bytes)
                 && min > max
             {
-                return Err(self.invalid(&format!("{} partition: SizeMinBytes > SizeMaxBytes", p.kind)));
+                return Err(self.invalid(&format!(
+                    "{} partition: SizeMinBytes > SizeMaxBytes",
+                    p.kind
+                )));
             }
             let role_ok = match p.verity {
                 VerityRole::Off => true,
@@ -197,10 +202,16 @@ impl ImageDefinition {
                 VerityRole::Signature => p.kind == PartitionType::UsrVeritySig,
             };
             if !role_ok {
-                return Err(self.invalid(&format!("{} partition cannot have Verity={:?}", p.kind, p.verity)));
+                return Err(self.invalid(&format!(
+                    "{} partition cannot have Verity={:?}",
+                    p.kind, p.verity
+                )));
             }
             if p.verity != VerityRole::Off && p.verity_match_key.as_deref() != Some("usr") {
-                return Err(self.invalid(&format!("{} partition: VerityMatchKey must be `usr`", p.kind)));
+                return Err(self.invalid(&format!(
+                    "{} partition: VerityMatchKey must be `usr`",
+                    p.kind
+                )));
             }
         }
         if count(PartitionType::UsrVeritySig) == 1 && self.signing.is_none() {
@@ -233,11 +244,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let text = std::fs::read_to_string(shipped().join("image.toml")).unwrap();
         let path = dir.path().join("image.toml");
-        std::fs::write(&path, text.replace("SizeMinBytes = \"1G\"", "SizeMinBytes = \"1Q\"")).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("SizeMinBytes = \"1G\"", "SizeMinBytes = \"1Q\""),
+        )
+        .unwrap();
         let e = ImageDefinition::load(&path).unwrap_err().to_string();
-        assert!(e.contains("image.toml:") && e.contains("key `partition[1].SizeMinBytes`"), "{e}");
+        assert!(
+            e.contains("image.toml:") && e.contains("key `partition[1].SizeMinBytes`"),
+            "{e}"
+        );
         assert!(e.contains("bad size suffix"), "{e}");
-        std::fs::write(&path, text.replace("sector-size = 512", "sector-size = 1024")).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("sector-size = 512", "sector-size = 1024"),
+        )
+        .unwrap();
         let e = ImageDefinition::load(&path).unwrap_err().to_string();
         assert!(e.contains("sector-size must be 512 or 4096"), "{e}");
     }

@@ -79,7 +79,11 @@ impl FromStr for FsFormat {
             "ext4" => FsFormat::Ext4,
             "btrfs" => FsFormat::Btrfs,
             "swap" => FsFormat::Swap,
-            _ => return Err(format!("unknown Format `{s}` (vfat, erofs, squashfs, ext4, btrfs, swap)")),
+            _ => {
+                return Err(format!(
+                    "unknown Format `{s}` (vfat, erofs, squashfs, ext4, btrfs, swap)"
+                ));
+            }
         })
     }
 }
@@ -141,7 +145,11 @@ impl FromStr for Encrypt {
             "key-file" => Encrypt::KeyFile,
             "tpm2" => Encrypt::Tpm2,
             "key-file+tpm2" => Encrypt::KeyFileTpm2,
-            _ => return Err(format!("unknown Encrypt `{s}` (off, key-file, tpm2, key-file+tpm2)")),
+            _ => {
+                return Err(format!(
+                    "unknown Encrypt `{s}` (off, key-file, tpm2, key-file+tpm2)"
+                ));
+            }
         })
     }
 }
@@ -157,7 +165,9 @@ impl FromStr for Flags {
             Some(hex) => u64::from_str_radix(hex, 16),
             None => s.parse(),
         };
-        parsed.map(Flags).map_err(|_| format!("`{s}` is not a number (decimal or 0x hex)"))
+        parsed
+            .map(Flags)
+            .map_err(|_| format!("`{s}` is not a number (decimal or 0x hex)"))
     }
 }
 
@@ -266,6 +276,9 @@ mod tests {
         p.grow_file_system = Some(true);
         p.flags = Some(Flags(1));
         assert_eq!(p.attributes(), ATTR_GROW_FILE_SYSTEM | 1);
-        assert_eq!("0x1000000000000000".parse::<Flags>().unwrap().0, ATTR_READ_ONLY);
+        assert_eq!(
+            "0x1000000000000000".parse::<Flags>().unwrap().0,
+            ATTR_READ_ONLY
+        );
     }
 }

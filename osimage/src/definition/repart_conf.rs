@@ -49,14 +49,24 @@ pub fn parse(text: &str, path: &Path) -> Result<PartitionDefinition, DefinitionE
             continue;
         }
         let Some((key, value)) = line.split_once('=') else {
-            return Err(err(line_no, "", format!("expected Key=Value, got `{line}`")));
+            return Err(err(
+                line_no,
+                "",
+                format!("expected Key=Value, got `{line}`"),
+            ));
         };
         let (key, value) = (key.trim(), value.trim());
         if section != "Partition" {
-            return Err(err(line_no, key, format!("key outside a [Partition] section (in [{section}])")));
+            return Err(err(
+                line_no,
+                key,
+                format!("key outside a [Partition] section (in [{section}])"),
+            ));
         }
         if key == "Type" {
-            let kind = value.parse().map_err(|e: crate::gpt::types::UnknownType| err(line_no, key, e.to_string()))?;
+            let kind = value
+                .parse()
+                .map_err(|e: crate::gpt::types::UnknownType| err(line_no, key, e.to_string()))?;
             def = Some(PartitionDefinition::new(kind));
         } else {
             pending.push((line_no, key.to_owned(), value.to_owned()));
@@ -70,7 +80,9 @@ pub fn parse(text: &str, path: &Path) -> Result<PartitionDefinition, DefinitionE
             "SizeMinBytes" => def.size_min_bytes = Some(value.parse::<Size>().map_err(bad)?),
             "SizeMaxBytes" => def.size_max_bytes = Some(value.parse::<Size>().map_err(bad)?),
             "Format" => def.format = Some(value.parse::<FsFormat>().map_err(bad)?),
-            "CopyFiles" => def.copy_files.extend(value.split_whitespace().map(str::to_owned)),
+            "CopyFiles" => def
+                .copy_files
+                .extend(value.split_whitespace().map(str::to_owned)),
             "Verity" => def.verity = value.parse::<VerityRole>().map_err(bad)?,
             "VerityMatchKey" => def.verity_match_key = Some(value),
             "FactoryReset" => def.factory_reset = parse_bool(&value).map_err(bad)?,
@@ -79,7 +91,10 @@ pub fn parse(text: &str, path: &Path) -> Result<PartitionDefinition, DefinitionE
             "ReadOnly" => def.read_only = Some(parse_bool(&value).map_err(bad)?),
             "GrowFileSystem" => def.grow_file_system = Some(parse_bool(&value).map_err(bad)?),
             k if IGNORED.contains(&k) => {
-                tracing::warn!("{}:{line_no}: {k}= has no effect on a built image; ignored", path.display());
+                tracing::warn!(
+                    "{}:{line_no}: {k}= has no effect on a built image; ignored",
+                    path.display()
+                );
             }
             _ => return Err(bad("unknown or unsupported repart key".into())),
         }
@@ -126,10 +141,21 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_key() {
-        let e = parse("[Partition]\nType=usr\nFormat=zfs\n", Path::new("/r/10-usr.conf")).unwrap_err();
-        assert_eq!(e.to_string(), "/r/10-usr.conf:3: key `Format`: unknown Format `zfs` (vfat, erofs, squashfs, ext4, btrfs, swap)");
+        let e = parse(
+            "[Partition]\nType=usr\nFormat=zfs\n",
+            Path::new("/r/10-usr.conf"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/r/10-usr.conf:3: key `Format`: unknown Format `zfs` (vfat, erofs, squashfs, ext4, btrfs, swap)"
+        );
         let e = parse("[Partition]\nType=banana\n", Path::new("x.conf")).unwrap_err();
-        assert!(e.to_string().starts_with("x.conf:2: key `Type`: unknown partition type"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("x.conf:2: key `Type`: unknown partition type"),
+            "{e}"
+        );
         let e = parse("[Partition]\nType=esp\nColour=red\n", Path::new("x.conf")).unwrap_err();
         assert!(e.to_string().starts_with("x.conf:3: key `Colour`"), "{e}");
         let e = parse("[Partition]\nLabel=x\n", Path::new("x.conf")).unwrap_err();

@@ -92,7 +92,10 @@ impl Gpt {
             return Err(GptError::SectorSize(self.sector_size));
         }
         if self.partitions.len() > ENTRIES as usize {
-            return Err(GptError::Corrupt(format!("{} partitions", self.partitions.len())));
+            return Err(GptError::Corrupt(format!(
+                "{} partitions",
+                self.partitions.len()
+            )));
         }
         let bad = |index: usize, p: &GptPartition, why: String| GptError::BadPartition {
             index: index + 1,
@@ -196,8 +199,10 @@ impl Gpt {
             if read_at(ss, &mut h).is_err() || &h[0..8] != SIGNATURE {
                 continue;
             }
-            let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or_default());
-            let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
+            let u32_at =
+                |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or_default());
+            let u64_at =
+                |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
             let hsize = u32_at(&h, 12) as usize;
             if !(92..=512).contains(&hsize) {
                 return Err(GptError::Corrupt(format!("header size {hsize}")));
@@ -213,7 +218,9 @@ impl Gpt {
             let count = u32_at(&h, 80) as usize;
             let esize = u32_at(&h, 84) as usize;
             if !(128..=4096).contains(&esize) || count > 1024 {
-                return Err(GptError::Corrupt(format!("{count} entries of {esize} bytes")));
+                return Err(GptError::Corrupt(format!(
+                    "{count} entries of {esize} bytes"
+                )));
             }
             let mut entries = vec![0u8; count * esize];
             read_at(entries_lba * ss, &mut entries)
@@ -309,7 +316,10 @@ mod tests {
     fn overlaps_and_bounds_are_rejected() {
         let mut g = sample(512);
         g.partitions[1].first_lba = g.partitions[0].last_lba;
-        assert!(matches!(g.validate(), Err(GptError::BadPartition { index: 1, .. })));
+        assert!(matches!(
+            g.validate(),
+            Err(GptError::BadPartition { index: 1, .. })
+        ));
         let mut g = sample(512);
         g.partitions[1].last_lba = g.total_sectors - 1;
         assert!(g.validate().is_err());

@@ -23,15 +23,51 @@ pub enum PartitionType {
 }
 
 const TABLE: &[(PartitionType, &str, &str)] = &[
-    (PartitionType::Esp, "esp", "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"),
-    (PartitionType::Xbootldr, "xbootldr", "bc13c2ff-59e6-4262-a352-b275fd6f7172"),
-    (PartitionType::Root, "root", "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"),
-    (PartitionType::Usr, "usr", "8484680c-9521-48c6-9c11-b0720656f69e"),
-    (PartitionType::UsrVerity, "usr-verity", "77ff5f63-e7b6-4633-acf4-1565b864c0e6"),
-    (PartitionType::UsrVeritySig, "usr-verity-sig", "e7bb33fb-06cf-4e81-8273-e543b413e2e2"),
-    (PartitionType::Home, "home", "933ac7e1-2eb4-4f13-b844-0e14e2aef915"),
-    (PartitionType::Swap, "swap", "0657fd6d-a4ab-43c4-84e5-0933c84b4f4f"),
-    (PartitionType::Var, "var", "4d21b016-b534-45c2-a9fb-5c16e091fd2d"),
+    (
+        PartitionType::Esp,
+        "esp",
+        "c12a7328-f81f-11d2-ba4b-00a0c93ec93b",
+    ),
+    (
+        PartitionType::Xbootldr,
+        "xbootldr",
+        "bc13c2ff-59e6-4262-a352-b275fd6f7172",
+    ),
+    (
+        PartitionType::Root,
+        "root",
+        "4f68bce3-e8cd-4db1-96e7-fbcaf984b709",
+    ),
+    (
+        PartitionType::Usr,
+        "usr",
+        "8484680c-9521-48c6-9c11-b0720656f69e",
+    ),
+    (
+        PartitionType::UsrVerity,
+        "usr-verity",
+        "77ff5f63-e7b6-4633-acf4-1565b864c0e6",
+    ),
+    (
+        PartitionType::UsrVeritySig,
+        "usr-verity-sig",
+        "e7bb33fb-06cf-4e81-8273-e543b413e2e2",
+    ),
+    (
+        PartitionType::Home,
+        "home",
+        "933ac7e1-2eb4-4f13-b844-0e14e2aef915",
+    ),
+    (
+        PartitionType::Swap,
+        "swap",
+        "0657fd6d-a4ab-43c4-84e5-0933c84b4f4f",
+    ),
+    (
+        PartitionType::Var,
+        "var",
+        "4d21b016-b534-45c2-a9fb-5c16e091fd2d",
+    ),
 ];
 
 impl PartitionType {
@@ -116,7 +152,10 @@ mod tests {
             assert_eq!(t.type_uuid().to_string(), *uuid);
             assert_eq!(PartitionType::from_type_uuid(t.type_uuid()), *t);
         }
-        assert_eq!("usr-x86-64".parse::<PartitionType>().unwrap(), PartitionType::Usr);
+        assert_eq!(
+            "usr-x86-64".parse::<PartitionType>().unwrap(),
+            PartitionType::Usr
+        );
         let other: PartitionType = "0fc63daf-8483-4772-8e79-3d69d8477de4".parse().unwrap();
         assert!(matches!(other, PartitionType::Other(_)));
         assert!("usr-arm64-nope".parse::<PartitionType>().is_err());

@@ -138,7 +138,12 @@ mod tests {
     #[test]
     fn unmeasured_sections_do_not_change_the_value() {
         let a = measure_uki(&[(".linux", b"k"), (".osrel", b"o")]);
-        let b = measure_uki(&[(".linux", b"k"), (".osrel", b"o"), (".pcrsig", b"x"), (".uname", b"6.1")]);
+        let b = measure_uki(&[
+            (".linux", b"k"),
+            (".osrel", b"o"),
+            (".pcrsig", b"x"),
+            (".uname", b"6.1"),
+        ]);
         assert_eq!(a, b);
         // Order of the input does not matter; the stub's order does.
         let c = measure_uki(&[(".osrel", b"o"), (".linux", b"k")]);

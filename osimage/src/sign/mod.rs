@@ -79,13 +79,12 @@ impl SigningIdentity {
     /// Loads a key and certificate and checks that they belong together.
     pub fn load(key_path: &Path, cert_path: &Path) -> Result<SigningIdentity, SignError> {
         let key = load_key(key_path)?;
-        let cert = Certificate::from_pem(read(cert_path)?.as_bytes()).map_err(|e| {
-            SignError::Parse {
+        let cert =
+            Certificate::from_pem(read(cert_path)?.as_bytes()).map_err(|e| SignError::Parse {
                 path: cert_path.display().to_string(),
                 what: "X.509 certificate (PEM)",
                 why: e.to_string(),
-            }
-        })?;
+            })?;
         let id = SigningIdentity::new(key, cert).map_err(|_| SignError::Mismatch {
             cert: cert_path.display().to_string(),
             key: key_path.display().to_string(),
@@ -110,7 +109,8 @@ impl SigningIdentity {
     /// Makes a new RSA-2048 key and a self-signed certificate for it, valid ten years.
     pub fn generate(common_name: &str) -> Result<SigningIdentity, SignError> {
         let mut rng = rand_core::OsRng;
-        let key = rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(|e| SignError::Sign(e.to_string()))?;
+        let key =
+            rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(|e| SignError::Sign(e.to_string()))?;
         let signer = pkcs1v15::SigningKey::<Sha256>::new(key.clone());
         let spki = SubjectPublicKeyInfoOwned::from_key(key.to_public_key())
             .map_err(|e| SignError::Sign(e.to_string()))?;
@@ -122,7 +122,8 @@ impl SigningIdentity {
         let validity = Validity::from_now(Duration::from_secs(10 * 365 * 24 * 3600))
             .map_err(|e| SignError::Sign(e.to_string()))?;
         let cn = common_name.replace([',', '=', '+', '\\', '"'], "_");
-        let subject = Name::from_str(&format!("CN={cn}")).map_err(|e| SignError::Sign(e.to_string()))?;
+        let subject =
+            Name::from_str(&format!("CN={cn}")).map_err(|e| SignError::Sign(e.to_string()))?;
         let mut builder = CertificateBuilder::new(
             Profile::Manual { issuer: None },
             serial,
@@ -206,8 +207,8 @@ impl SigningIdentity {
             issuer: self.cert.tbs_certificate.issuer.clone(),
             serial_number: self.cert.tbs_certificate.serial_number.clone(),
         });
-        let signer_info = SignerInfoBuilder::new(&signer, sid, sha256.clone(), &eci, Some(&digest))
-            .map_err(e)?;
+        let signer_info =
+            SignerInfoBuilder::new(&signer, sid, sha256.clone(), &eci, Some(&digest)).map_err(e)?;
         let content_info = SignedDataBuilder::new(&eci)
             .add_digest_algorithm(sha256)
             .map_err(e)?

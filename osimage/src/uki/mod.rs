@@ -56,7 +56,10 @@ impl UkiSpec {
         let all: [(&str, Option<Vec<u8>>); 8] = [
             (".osrel", Some(self.osrel.clone())),
             (".cmdline", Some(cmdline)),
-            (".uname", self.uname.as_ref().map(|u| u.clone().into_bytes())),
+            (
+                ".uname",
+                self.uname.as_ref().map(|u| u.clone().into_bytes()),
+            ),
             (".splash", self.splash.clone()),
             (".pcrpkey", self.pcrpkey.clone()),
             (".pcrsig", self.pcrsig.clone()),

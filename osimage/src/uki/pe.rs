@@ -146,7 +146,8 @@ pub fn append_sections(stub: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8
             return Err(PeError::Duplicate((*name).to_owned()));
         }
     }
-    let table_end = layout.section_table + (layout.sections.len() + sections.len()) * SECTION_HEADER;
+    let table_end =
+        layout.section_table + (layout.sections.len() + sections.len()) * SECTION_HEADER;
     let first_raw = layout
         .sections
         .iter()
@@ -190,7 +191,11 @@ pub fn append_sections(stub: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8
     let count = (layout.sections.len() + sections.len()) as u16;
     put_u16(&mut out, layout.coff + 2, count);
     put_u32(&mut out, layout.optional + 8, init_data as u32);
-    put_u32(&mut out, layout.optional + 56, align(next_va, layout.section_alignment as u64) as u32);
+    put_u32(
+        &mut out,
+        layout.optional + 56,
+        align(next_va, layout.section_alignment as u64) as u32,
+    );
     put_u32(&mut out, layout.optional + CHECKSUM_OFFSET, 0);
     let sum = checksum(&out, layout.optional + CHECKSUM_OFFSET);
     put_u32(&mut out, layout.optional + CHECKSUM_OFFSET, sum);
@@ -200,11 +205,15 @@ pub fn append_sections(stub: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8
 /// The contents of a named section, trimmed to its VirtualSize.
 pub fn section_data<'a>(image: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, PeError> {
     let layout = PeLayout::parse(image)?;
-    Ok(layout.sections.iter().find(|s| s.name == name).and_then(|s| {
-        let start = s.raw_pointer as usize;
-        let len = s.virtual_size.min(s.raw_size) as usize;
-        image.get(start..start + len)
-    }))
+    Ok(layout
+        .sections
+        .iter()
+        .find(|s| s.name == name)
+        .and_then(|s| {
+            let start = s.raw_pointer as usize;
+            let len = s.virtual_size.min(s.raw_size) as usize;
+            image.get(start..start + len)
+        }))
 }
 
 #[cfg(test)]
@@ -213,7 +222,10 @@ mod tests {
 
     #[test]
     fn rejects_non_pe_input() {
-        assert!(matches!(append_sections(b"hello", &[]), Err(PeError::NotPe(_))));
+        assert!(matches!(
+            append_sections(b"hello", &[]),
+            Err(PeError::NotPe(_))
+        ));
         let mut mz = vec![0u8; 128];
         mz[0..2].copy_from_slice(b"MZ");
         assert!(matches!(PeLayout::parse(&mz), Err(PeError::NotPe(_))));

@@ -45,11 +45,23 @@ pub fn fixture(opts: Options) -> Fixture {
     let art = Artifacts::ensure().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(&d.join("tree/bin/hello"), "#!/bin/sh\necho hello from /usr\n");
-    write(&d.join("tree/lib/os-release"), "ID=tessera\nVERSION_ID=1.0\n");
+    write(
+        &d.join("tree/bin/hello"),
+        "#!/bin/sh\necho hello from /usr\n",
+    );
+    write(
+        &d.join("tree/lib/os-release"),
+        "ID=tessera\nVERSION_ID=1.0\n",
+    );
     write(&d.join("tree/share/factory/etc/hostname"), "tessera\n");
-    write(&d.join("os-release"), "ID=tessera\nNAME=Tessera\nVERSION_ID=1.0\n");
-    write(&d.join("initrd"), opts.initrd.unwrap_or_else(|| b"not an initrd".to_vec()));
+    write(
+        &d.join("os-release"),
+        "ID=tessera\nNAME=Tessera\nVERSION_ID=1.0\n",
+    );
+    write(
+        &d.join("initrd"),
+        opts.initrd.unwrap_or_else(|| b"not an initrd".to_vec()),
+    );
     let id = SigningIdentity::generate("test verity key").unwrap();
     write(&d.join("keys/verity.key"), id.key_pem().unwrap());
     write(&d.join("keys/verity.crt"), id.cert_pem().unwrap());
@@ -112,7 +124,11 @@ VerityMatchKey = "usr"
         cmdline = opts.cmdline,
         loader = opts.loader_conf.escape_default(),
         // FAT32 on 4 KiB sectors needs a larger volume.
-        esp = if opts.sector_size == 4096 { "300M" } else { "64M" },
+        esp = if opts.sector_size == 4096 {
+            "300M"
+        } else {
+            "64M"
+        },
         extra = opts.extra_partitions,
         pcr_line = pcr_line,
     );
