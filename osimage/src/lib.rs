@@ -6,8 +6,10 @@
 //! UKI, LUKS2/TPM2) land with their issues, each as a module of pure planning logic
 //! with the I/O behind small traits.
 
+pub mod boot;
 pub mod build;
 pub mod definition;
+pub mod disk;
 pub mod esp;
 pub mod gpt;
 pub mod pcr;

@@ -194,69 +194,110 @@ impl Gpt {
     pub fn decode(
         mut read_at: impl FnMut(u64, &mut [u8]) -> std::io::Result<()>,
     ) -> Result<Gpt, GptError> {
+        let mut last = GptError::NotFound("no `EFI PART` header at LBA 1".into());
         for ss in [512u64, 4096] {
-            let mut h = vec![0u8; 512];
-            if read_at(ss, &mut h).is_err() || &h[0..8] != SIGNATURE {
+            match Gpt::decode_header(&mut read_at, ss, 1) {
+                Ok(g) => return Ok(g),
+                Err(GptError::NotFound(_)) => {}
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Like [`Gpt::decode`], but falls back to the backup header at the end of a disk
+    /// of `disk_size` bytes when the primary is damaged, as firmware and libfdisk do.
+    pub fn decode_with_backup(
+        mut read_at: impl FnMut(u64, &mut [u8]) -> std::io::Result<()>,
+        disk_size: u64,
+    ) -> Result<Gpt, GptError> {
+        match Gpt::decode(&mut read_at) {
+            Ok(g) => Ok(g),
+            Err(primary) => {
+                for ss in [512u64, 4096] {
+                    if disk_size % ss != 0 || disk_size < 2 * ss {
+                        continue;
+                    }
+                    if let Ok(g) = Gpt::decode_header(&mut read_at, ss, disk_size / ss - 1) {
+                        return Ok(g);
+                    }
+                }
+                Err(primary)
+            }
+        }
+    }
+
+    fn decode_header(
+        read_at: &mut impl FnMut(u64, &mut [u8]) -> std::io::Result<()>,
+        ss: u64,
+        lba: u64,
+    ) -> Result<Gpt, GptError> {
+        let mut h = vec![0u8; 512];
+        if read_at(lba * ss, &mut h).is_err() || &h[0..8] != SIGNATURE {
+            return Err(GptError::NotFound(format!(
+                "no `EFI PART` header at LBA {lba}"
+            )));
+        }
+        let u32_at =
+            |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or_default());
+        let u64_at =
+            |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
+        let hsize = u32_at(&h, 12) as usize;
+        if !(92..=512).contains(&hsize) {
+            return Err(GptError::Corrupt(format!("header size {hsize}")));
+        }
+        let want = u32_at(&h, 16);
+        let mut copy = h[..hsize].to_vec();
+        copy[16..20].fill(0);
+        if crc32fast::hash(&copy) != want {
+            return Err(GptError::Corrupt("header CRC mismatch".into()));
+        }
+        let current = u64_at(&h, 24);
+        let other = u64_at(&h, 32);
+        let entries_lba = u64_at(&h, 72);
+        let count = u32_at(&h, 80) as usize;
+        let esize = u32_at(&h, 84) as usize;
+        if !(128..=4096).contains(&esize) || count > 1024 {
+            return Err(GptError::Corrupt(format!(
+                "{count} entries of {esize} bytes"
+            )));
+        }
+        let mut entries = vec![0u8; count * esize];
+        read_at(entries_lba * ss, &mut entries)
+            .map_err(|e| GptError::Corrupt(format!("reading entries: {e}")))?;
+        if crc32fast::hash(&entries) != u32_at(&h, 88) {
+            return Err(GptError::Corrupt("entries CRC mismatch".into()));
+        }
+        let guid = |b: &[u8]| Uuid::from_bytes_le(b[..16].try_into().unwrap_or_default());
+        let mut partitions = Vec::new();
+        for e in entries.chunks(esize) {
+            let kind = guid(&e[0..16]);
+            if kind.is_nil() {
                 continue;
             }
-            let u32_at =
-                |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or_default());
-            let u64_at =
-                |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
-            let hsize = u32_at(&h, 12) as usize;
-            if !(92..=512).contains(&hsize) {
-                return Err(GptError::Corrupt(format!("header size {hsize}")));
-            }
-            let want = u32_at(&h, 16);
-            let mut copy = h[..hsize].to_vec();
-            copy[16..20].fill(0);
-            if crc32fast::hash(&copy) != want {
-                return Err(GptError::Corrupt("header CRC mismatch".into()));
-            }
-            let backup = u64_at(&h, 32);
-            let entries_lba = u64_at(&h, 72);
-            let count = u32_at(&h, 80) as usize;
-            let esize = u32_at(&h, 84) as usize;
-            if !(128..=4096).contains(&esize) || count > 1024 {
-                return Err(GptError::Corrupt(format!(
-                    "{count} entries of {esize} bytes"
-                )));
-            }
-            let mut entries = vec![0u8; count * esize];
-            read_at(entries_lba * ss, &mut entries)
-                .map_err(|e| GptError::Corrupt(format!("reading entries: {e}")))?;
-            if crc32fast::hash(&entries) != u32_at(&h, 88) {
-                return Err(GptError::Corrupt("entries CRC mismatch".into()));
-            }
-            let guid = |b: &[u8]| Uuid::from_bytes_le(b[..16].try_into().unwrap_or_default());
-            let mut partitions = Vec::new();
-            for e in entries.chunks(esize) {
-                let kind = guid(&e[0..16]);
-                if kind.is_nil() {
-                    continue;
-                }
-                let units: Vec<u16> = e[56..128]
-                    .chunks(2)
-                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                    .take_while(|&u| u != 0)
-                    .collect();
-                partitions.push(GptPartition {
-                    kind: PartitionType::from_type_uuid(kind),
-                    uuid: guid(&e[16..32]),
-                    label: String::from_utf16_lossy(&units),
-                    first_lba: u64_at(e, 32),
-                    last_lba: u64_at(e, 40),
-                    attributes: u64_at(e, 48),
-                });
-            }
-            return Ok(Gpt {
-                disk_guid: guid(&h[56..72]),
-                sector_size: ss as u32,
-                total_sectors: backup + 1,
-                partitions,
+            let units: Vec<u16> = e[56..128]
+                .chunks(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|&u| u != 0)
+                .collect();
+            partitions.push(GptPartition {
+                kind: PartitionType::from_type_uuid(kind),
+                uuid: guid(&e[16..32]),
+                label: String::from_utf16_lossy(&units),
+                first_lba: u64_at(e, 32),
+                last_lba: u64_at(e, 40),
+                attributes: u64_at(e, 48),
             });
         }
-        Err(GptError::NotFound("no `EFI PART` header at LBA 1".into()))
+        // The last LBA is the backup header's: `other` for the primary, `current`
+        // for the backup.
+        let last = if lba == 1 { other } else { current };
+        Ok(Gpt {
+            disk_guid: guid(&h[56..72]),
+            sector_size: ss as u32,
+            total_sectors: last + 1,
+            partitions,
+        })
     }
 }
 
@@ -303,6 +344,23 @@ mod tests {
             Ok(())
         })
         .unwrap();
+        assert_eq!(back, gpt);
+    }
+
+    #[test]
+    fn a_damaged_primary_falls_back_to_the_backup() {
+        let gpt = sample(512);
+        let mut disk = vec![0u8; (gpt.total_sectors * 512) as usize];
+        for (off, bytes) in gpt.encode().unwrap() {
+            disk[off as usize..off as usize + bytes.len()].copy_from_slice(&bytes);
+        }
+        disk[1024 + 5] ^= 0xff; // primary entries
+        let read = |off: u64, buf: &mut [u8]| {
+            buf.copy_from_slice(&disk[off as usize..off as usize + buf.len()]);
+            Ok(())
+        };
+        assert!(Gpt::decode(read).is_err());
+        let back = Gpt::decode_with_backup(read, disk.len() as u64).unwrap();
         assert_eq!(back, gpt);
     }
 

@@ -1,0 +1,8 @@
+//! systemd-boot: the entries on the ESP, boot counting, blessing, and the EFI
+//! variables the loader shares with the OS.
+
+pub mod efivars;
+pub mod entry;
+pub mod esp;
+
+pub use entry::BootEntry;
