@@ -479,3 +479,36 @@ fn provenance_is_signed_and_catches_tampering() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn xbootldr_takes_the_uki_and_other_types_are_empty_partitions() {
+    let fx = fixture(Options {
+        extra_partitions: "\n[[partition]]\nType = \"xbootldr\"\n\n[[partition]]\nType = \"0fc63daf-8483-4772-8e79-3d69d8477de4\"\nLabel = \"scratch\"\nSizeMinBytes = \"2M\"\n".into(),
+        ..Options::default()
+    });
+    let img = fx.dir.path().join("disk.img");
+    let rep = report(&build(&fx.definition, &img, &[]));
+    let parts = rep["plan"]["partitions"].as_array().unwrap();
+    assert_eq!(parts[4]["type"], "xbootldr");
+    assert_eq!(parts[5]["label"], "scratch");
+    assert_eq!(parts[5]["size"], 2 << 20);
+    let out = Command::new("systemd-dissect").args(["--json=short"]).arg(&img).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dissect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let designators: Vec<&str> = dissect["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["designator"].as_str().unwrap())
+        .collect();
+    assert!(designators.contains(&"xbootldr"), "{designators:?}");
+
+    // The UKI is on XBOOTLDR, systemd-boot on the ESP.
+    use osimage::boot::esp::{EspLocation, list};
+    let mut disk = osimage::disk::FileDisk::open(&img).unwrap();
+    let gpt = osimage::disk::read_gpt(&disk).unwrap();
+    let loc = |i: usize| EspLocation::of(&gpt.partitions[i], gpt.sector_size);
+    assert_eq!(list(&mut disk, loc(4), "EFI/Linux").unwrap(), ["tessera_1.0.efi"]);
+    assert!(list(&mut disk, loc(0), "EFI/Linux").unwrap().is_empty());
+    assert_eq!(list(&mut disk, loc(0), "EFI/BOOT").unwrap(), ["BOOTX64.EFI"]);
+}

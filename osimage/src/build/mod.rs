@@ -243,7 +243,7 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
     let uki_path = format!("EFI/Linux/{versioned}.efi");
 
     let sd_boot = read(&def.boot.systemd_boot)?;
-    let esp_files = vec![
+    let mut esp_files = vec![
         ("EFI/BOOT/BOOTX64.EFI".to_owned(), sd_boot.clone()),
         ("EFI/systemd/systemd-bootx64.efi".to_owned(), sd_boot),
         (
@@ -254,35 +254,47 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
         (uki_path.clone(), uki_bytes),
     ];
 
+    // With an XBOOTLDR partition the UKIs live there, and the ESP only holds the boot
+    // loader (the Boot Loader Specification's split for small firmware-made ESPs).
+    let has_xbootldr = def.partitions.iter().any(|p| p.kind == PartitionType::Xbootldr);
+    let mut xbootldr_files = Vec::new();
+    if has_xbootldr && let Some(uki) = esp_files.pop() {
+        xbootldr_files.push(uki);
+    }
+    let fat = |p: &crate::definition::PartitionDefinition,
+               files: &[(String, Vec<u8>)],
+               label: &str|
+     -> Result<Content, BuildError> {
+        let bytes: u64 = files.iter().map(|(_, d)| d.len() as u64 + 4096).sum();
+        // Room for one more UKI (an update) plus FAT overhead.
+        let auto = ((bytes * 2 + (8 << 20)).div_ceil(1 << 20) << 20)
+            .max(esp::fat32_min_size(def.image.sector_size as u16));
+        let size = p.size_min_bytes.map_or(auto, |s| s.0);
+        let volume_id = u32::from_le_bytes(
+            derived_uuid(seed, &format!("{label}-volume")).as_bytes()[..4]
+                .try_into()
+                .unwrap_or_default(),
+        );
+        Ok(Content::Bytes(esp::build(
+            size,
+            def.image.sector_size as u16,
+            volume_id,
+            label,
+            files,
+        )?))
+    };
+
     // Each partition's content and identity, in definition order.
     let mut needs = Vec::new();
     let mut contents = Vec::new();
     for p in &def.partitions {
         let (content, uuid, label) = match (p.kind, p.verity) {
-            (PartitionType::Esp, _) => {
-                let files: u64 = esp_files.iter().map(|(_, d)| d.len() as u64 + 4096).sum();
-                // Room for one more UKI (an update) plus FAT overhead.
-                let auto = ((files * 2 + (8 << 20)).div_ceil(1 << 20) << 20)
-                    .max(esp::fat32_min_size(def.image.sector_size as u16));
-                let size = p.size_min_bytes.map_or(auto, |s| s.0);
-                let volume_id = u32::from_le_bytes(
-                    derived_uuid(seed, "esp-volume").as_bytes()[..4]
-                        .try_into()
-                        .unwrap_or_default(),
-                );
-                let bytes = esp::build(
-                    size,
-                    def.image.sector_size as u16,
-                    volume_id,
-                    "ESP",
-                    &esp_files,
-                )?;
-                (
-                    Content::Bytes(bytes),
-                    derived_uuid(seed, "esp"),
-                    "ESP".to_owned(),
-                )
-            }
+            (PartitionType::Esp, _) => (fat(p, &esp_files, "ESP")?, derived_uuid(seed, "esp"), "ESP".to_owned()),
+            (PartitionType::Xbootldr, _) => (
+                fat(p, &xbootldr_files, "XBOOTLDR")?,
+                derived_uuid(seed, "xbootldr"),
+                "XBOOTLDR".to_owned(),
+            ),
             (PartitionType::Usr, VerityRole::Data | VerityRole::Off) => {
                 let mut id = [0u8; 16];
                 id.copy_from_slice(&tree.root_hash[..16]);
@@ -310,6 +322,22 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
                     Content::Bytes(bytes),
                     derived_uuid(&root_hex, "usr-verity-sig"),
                     versioned.clone(),
+                )
+            }
+            // Any other type without content: an empty (zeroed) partition of its
+            // minimum size, as repart makes one without Format= or CopyFiles=.
+            (PartitionType::Other(_), VerityRole::Off) if p.format.is_none() && p.copy_files.is_empty() => {
+                if p.size_min_bytes.is_none() {
+                    return Err(BuildError::Input {
+                        what: format!("{} partition", p.kind),
+                        why: "an empty partition needs SizeMinBytes".into(),
+                    });
+                }
+                let label = p.label.clone().unwrap_or_default();
+                (
+                    Content::Bytes(Vec::new()),
+                    derived_uuid(seed, &format!("{}-{label}", p.kind)),
+                    label,
                 )
             }
             (kind, _) => {
