@@ -4,6 +4,43 @@
 
 use std::io::{Cursor, Write};
 
+/// The time every file on a FAT volume we write gets: the DOS epoch, 1980-01-01.
+/// (Without one, fatfs stores date 0, whose month and day are 0; UEFI's FAT driver
+/// then rejects `SetInfo` on the file, so systemd-boot cannot rename it to count
+/// boots: "Invalid Parameter".)
+#[derive(Debug)]
+pub struct DosEpoch;
+
+impl fatfs::TimeProvider for DosEpoch {
+    fn get_current_date(&self) -> fatfs::Date {
+        fatfs::Date {
+            year: 1980,
+            month: 1,
+            day: 1,
+        }
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        fatfs::DateTime {
+            date: self.get_current_date(),
+            time: fatfs::Time {
+                hour: 0,
+                min: 0,
+                sec: 0,
+                millis: 0,
+            },
+        }
+    }
+}
+
+static DOS_EPOCH: DosEpoch = DosEpoch;
+
+/// Options for every FAT file system osimage opens for writing.
+pub fn fs_options() -> fatfs::FsOptions {
+    fatfs::FsOptions::new()
+        .time_provider(&DOS_EPOCH)
+        .update_accessed_date(false)
+}
+
 /// FAT32 needs at least 65525 clusters; with the smallest cluster (one sector) plus
 /// the FATs and reserved sectors, this is the smallest ESP that can be FAT32.
 pub fn fat32_min_size(sector_size: u16) -> u64 {
@@ -73,8 +110,7 @@ pub fn build(
     )
     .map_err(EspError::Format)?;
     {
-        let fs =
-            fatfs::FileSystem::new(&mut disk, fatfs::FsOptions::new()).map_err(EspError::Format)?;
+        let fs = fatfs::FileSystem::new(&mut disk, fs_options()).map_err(EspError::Format)?;
         write_files(&fs, files)?;
         fs.unmount().map_err(EspError::Format)?;
     }

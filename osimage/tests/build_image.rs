@@ -492,8 +492,16 @@ fn xbootldr_takes_the_uki_and_other_types_are_empty_partitions() {
     assert_eq!(parts[4]["type"], "xbootldr");
     assert_eq!(parts[5]["label"], "scratch");
     assert_eq!(parts[5]["size"], 2 << 20);
-    let out = Command::new("systemd-dissect").args(["--json=short"]).arg(&img).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("systemd-dissect")
+        .args(["--json=short"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dissect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let designators: Vec<&str> = dissect["mounts"]
         .as_array()
@@ -508,7 +516,13 @@ fn xbootldr_takes_the_uki_and_other_types_are_empty_partitions() {
     let mut disk = osimage::disk::FileDisk::open(&img).unwrap();
     let gpt = osimage::disk::read_gpt(&disk).unwrap();
     let loc = |i: usize| EspLocation::of(&gpt.partitions[i], gpt.sector_size);
-    assert_eq!(list(&mut disk, loc(4), "EFI/Linux").unwrap(), ["tessera_1.0.efi"]);
+    assert_eq!(
+        list(&mut disk, loc(4), "EFI/Linux").unwrap(),
+        ["tessera_1.0.efi"]
+    );
     assert!(list(&mut disk, loc(0), "EFI/Linux").unwrap().is_empty());
-    assert_eq!(list(&mut disk, loc(0), "EFI/BOOT").unwrap(), ["BOOTX64.EFI"]);
+    assert_eq!(
+        list(&mut disk, loc(0), "EFI/BOOT").unwrap(),
+        ["BOOTX64.EFI"]
+    );
 }

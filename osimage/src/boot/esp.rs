@@ -35,7 +35,7 @@ fn with_fs<R>(
     f: impl FnOnce(&fatfs::FileSystem<Region<'_>>) -> io::Result<R>,
 ) -> io::Result<R> {
     let region = Region::new(disk, at.offset, at.size);
-    let fs = fatfs::FileSystem::new(region, fatfs::FsOptions::new().update_accessed_date(false))?;
+    let fs = fatfs::FileSystem::new(region, crate::esp::fs_options())?;
     let r = f(&fs)?;
     fs.unmount()?;
     Ok(r)

@@ -4,5 +4,6 @@
 pub mod efivars;
 pub mod entry;
 pub mod esp;
+pub mod status;
 
 pub use entry::BootEntry;

@@ -256,7 +256,10 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
 
     // With an XBOOTLDR partition the UKIs live there, and the ESP only holds the boot
     // loader (the Boot Loader Specification's split for small firmware-made ESPs).
-    let has_xbootldr = def.partitions.iter().any(|p| p.kind == PartitionType::Xbootldr);
+    let has_xbootldr = def
+        .partitions
+        .iter()
+        .any(|p| p.kind == PartitionType::Xbootldr);
     let mut xbootldr_files = Vec::new();
     if has_xbootldr && let Some(uki) = esp_files.pop() {
         xbootldr_files.push(uki);
@@ -289,7 +292,11 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
     let mut contents = Vec::new();
     for p in &def.partitions {
         let (content, uuid, label) = match (p.kind, p.verity) {
-            (PartitionType::Esp, _) => (fat(p, &esp_files, "ESP")?, derived_uuid(seed, "esp"), "ESP".to_owned()),
+            (PartitionType::Esp, _) => (
+                fat(p, &esp_files, "ESP")?,
+                derived_uuid(seed, "esp"),
+                "ESP".to_owned(),
+            ),
             (PartitionType::Xbootldr, _) => (
                 fat(p, &xbootldr_files, "XBOOTLDR")?,
                 derived_uuid(seed, "xbootldr"),
@@ -326,7 +333,9 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
             }
             // Any other type without content: an empty (zeroed) partition of its
             // minimum size, as repart makes one without Format= or CopyFiles=.
-            (PartitionType::Other(_), VerityRole::Off) if p.format.is_none() && p.copy_files.is_empty() => {
+            (PartitionType::Other(_), VerityRole::Off)
+                if p.format.is_none() && p.copy_files.is_empty() =>
+            {
                 if p.size_min_bytes.is_none() {
                     return Err(BuildError::Input {
                         what: format!("{} partition", p.kind),

@@ -215,7 +215,7 @@ impl Gpt {
             Ok(g) => Ok(g),
             Err(primary) => {
                 for ss in [512u64, 4096] {
-                    if disk_size % ss != 0 || disk_size < 2 * ss {
+                    if !disk_size.is_multiple_of(ss) || disk_size < 2 * ss {
                         continue;
                     }
                     if let Ok(g) = Gpt::decode_header(&mut read_at, ss, disk_size / ss - 1) {
