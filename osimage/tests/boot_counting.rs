@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Options, fixture, osimage};
+use common::{Options, build_disk, fixture, osimage};
 use osimage::boot::BootEntry;
 use osimage::boot::esp::{self, EspLocation, UKI_DIR};
 use osimage::disk::{FileDisk, read_gpt};
@@ -16,19 +16,7 @@ use tessera_rig::{Artifacts, Vm, VmConfig};
 
 fn build_image(opts: Options) -> (common::Fixture, std::path::PathBuf) {
     let fx = fixture(opts);
-    let img = fx.dir.path().join("disk.img");
-    let out = osimage()
-        .args(["build", "-d"])
-        .arg(&fx.definition)
-        .arg("-o")
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (img, _) = build_disk(&fx);
     (fx, img)
 }
 

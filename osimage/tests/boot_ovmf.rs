@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Options, fixture, osimage};
+use common::{Options, build_disk, fixture};
 use tessera_rig::initrd::BusyboxInitrd;
 use tessera_rig::{Artifacts, Swtpm, Vm, VmConfig};
 
@@ -22,20 +22,7 @@ fn systemd_boot_starts_our_uki_under_ovmf() {
         cmdline: "console=ttyS0,115200 panic=-1".into(),
         ..Options::default()
     });
-    let img = fx.dir.path().join("disk.img");
-    let out = osimage()
-        .args(["--json", "build", "-d"])
-        .arg(&fx.definition)
-        .arg("-o")
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (img, report) = build_disk(&fx);
     let root = report["rootHash"].as_str().unwrap();
 
     let mut vm = Vm::start(&VmConfig::firmware(&img)).unwrap();
@@ -68,20 +55,7 @@ fn pcr11_read_in_the_guest_equals_the_prediction() {
         pcr_key: true,
         ..Options::default()
     });
-    let img = fx.dir.path().join("disk.img");
-    let out = osimage()
-        .args(["--json", "build", "-d"])
-        .arg(&fx.definition)
-        .arg("-o")
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (img, report) = build_disk(&fx);
     let predicted = report["pcr11"]
         .as_array()
         .unwrap()

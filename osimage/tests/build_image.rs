@@ -6,29 +6,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Options, fixture, osimage};
+use common::{Options, build, fixture, osimage, report};
 use osimage::verity::sig::VeritySig;
-
-fn build(def: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    osimage()
-        .args(["--json", "build", "-d"])
-        .arg(def)
-        .arg("-o")
-        .arg(out)
-        .args(extra)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .unwrap()
-}
-
-fn report(out: &std::process::Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "build failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn extract(image: &Path, offset: u64, size: u64, to: &Path) {
     use std::os::unix::fs::FileExt;

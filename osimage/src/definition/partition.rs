@@ -42,18 +42,27 @@ impl FromStr for Size {
     }
 }
 
+/// A value TOML may give as a number or as a string to parse (`4096` or `"4K"`).
+fn number_or_parsed<'de, D, T>(d: D, from_number: fn(u64) -> T) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: FromStr<Err = String>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(u64),
+        S(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::N(n) => Ok(from_number(n)),
+        Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+    }
+}
+
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Size(n)),
-            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+        number_or_parsed(d, Size)
     }
 }
 
@@ -173,16 +182,7 @@ impl FromStr for Flags {
 
 impl<'de> Deserialize<'de> for Flags {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Flags(n)),
-            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+        number_or_parsed(d, Flags)
     }
 }
 

@@ -140,3 +140,33 @@ VerityMatchKey = "usr"
 pub fn osimage() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_osimage"))
 }
+
+/// Runs `osimage --json build` with a fixed SOURCE_DATE_EPOCH and returns its output.
+pub fn build(definition: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    osimage()
+        .args(["--json", "build", "-d"])
+        .arg(definition)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap()
+}
+
+/// The JSON report of a build that must have succeeded.
+pub fn report(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Builds the fixture into `<dir>/disk.img` and returns the image path and report.
+pub fn build_disk(fx: &Fixture) -> (PathBuf, serde_json::Value) {
+    let img = fx.dir.path().join("disk.img");
+    let rep = report(&build(&fx.definition, &img, &[]));
+    (img, rep)
+}
