@@ -28,15 +28,10 @@ fn esp_of(img: &Path) -> (FileDisk, EspLocation) {
 }
 
 fn status(img: &Path) -> serde_json::Value {
-    let out = osimage()
-        .args(["--json", "boot", "status", "--image"])
-        .arg(img)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::run_ok(
+        osimage()
+            .args(["--json", "boot", "status", "--image"])
+            .arg(img),
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -86,15 +81,10 @@ fn systemd_boot_counts_down_the_way_our_model_predicts() {
     drop(disk);
 
     // Blessing drops the counter.
-    let out = osimage()
-        .args(["boot", "bless", "--entry", "tessera_1.0+2-1.efi", "--image"])
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_ok(
+        osimage()
+            .args(["boot", "bless", "--entry", "tessera_1.0+2-1.efi", "--image"])
+            .arg(&img),
     );
     let st = status(&img);
     assert_eq!(st["entries"][0]["fileName"], "tessera_1.0.efi");
@@ -133,15 +123,10 @@ fn status_orders_entries_like_systemd_boot_and_marks_bad_ones() {
     assert_eq!(st["entries"][0]["default"], true);
     assert_eq!(st["bootedSource"], "inferred");
 
-    let out = osimage()
-        .args(["boot", "mark-bad", "tessera_2.0", "--image"])
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_ok(
+        osimage()
+            .args(["boot", "mark-bad", "tessera_2.0", "--image"])
+            .arg(&img),
     );
     let st = status(&img);
     assert_eq!(st["entries"][0]["fileName"], "tessera_1.0.efi");
@@ -171,17 +156,12 @@ fn bless_on_a_mounted_esp_uses_loader_boot_count_path() {
     )
     .unwrap();
     let run = |args: &[&str]| {
-        let out = osimage()
-            .args(args)
-            .arg("--esp")
-            .arg(esp_dir.path())
-            .env("OSIMAGE_EFIVARFS", vars.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = common::run_ok(
+            osimage()
+                .args(args)
+                .arg("--esp")
+                .arg(esp_dir.path())
+                .env("OSIMAGE_EFIVARFS", vars.path()),
         );
         out.stdout
     };

@@ -52,16 +52,7 @@ impl Drop for Loop {
 }
 
 fn sfdisk_dump(device: &str) -> String {
-    let out = Command::new("sfdisk")
-        .arg("-d")
-        .arg(device)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::run_ok(Command::new("sfdisk").arg("-d").arg(device));
     // The device path varies; golden files use a fixed name.
     String::from_utf8(out.stdout)
         .unwrap()
@@ -471,15 +462,10 @@ fn xbootldr_takes_the_uki_and_other_types_are_empty_partitions() {
     assert_eq!(parts[4]["type"], "xbootldr");
     assert_eq!(parts[5]["label"], "scratch");
     assert_eq!(parts[5]["size"], 2 << 20);
-    let out = Command::new("systemd-dissect")
-        .args(["--json=short"])
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::run_ok(
+        Command::new("systemd-dissect")
+            .args(["--json=short"])
+            .arg(&img),
     );
     let dissect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let designators: Vec<&str> = dissect["mounts"]

@@ -170,3 +170,14 @@ pub fn build_disk(fx: &Fixture) -> (PathBuf, serde_json::Value) {
     let rep = report(&build(&fx.definition, &img, &[]));
     (img, rep)
 }
+
+/// Runs a command that must succeed; its stderr is the failure message.
+pub fn run_ok(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
