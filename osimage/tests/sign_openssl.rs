@@ -85,3 +85,47 @@ fn mismatched_key_and_certificate_are_rejected() {
         SigningIdentity::load(&dir.path().join("nope.key"), &dir.path().join("b.crt")).unwrap_err();
     assert!(err.to_string().contains("nope.key: cannot read"), "{err}");
 }
+
+#[test]
+fn pkcs7_verification_accepts_ours_and_openssls_and_rejects_the_rest() {
+    use osimage::sign::{load_cert, verify_pkcs7_detached};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let id = SigningIdentity::generate("vendor").unwrap();
+    std::fs::write(d.join("cert.pem"), id.cert_pem().unwrap()).unwrap();
+    std::fs::write(d.join("key.pem"), id.key_pem().unwrap()).unwrap();
+    let cert = load_cert(&d.join("cert.pem")).unwrap();
+    let content = b"abc  tessera_2.efi\n";
+
+    let ours = id.sign_pkcs7_detached(content).unwrap();
+    verify_pkcs7_detached(&ours, content, &cert).unwrap();
+    assert!(verify_pkcs7_detached(&ours, b"tampered", &cert).is_err());
+
+    // openssl's own detached signature, with its default signed attributes.
+    std::fs::write(d.join("content"), content).unwrap();
+    let out = Command::new("openssl")
+        .args(["cms", "-sign", "-binary", "-outform", "DER", "-in"])
+        .arg(d.join("content"))
+        .arg("-signer")
+        .arg(d.join("cert.pem"))
+        .arg("-inkey")
+        .arg(d.join("key.pem"))
+        .arg("-out")
+        .arg(d.join("openssl.p7s"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs = std::fs::read(d.join("openssl.p7s")).unwrap();
+    verify_pkcs7_detached(&theirs, content, &cert).unwrap();
+
+    // Another key's certificate is not trusted, and garbage is an error.
+    let other = SigningIdentity::generate("other").unwrap();
+    std::fs::write(d.join("other.pem"), other.cert_pem().unwrap()).unwrap();
+    let other_cert = load_cert(&d.join("other.pem")).unwrap();
+    assert!(verify_pkcs7_detached(&ours, content, &other_cert).is_err());
+    assert!(verify_pkcs7_detached(b"junk", content, &cert).is_err());
+}

@@ -230,6 +230,66 @@ pub fn public_key_pem(key: &rsa::RsaPublicKey) -> Result<String, SignError> {
         .map_err(|e| SignError::Sign(e.to_string()))
 }
 
+/// Verifies a detached PKCS#7 / CMS SignedData (DER) over `content` against a
+/// trusted certificate: the signer's messageDigest attribute must be the sha256 of
+/// `content`, and the signature over the signed attributes must verify with the
+/// trusted certificate's key (RSA PKCS#1 v1.5, SHA-256). Certificates embedded in the
+/// message are not trusted for anything.
+pub fn verify_pkcs7_detached(
+    sig_der: &[u8],
+    content: &[u8],
+    trusted: &Certificate,
+) -> Result<(), SignError> {
+    use cms::content_info::ContentInfo;
+    use cms::signed_data::SignedData;
+    use rsa::signature::Verifier;
+    let bad = |why: &str| SignError::Parse {
+        path: "<signature>".into(),
+        what: "PKCS#7 signature",
+        why: why.to_owned(),
+    };
+    let ci = ContentInfo::from_der(sig_der).map_err(|e| bad(&e.to_string()))?;
+    if ci.content_type != const_oid::db::rfc5911::ID_SIGNED_DATA {
+        return Err(bad("not SignedData"));
+    }
+    let sd: SignedData = ci.content.decode_as().map_err(|e| bad(&e.to_string()))?;
+    let key = cert_public_key(trusted)?;
+    let verifier = pkcs1v15::VerifyingKey::<Sha256>::new(key);
+    let digest = Sha256::digest(content);
+    for si in sd.signer_infos.0.iter() {
+        if si.digest_alg.oid != const_oid::db::rfc5912::ID_SHA_256 {
+            continue;
+        }
+        let Some(attrs) = &si.signed_attrs else {
+            // Without signed attributes the signature is over the content itself.
+            if let Ok(sig) = pkcs1v15::Signature::try_from(si.signature.as_bytes())
+                && verifier.verify(content, &sig).is_ok()
+            {
+                return Ok(());
+            }
+            continue;
+        };
+        let md = attrs
+            .iter()
+            .find(|a| a.oid == const_oid::db::rfc5911::ID_MESSAGE_DIGEST)
+            .and_then(|a| a.values.iter().next())
+            .and_then(|v| v.decode_as::<der::asn1::OctetString>().ok());
+        if md.as_ref().map(|o| o.as_bytes()) != Some(digest.as_slice()) {
+            continue;
+        }
+        let signed = attrs.to_der().map_err(|e| bad(&e.to_string()))?;
+        if let Ok(sig) = pkcs1v15::Signature::try_from(si.signature.as_bytes())
+            && verifier.verify(&signed, &sig).is_ok()
+        {
+            return Ok(());
+        }
+    }
+    Err(SignError::Sign(
+        "no signature in the PKCS#7 message verifies with the trusted certificate for this content"
+            .into(),
+    ))
+}
+
 /// Reads a PEM certificate.
 pub fn load_cert(path: &Path) -> Result<Certificate, SignError> {
     Certificate::from_pem(read(path)?.as_bytes()).map_err(|e| SignError::Parse {
