@@ -16,5 +16,6 @@ pub mod pcr;
 pub mod provenance;
 pub mod sign;
 pub mod uki;
+pub mod update;
 pub mod verity;
 pub mod version;

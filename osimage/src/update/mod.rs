@@ -1,0 +1,6 @@
+//! A/B updates in systemd-sysupdate's model: a signed manifest, complete version sets,
+//! a slot that is never the booted one, verification before activation, and a UKI
+//! rename as the single activation point.
+
+pub mod catalog;
+pub mod manifest;
