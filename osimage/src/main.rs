@@ -54,6 +54,55 @@ enum Command {
         #[arg(long)]
         cert: PathBuf,
     },
+    /// Publish a built image's update files (usr, usr-verity, usr-verity-sig, UKI) into
+    /// DIR and (re)write the signed SHA256SUMS manifest over DIR.
+    Publish {
+        dir: PathBuf,
+        #[arg(long)]
+        image: PathBuf,
+        /// The vendor key and certificate that sign SHA256SUMS.p7s.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// A/B update of a disk from an HTTP(S) URL or a directory.
+    ///
+    /// Exit status: 0 updated or up to date, 1 error (nothing activated), 3 refused by
+    /// policy.
+    Update {
+        /// The disk (block device or image file) to update.
+        #[arg(long)]
+        target: PathBuf,
+        /// Base URL or directory holding SHA256SUMS, SHA256SUMS.p7s and the files.
+        #[arg(long)]
+        source: String,
+        /// OS name: files and labels are <name>_<version>.
+        #[arg(long, default_value = "tessera")]
+        name: String,
+        /// Certificate trusted for SHA256SUMS.p7s.
+        #[arg(long)]
+        vendor_cert: PathBuf,
+        /// Certificate trusted for verity root hash signatures (default: vendor's).
+        #[arg(long)]
+        verity_cert: Option<PathBuf>,
+        /// Only list what is offered and what would be installed.
+        #[arg(long)]
+        check: bool,
+        /// The running version, never touched (default: none, an offline disk).
+        #[arg(long)]
+        booted: Option<String>,
+        #[arg(long)]
+        min_version: Option<String>,
+        #[arg(long)]
+        allow_downgrade: bool,
+        /// Boot counting tries for the new version.
+        #[arg(long, default_value_t = 3)]
+        tries: u32,
+        /// Versions whose UKIs are kept (InstancesMax).
+        #[arg(long, default_value_t = 2)]
+        instances_max: usize,
+    },
     /// Make a signing key (RSA 2048, PEM) and a self-signed certificate.
     Genkey {
         /// Directory to write <name>.key and <name>.crt into.
@@ -224,6 +273,99 @@ fn main() -> ExitCode {
             }
             Ok(())
         })()),
+        Command::Publish {
+            dir,
+            image,
+            key,
+            cert,
+        } => report((|| {
+            let id = osimage::sign::SigningIdentity::load(&key, &cert)?;
+            let p = osimage::update::publish::publish(&image, &dir, &id)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&p)?);
+            } else {
+                println!(
+                    "published {}_{}: {} ({} files in SHA256SUMS)",
+                    p.name,
+                    p.version,
+                    p.files.join(", "),
+                    p.manifest_entries
+                );
+            }
+            Ok(())
+        })()),
+        Command::Update {
+            target,
+            source,
+            name,
+            vendor_cert,
+            verity_cert,
+            check,
+            booted,
+            min_version,
+            allow_downgrade,
+            tries,
+            instances_max,
+        } => {
+            let run = || -> anyhow::Result<osimage::update::apply::Report> {
+                let vendor = osimage::sign::load_cert(&vendor_cert)?;
+                let verity = match &verity_cert {
+                    Some(p) => osimage::sign::load_cert(p)?,
+                    None => vendor.clone(),
+                };
+                let opts = osimage::update::apply::Options {
+                    name,
+                    vendor_cert: vendor,
+                    verity_cert: verity,
+                    booted,
+                    policy: osimage::update::catalog::Policy {
+                        min_version,
+                        allow_downgrade,
+                    },
+                    tries,
+                    instances_max,
+                };
+                let src = osimage::update::source::Source::parse(&source);
+                let mut disk = osimage::disk::FileDisk::open(&target)
+                    .with_context(|| target.display().to_string())?;
+                Ok(if check {
+                    osimage::update::apply::check(&disk, &src, &opts)?
+                } else {
+                    osimage::update::apply::apply(&mut disk, &src, &opts)?
+                })
+            };
+            match run() {
+                Ok(r) => {
+                    if cli.json {
+                        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                    } else {
+                        for o in &r.offered {
+                            let state = if o.complete() {
+                                "complete".to_owned()
+                            } else {
+                                format!("incomplete, missing {}", o.missing.join(", "))
+                            };
+                            println!("offered  {:<12} {state}", o.version);
+                        }
+                        println!(
+                            "decision {}",
+                            serde_json::to_string(&r.decision).unwrap_or_default()
+                        );
+                        if let Some(a) = &r.activated {
+                            println!("activated {a}");
+                        }
+                    }
+                    match r.decision {
+                        osimage::update::catalog::Decision::Refused { .. } => ExitCode::from(3),
+                        _ => ExitCode::SUCCESS,
+                    }
+                }
+                Err(e) => {
+                    eprintln!("osimage: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Genkey {
             out_dir,
             name,

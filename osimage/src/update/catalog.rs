@@ -37,7 +37,10 @@ impl Offered {
     }
 
     pub fn file(&self, part: &str) -> Option<&str> {
-        self.files.iter().find(|(p, _)| p == part).map(|(_, f)| f.as_str())
+        self.files
+            .iter()
+            .find(|(p, _)| p == part)
+            .map(|(_, f)| f.as_str())
     }
 }
 
@@ -46,7 +49,9 @@ pub fn offered<'a>(name: &str, files: impl IntoIterator<Item = &'a str>) -> Vec<
     let prefix = format!("{name}_");
     let mut by_version: Vec<Offered> = Vec::new();
     for f in files {
-        let Some(rest) = f.strip_prefix(&prefix) else { continue };
+        let Some(rest) = f.strip_prefix(&prefix) else {
+            continue;
+        };
         let (version, part) = if let Some(v) = rest.strip_suffix(".efi") {
             (v, "efi")
         } else if let Some((v, fmt)) = rest.rsplit_once(".usr.") {
@@ -105,9 +110,17 @@ pub struct Slot {
 #[serde(rename_all = "camelCase", tag = "action")]
 pub enum Decision {
     /// Install `version` into the slot whose usr partition is `slot`.
-    Install { version: String, slot: usize, replaces: Option<String> },
-    UpToDate { newest: String },
-    Refused { reason: String },
+    Install {
+        version: String,
+        slot: usize,
+        replaces: Option<String>,
+    },
+    UpToDate {
+        newest: String,
+    },
+    Refused {
+        reason: String,
+    },
 }
 
 /// Rules for choosing.
@@ -119,7 +132,12 @@ pub struct Policy {
 
 /// Picks the newest complete version and a slot for it: an `_empty` slot, else the
 /// oldest slot that is not the booted one. Never the booted slot.
-pub fn decide(offers: &[Offered], slots: &[Slot], booted: Option<&str>, policy: &Policy) -> Decision {
+pub fn decide(
+    offers: &[Offered],
+    slots: &[Slot],
+    booted: Option<&str>,
+    policy: &Policy,
+) -> Decision {
     let newest_installed = slots
         .iter()
         .filter_map(|s| s.version.as_deref())
@@ -137,7 +155,10 @@ pub fn decide(offers: &[Offered], slots: &[Slot], booted: Option<&str>, policy: 
             reason: "the source offers no complete version at or above MinVersion".into(),
         };
     };
-    if slots.iter().any(|s| s.version.as_deref() == Some(candidate.version.as_str())) {
+    if slots
+        .iter()
+        .any(|s| s.version.as_deref() == Some(candidate.version.as_str()))
+    {
         return Decision::UpToDate {
             newest: candidate.version.clone(),
         };
@@ -147,7 +168,10 @@ pub fn decide(offers: &[Offered], slots: &[Slot], booted: Option<&str>, policy: 
         && !policy.allow_downgrade
     {
         return Decision::Refused {
-            reason: format!("{} is older than the running {cur}; use --allow-downgrade", candidate.version),
+            reason: format!(
+                "{} is older than the running {cur}; use --allow-downgrade",
+                candidate.version
+            ),
         };
     }
     let not_booted: Vec<&Slot> = slots
@@ -158,7 +182,12 @@ pub fn decide(offers: &[Offered], slots: &[Slot], booted: Option<&str>, policy: 
         not_booted
             .iter()
             .filter(|s| s.version.is_some())
-            .min_by(|a, b| version::compare(a.version.as_deref().unwrap_or(""), b.version.as_deref().unwrap_or("")))
+            .min_by(|a, b| {
+                version::compare(
+                    a.version.as_deref().unwrap_or(""),
+                    b.version.as_deref().unwrap_or(""),
+                )
+            })
     });
     match target {
         Some(s) => Decision::Install {
@@ -214,33 +243,71 @@ mod tests {
         let slots = [slot(1, Some("2")), slot(4, None)];
         assert_eq!(
             decide(&offers, &slots, Some("2"), &Policy::default()),
-            Decision::Install { version: "3".into(), slot: 4, replaces: None }
+            Decision::Install {
+                version: "3".into(),
+                slot: 4,
+                replaces: None
+            }
         );
         // No empty slot: the oldest not booted.
         let slots = [slot(1, Some("2")), slot(4, Some("1"))];
         assert_eq!(
             decide(&offers, &slots, Some("2"), &Policy::default()),
-            Decision::Install { version: "3".into(), slot: 4, replaces: Some("1".into()) }
+            Decision::Install {
+                version: "3".into(),
+                slot: 4,
+                replaces: Some("1".into())
+            }
         );
         // Booted from the older slot: the newer, not booted one is replaced.
         assert_eq!(
             decide(&offers, &slots, Some("1"), &Policy::default()),
-            Decision::Install { version: "3".into(), slot: 1, replaces: Some("2".into()) }
+            Decision::Install {
+                version: "3".into(),
+                slot: 1,
+                replaces: Some("2".into())
+            }
         );
         // A single slot that is booted is never overwritten.
-        assert!(matches!(decide(&offers, &[slot(1, Some("2"))], Some("2"), &Policy::default()), Decision::Refused { .. }));
+        assert!(matches!(
+            decide(
+                &offers,
+                &[slot(1, Some("2"))],
+                Some("2"),
+                &Policy::default()
+            ),
+            Decision::Refused { .. }
+        ));
     }
 
     #[test]
     fn min_version_downgrade_and_up_to_date() {
         let offers = offered("tessera", files(&["1", "2"]).iter().map(String::as_str));
         let slots = [slot(1, Some("3")), slot(4, None)];
-        assert!(matches!(decide(&offers, &slots, Some("3"), &Policy::default()), Decision::Refused { .. }));
-        let allow = Policy { allow_downgrade: true, ..Policy::default() };
-        assert!(matches!(decide(&offers, &slots, Some("3"), &allow), Decision::Install { .. }));
-        let min = Policy { min_version: Some("5".into()), ..Policy::default() };
-        assert!(matches!(decide(&offers, &slots, Some("3"), &min), Decision::Refused { .. }));
+        assert!(matches!(
+            decide(&offers, &slots, Some("3"), &Policy::default()),
+            Decision::Refused { .. }
+        ));
+        let allow = Policy {
+            allow_downgrade: true,
+            ..Policy::default()
+        };
+        assert!(matches!(
+            decide(&offers, &slots, Some("3"), &allow),
+            Decision::Install { .. }
+        ));
+        let min = Policy {
+            min_version: Some("5".into()),
+            ..Policy::default()
+        };
+        assert!(matches!(
+            decide(&offers, &slots, Some("3"), &min),
+            Decision::Refused { .. }
+        ));
         let slots = [slot(1, Some("2")), slot(4, None)];
-        assert_eq!(decide(&offers, &slots, Some("2"), &Policy::default()), Decision::UpToDate { newest: "2".into() });
+        assert_eq!(
+            decide(&offers, &slots, Some("2"), &Policy::default()),
+            Decision::UpToDate { newest: "2".into() }
+        );
     }
 }

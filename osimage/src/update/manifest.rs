@@ -37,7 +37,9 @@ impl Manifest {
                 line: i + 1,
                 why: why.to_owned(),
             };
-            let (hash, rest) = line.split_once(' ').ok_or_else(|| err("expected `<sha256>  <file>`"))?;
+            let (hash, rest) = line
+                .split_once(' ')
+                .ok_or_else(|| err("expected `<sha256>  <file>`"))?;
             // sha256sum writes "  name" (text) or " *name" (binary).
             let name = rest
                 .strip_prefix(' ')
@@ -49,7 +51,10 @@ impl Manifest {
             if name.is_empty() || name.contains('/') || name.starts_with('.') {
                 return Err(err("file names must be plain names in the same directory"));
             }
-            if files.insert(name.to_owned(), hash.to_ascii_lowercase()).is_some() {
+            if files
+                .insert(name.to_owned(), hash.to_ascii_lowercase())
+                .is_some()
+            {
                 return Err(err(&format!("{name} listed twice")));
             }
         }
@@ -57,7 +62,10 @@ impl Manifest {
     }
 
     pub fn format(&self) -> String {
-        self.files.iter().map(|(n, h)| format!("{h}  {n}\n")).collect()
+        self.files
+            .iter()
+            .map(|(n, h)| format!("{h}  {n}\n"))
+            .collect()
     }
 }
 
@@ -68,7 +76,8 @@ mod tests {
     #[test]
     fn parses_sha256sum_output_and_rejects_junk() {
         let h = "a".repeat(64);
-        let m = Manifest::parse(&format!("{h}  tessera_2.efi\n{h} *tessera_2.usr-verity\n")).unwrap();
+        let m =
+            Manifest::parse(&format!("{h}  tessera_2.efi\n{h} *tessera_2.usr-verity\n")).unwrap();
         assert_eq!(m.files.len(), 2);
         assert_eq!(Manifest::parse(&m.format()).unwrap(), m);
         assert_eq!(Manifest::parse("xyz  a\n").unwrap_err().line, 1);

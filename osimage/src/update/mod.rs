@@ -2,5 +2,9 @@
 //! a slot that is never the booted one, verification before activation, and a UKI
 //! rename as the single activation point.
 
+pub mod apply;
 pub mod catalog;
 pub mod manifest;
+pub mod publish;
+pub mod slots;
+pub mod source;

@@ -195,10 +195,6 @@ pub fn build(
         )));
     }
     let data_blocks = data_size / dbs;
-    let layout = TreeLayout::new(data_blocks, params.hash_block_size);
-    let hbs = params.hash_block_size as usize;
-    let mut tree = vec![0u8; layout.tree_blocks() as usize * hbs];
-
     // Level 0 (or the root itself for a one-block device). The data is mapped rather
     // than read so hashing runs on all cores straight from the page cache with no
     // copy; batches keep the progress callback moving.
@@ -214,15 +210,58 @@ pub fn build(
     let mut leaf_digests: Vec<[u8; DIGEST]> = Vec::with_capacity(data_blocks as usize);
     let batch = BATCH - BATCH % dbs as usize;
     for (i, chunk) in map.chunks(batch).enumerate() {
-        leaf_digests.par_extend(
-            chunk
-                .par_chunks(dbs as usize)
-                .with_min_len(256)
-                .map(|block| salted(&params.salt, block)),
-        );
+        hash_leaves(chunk, params, &mut leaf_digests);
         progress((i * batch + chunk.len()) as u64);
     }
     drop(map);
+    assemble(leaf_digests, params)
+}
+
+fn hash_leaves(chunk: &[u8], params: &VerityParams, out: &mut Vec<[u8; DIGEST]>) {
+    out.par_extend(
+        chunk
+            .par_chunks(params.data_block_size as usize)
+            .with_min_len(256)
+            .map(|block| salted(&params.salt, block)),
+    );
+}
+
+/// Like [`build`], for data read through `read_at(offset, buf)` (a partition behind
+/// the [`crate::disk::Disk`] trait), in batches.
+pub fn build_with_reader(
+    mut read_at: impl FnMut(u64, &mut [u8]) -> std::io::Result<()>,
+    data_size: u64,
+    params: &VerityParams,
+) -> Result<VerityTree, VerityError> {
+    params.check()?;
+    let dbs = params.data_block_size as u64;
+    if data_size == 0 || !data_size.is_multiple_of(dbs) {
+        return Err(VerityError::Invalid(format!(
+            "data size {data_size} is not a non-zero multiple of the {dbs}-byte data block"
+        )));
+    }
+    let mut leaf_digests = Vec::with_capacity((data_size / dbs) as usize);
+    let batch = (BATCH - BATCH % dbs as usize) as u64;
+    let mut buf = vec![0u8; batch.min(data_size) as usize];
+    let mut done = 0u64;
+    while done < data_size {
+        let n = batch.min(data_size - done) as usize;
+        read_at(done, &mut buf[..n]).map_err(io(format!("read data at {done}")))?;
+        hash_leaves(&buf[..n], params, &mut leaf_digests);
+        done += n as u64;
+    }
+    assemble(leaf_digests, params)
+}
+
+/// Builds the hash levels above the leaf digests and the hash device image.
+fn assemble(
+    leaf_digests: Vec<[u8; DIGEST]>,
+    params: &VerityParams,
+) -> Result<VerityTree, VerityError> {
+    let data_blocks = leaf_digests.len() as u64;
+    let layout = TreeLayout::new(data_blocks, params.hash_block_size);
+    let hbs = params.hash_block_size as usize;
+    let mut tree = vec![0u8; layout.tree_blocks() as usize * hbs];
 
     let root_hash = if layout.levels.is_empty() {
         leaf_digests[0]

@@ -19,6 +19,7 @@ pub struct Options {
     pub extra_partitions: String,
     /// Sign PCR 11 policies (`.pcrsig`, `.pcrpkey`) with a fresh key.
     pub pcr_key: bool,
+    pub version: String,
 }
 
 impl Default for Options {
@@ -30,6 +31,7 @@ impl Default for Options {
             loader_conf: "timeout 0\n".into(),
             extra_partitions: String::new(),
             pcr_key: false,
+            version: "1.0".into(),
         }
     }
 }
@@ -75,7 +77,7 @@ pub fn fixture(opts: Options) -> Fixture {
     let toml = format!(
         r#"[image]
 name = "tessera"
-version = "1.0"
+version = "{version}"
 seed = "tessera-test-seed"
 sector-size = {ss}
 
@@ -131,6 +133,7 @@ VerityMatchKey = "usr"
         },
         extra = opts.extra_partitions,
         pcr_line = pcr_line,
+        version = opts.version,
     );
     let definition = d.join("image.toml");
     write(&definition, toml);
@@ -180,4 +183,29 @@ pub fn run_ok(cmd: &mut std::process::Command) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Rewrites the fixture for another version with a changed /usr, keeping its keys.
+pub fn bump_version(fx: &Fixture, version: &str) {
+    let text = std::fs::read_to_string(&fx.definition).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("version = "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &fx.definition,
+        text.replacen(&line, &format!("version = \"{version}\""), 1),
+    )
+    .unwrap();
+    write(
+        &fx.dir.path().join("tree/lib/os-release"),
+        format!("ID=tessera\nVERSION_ID={version}\n"),
+    );
+    write(
+        &fx.dir
+            .path()
+            .join(format!("tree/share/tessera/release-{version}")),
+        version,
+    );
 }

@@ -1,0 +1,390 @@
+//! Applying an update to a disk: verify the manifest, choose a slot, stream, verify,
+//! relabel, and activate by renaming the UKI into place. Every write goes through
+//! [`Disk`], in an order where a crash at any point leaves the booted version whole
+//! and selectable.
+
+use std::io;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use x509_cert::Certificate;
+
+use super::catalog::{self, Decision, Policy, Slot};
+use super::manifest::{MANIFEST, Manifest, SIGNATURE};
+use super::slots;
+use super::source::{Source, SourceError};
+use crate::boot::BootEntry;
+use crate::boot::esp::{self, EspLocation, UKI_DIR};
+use crate::disk::{Disk, read_gpt};
+use crate::gpt::{Gpt, PartitionType};
+use crate::sign::verify_pkcs7_detached;
+use crate::verity::sig::VeritySig;
+use crate::verity::{self, VerityParams, VeritySuperblock};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error("{0}")]
+    Source(#[from] SourceError),
+    #[error("manifest: {0}")]
+    Manifest(String),
+    #[error("{file}: sha256 is {actual}, the signed manifest says {expected}")]
+    Hash {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{file} ({size} bytes) does not fit its {part} partition ({room} bytes)")]
+    TooBig {
+        file: String,
+        part: String,
+        size: u64,
+        room: u64,
+    },
+    #[error("verification of {version} failed: {why}")]
+    Verify { version: String, why: String },
+    #[error("disk: {0}")]
+    Disk(#[from] io::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub name: String,
+    /// Trusted certificate for SHA256SUMS.p7s.
+    pub vendor_cert: Certificate,
+    /// Trusted certificate for the verity root hash signatures.
+    pub verity_cert: Certificate,
+    /// The version running now (never touched); `None` for an offline disk.
+    pub booted: Option<String>,
+    pub policy: Policy,
+    /// Boot counting tries for the new UKI.
+    pub tries: u32,
+    /// How many versions' UKIs to keep (InstancesMax).
+    pub instances_max: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub offered: Vec<catalog::Offered>,
+    pub slots: Vec<Slot>,
+    pub decision: Decision,
+    /// The UKI file name that activated the new version.
+    pub activated: Option<String>,
+    pub vacuumed: Vec<String>,
+}
+
+fn boot_location(gpt: &Gpt) -> io::Result<EspLocation> {
+    gpt.partitions
+        .iter()
+        .find(|p| p.kind == PartitionType::Xbootldr)
+        .or_else(|| gpt.partitions.iter().find(|p| p.kind == PartitionType::Esp))
+        .map(|p| EspLocation::of(p, gpt.sector_size))
+        .ok_or_else(|| io::Error::other("the disk has no ESP or XBOOTLDR"))
+}
+
+/// The manifest, after its signature verified. Nothing else is trusted before this.
+pub fn fetch_manifest(source: &Source, vendor: &Certificate) -> Result<Manifest, UpdateError> {
+    let text = source.get(MANIFEST)?;
+    let sig = source
+        .get(SIGNATURE)
+        .map_err(|e| UpdateError::Manifest(format!("no signature ({SIGNATURE}): {e}")))?;
+    verify_pkcs7_detached(&sig, &text, vendor)
+        .map_err(|e| UpdateError::Manifest(format!("{SIGNATURE}: {e}")))?;
+    let text = std::str::from_utf8(&text).map_err(|_| UpdateError::Manifest("not UTF-8".into()))?;
+    Manifest::parse(text).map_err(|e| UpdateError::Manifest(e.to_string()))
+}
+
+/// `update --check`: what is offered and what would happen. Reads only.
+pub fn check(disk: &dyn Disk, source: &Source, opts: &Options) -> Result<Report, UpdateError> {
+    let manifest = fetch_manifest(source, &opts.vendor_cert)?;
+    let gpt = read_gpt(disk).map_err(|e| io::Error::other(e.to_string()))?;
+    let slots = slots::find(&gpt, &opts.name);
+    let mut offered = catalog::offered(&opts.name, manifest.files.keys().map(String::as_str));
+    // A set counts as whole only if every file is really on the server (the manifest
+    // may list a file that was never uploaded or was since removed).
+    for o in offered.iter_mut().filter(|o| o.complete()) {
+        for (part, file) in o.files.clone() {
+            if !source.exists(&file)? {
+                o.missing.push(part);
+            }
+        }
+    }
+    let decision = catalog::decide(&offered, &slots, opts.booted.as_deref(), &opts.policy);
+    Ok(Report {
+        offered,
+        slots,
+        decision,
+        activated: None,
+        vacuumed: Vec::new(),
+    })
+}
+
+/// Streams `file` into the partition at `offset` of `room` bytes, hashing as it goes.
+fn stream_into(
+    disk: &mut dyn Disk,
+    source: &Source,
+    manifest: &Manifest,
+    file: &str,
+    part: &str,
+    offset: u64,
+    room: u64,
+) -> Result<u64, UpdateError> {
+    let expected = manifest
+        .files
+        .get(file)
+        .ok_or_else(|| UpdateError::Manifest(format!("{file} is not in the manifest")))?;
+    let mut hasher = Sha256::new();
+    let mut written = 0u64;
+    let mut too_big = None;
+    let size = source.stream(file, &mut |chunk| {
+        if written + chunk.len() as u64 > room {
+            too_big = Some(written + chunk.len() as u64);
+            return Err(io::Error::other("file larger than its partition"));
+        }
+        disk.write_at(offset + written, chunk)?;
+        hasher.update(chunk);
+        written += chunk.len() as u64;
+        Ok(())
+    });
+    if let Some(size) = too_big {
+        return Err(UpdateError::TooBig {
+            file: file.into(),
+            part: part.into(),
+            size,
+            room,
+        });
+    }
+    let size = size?;
+    let actual = hex::encode(hasher.finalize());
+    if &actual != expected {
+        return Err(UpdateError::Hash {
+            file: file.into(),
+            expected: expected.clone(),
+            actual,
+        });
+    }
+    Ok(size)
+}
+
+/// Re-reads what was written and checks it: the signature over the root hash with the
+/// trusted verity certificate, then the whole hash tree against the data.
+fn verify_slot(
+    disk: &dyn Disk,
+    gpt: &Gpt,
+    slot: &Slot,
+    version: &str,
+    cert: &Certificate,
+) -> Result<[u8; 32], UpdateError> {
+    let fail = |why: String| UpdateError::Verify {
+        version: version.into(),
+        why,
+    };
+    let ss = gpt.sector_size as u64;
+    let off = |i: usize| gpt.partitions[i].first_lba * ss;
+    let mut sig_raw = vec![0u8; slot.sig_size as usize];
+    disk.read_at(off(slot.sig_index), &mut sig_raw)?;
+    let sig = VeritySig::from_partition(&sig_raw)
+        .map_err(|e| fail(format!("signature partition: {e}")))?;
+    let der = sig
+        .signature_der()
+        .map_err(|e| fail(format!("signature is not base64: {e}")))?;
+    verify_pkcs7_detached(&der, sig.root_hash.as_bytes(), cert).map_err(|e| fail(e.to_string()))?;
+    let mut root = [0u8; 32];
+    hex::decode_to_slice(&sig.root_hash, &mut root)
+        .map_err(|_| fail("root hash is not hex".into()))?;
+
+    let mut sb_raw = [0u8; 512];
+    disk.read_at(off(slot.verity_index), &mut sb_raw)?;
+    let sb = VeritySuperblock::decode(&sb_raw).map_err(|e| fail(e.to_string()))?;
+    let params = VerityParams {
+        data_block_size: sb.data_block_size,
+        hash_block_size: sb.hash_block_size,
+        salt: sb.salt.clone(),
+        uuid: sb.uuid,
+    };
+    let data_len = sb.data_blocks * sb.data_block_size as u64;
+    if data_len > slot.usr_size {
+        return Err(fail("verity data is larger than the usr partition".into()));
+    }
+    let usr_off = off(slot.usr_index);
+    let tree =
+        verity::build_with_reader(|o, buf| disk.read_at(usr_off + o, buf), data_len, &params)
+            .map_err(|e| fail(e.to_string()))?;
+    if tree.root_hash != root {
+        return Err(fail(format!(
+            "data hashes to {}, signed root hash is {}",
+            hex::encode(tree.root_hash),
+            sig.root_hash
+        )));
+    }
+    let mut stored = vec![0u8; tree.hash_device.len()];
+    if stored.len() as u64 > slot.verity_size {
+        return Err(fail(
+            "hash tree is larger than the usr-verity partition".into(),
+        ));
+    }
+    disk.read_at(off(slot.verity_index), &mut stored)?;
+    if stored != tree.hash_device {
+        return Err(fail("stored hash tree differs from the data".into()));
+    }
+    Ok(root)
+}
+
+/// Removes every UKI of `version` (any counter state) from the boot partition.
+fn remove_ukis(
+    disk: &mut dyn Disk,
+    at: EspLocation,
+    name: &str,
+    version: &str,
+) -> io::Result<Vec<String>> {
+    let id = format!("{name}_{version}");
+    let mut removed = Vec::new();
+    for e in esp::entries(disk, at)?.into_iter().filter(|e| e.id == id) {
+        esp::remove(disk, at, UKI_DIR, &e.file_name)?;
+        removed.push(e.file_name);
+    }
+    Ok(removed)
+}
+
+/// The whole update. On any error before activation, the new version is not
+/// selectable and the booted one is untouched.
+pub fn apply(disk: &mut dyn Disk, source: &Source, opts: &Options) -> Result<Report, UpdateError> {
+    let mut report = check(disk, source, opts)?;
+    let Decision::Install {
+        version,
+        slot: slot_index,
+        replaces,
+    } = report.decision.clone()
+    else {
+        return Ok(report);
+    };
+    let manifest = fetch_manifest(source, &opts.vendor_cert)?;
+    let gpt = read_gpt(disk).map_err(|e| io::Error::other(e.to_string()))?;
+    let at = boot_location(&gpt)?;
+    // Leftovers of an interrupted run go first; they are never selectable anyway.
+    esp::clean_stale(disk, at, UKI_DIR)?;
+    let slot = report
+        .slots
+        .iter()
+        .find(|s| s.usr_index == slot_index)
+        .cloned()
+        .ok_or_else(|| io::Error::other("chosen slot vanished"))?;
+    let offer = report
+        .offered
+        .iter()
+        .find(|o| o.version == version)
+        .cloned()
+        .ok_or_else(|| io::Error::other("chosen version vanished"))?;
+
+    // 1. Retire what the slot held: its UKIs first (so nothing can boot it), then the
+    //    label (so nothing mistakes it for a whole version). A slot left `_empty` by
+    //    an interrupted run is reused as it is.
+    if let Some(old) = &replaces {
+        report
+            .vacuumed
+            .extend(remove_ukis(disk, at, &opts.name, old)?);
+    }
+    // Also any UKI of the version being installed (a corrupt earlier attempt).
+    remove_ukis(disk, at, &opts.name, &version)?;
+    if slot.version.is_some() {
+        slots::relabel(disk, &slot, slots::EMPTY, None)?;
+    }
+
+    // 2. Stream the three partitions, each checked against the signed manifest.
+    let ss = gpt.sector_size as u64;
+    let off = |i: usize| gpt.partitions[i].first_lba * ss;
+    for (part, index, room) in [
+        ("usr", slot.usr_index, slot.usr_size),
+        ("usr-verity", slot.verity_index, slot.verity_size),
+        ("usr-verity-sig", slot.sig_index, slot.sig_size),
+    ] {
+        let file = offer
+            .file(part)
+            .ok_or_else(|| UpdateError::Manifest(format!("no {part} file")))?;
+        let size = stream_into(disk, source, &manifest, file, part, off(index), room)?;
+        // Clear what an older, longer file left behind, so the partition holds exactly
+        // the new content (the signature JSON ends at the first NUL).
+        let tail = (room - size).min(1 << 20);
+        if tail > 0 && part == "usr-verity-sig" {
+            disk.write_at(off(index) + size, &vec![0u8; tail as usize])?;
+        }
+    }
+
+    // 3. Verify what is on the disk now, before anything points at it.
+    let root = verify_slot(disk, &gpt, &slot, &version, &opts.verity_cert)?;
+
+    // 4. Label the slot with its version and root-hash-derived UUIDs (one table write).
+    slots::relabel(
+        disk,
+        &slot,
+        &format!("{}_{version}", opts.name),
+        Some(&root),
+    )?;
+
+    // 5. Activate: the UKI appears under its counted name in one rename.
+    let uki_file = offer
+        .file("efi")
+        .ok_or_else(|| UpdateError::Manifest("no UKI".into()))?;
+    let uki = source.get(uki_file)?;
+    let actual = hex::encode(Sha256::digest(&uki));
+    let expected = manifest.files.get(uki_file).cloned().unwrap_or_default();
+    if actual != expected {
+        return Err(UpdateError::Hash {
+            file: uki_file.into(),
+            expected,
+            actual,
+        });
+    }
+    let cmdline = crate::uki::pe::section_data(&uki, ".cmdline")
+        .ok()
+        .flatten()
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .unwrap_or_default();
+    if !cmdline
+        .split_whitespace()
+        .any(|w| w == format!("usrhash={}", hex::encode(root)))
+    {
+        return Err(UpdateError::Verify {
+            version: version.clone(),
+            why: "the UKI's command line does not carry this slot's usrhash=".into(),
+        });
+    }
+    let name = BootEntry::format(&format!("{}_{version}", opts.name), Some(opts.tries), None);
+    esp::install_file(disk, at, UKI_DIR, &name, &uki)?;
+    report.activated = Some(name);
+
+    // 6. InstancesMax: drop the oldest UKIs beyond it, never the booted or the new one.
+    let mut versions: Vec<String> = esp::entries(disk, at)?
+        .into_iter()
+        .filter(|e| e.name() == opts.name)
+        .map(|e| e.version().to_owned())
+        .collect();
+    versions.sort_by(|a, b| crate::version::compare(a, b));
+    versions.dedup();
+    while versions.len() > opts.instances_max {
+        let Some(pos) = versions
+            .iter()
+            .position(|v| *v != version && Some(v.as_str()) != opts.booted.as_deref())
+        else {
+            break;
+        };
+        let old = versions.remove(pos);
+        report
+            .vacuumed
+            .extend(remove_ukis(disk, at, &opts.name, &old)?);
+        let gpt = read_gpt(disk).map_err(|e| io::Error::other(e.to_string()))?;
+        if let Some(s) = slots::find(&gpt, &opts.name)
+            .into_iter()
+            .find(|s| s.version.as_deref() == Some(old.as_str()))
+        {
+            slots::relabel(disk, &s, slots::EMPTY, None)?;
+        }
+    }
+    disk.flush()?;
+    report.decision = Decision::Install {
+        version,
+        slot: slot_index,
+        replaces,
+    };
+    Ok(report)
+}

@@ -1,0 +1,140 @@
+//! usr slots on a disk: finding them, relabelling them, adding empty ones.
+
+use std::io;
+
+use uuid::Uuid;
+
+use super::catalog::Slot;
+use crate::disk::{Disk, read_gpt, write_gpt};
+use crate::gpt::{ATTR_READ_ONLY, Gpt, GptPartition, PartitionType};
+
+pub const EMPTY: &str = "_empty";
+
+fn gpt_err(e: crate::gpt::GptError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// The n-th usr, usr-verity and usr-verity-sig partitions (in table order) form slot
+/// n. Slots labelled for another OS name are left out.
+pub fn find(gpt: &Gpt, name: &str) -> Vec<Slot> {
+    let of = |k: PartitionType| -> Vec<usize> {
+        gpt.partitions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.kind == k)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let (usr, verity, sig) = (
+        of(PartitionType::Usr),
+        of(PartitionType::UsrVerity),
+        of(PartitionType::UsrVeritySig),
+    );
+    let ss = gpt.sector_size as u64;
+    let size = |i: usize| gpt.partitions[i].sectors() * ss;
+    let prefix = format!("{name}_");
+    usr.iter()
+        .zip(&verity)
+        .zip(&sig)
+        .filter_map(|((&u, &v), &s)| {
+            let label = &gpt.partitions[u].label;
+            let version = if label == EMPTY {
+                None
+            } else {
+                Some(label.strip_prefix(&prefix)?.to_owned())
+            };
+            Some(Slot {
+                usr_index: u,
+                verity_index: v,
+                sig_index: s,
+                version,
+                usr_size: size(u),
+                verity_size: size(v),
+                sig_size: size(s),
+            })
+        })
+        .collect()
+}
+
+/// Gives a slot's three partitions a new label and identity in one table write, so no
+/// slot is ever half-labelled. With a root hash, the usr and usr-verity UUIDs become
+/// its halves, which is how `usrhash=` finds them; without one (`_empty`), fresh
+/// derived UUIDs that no root hash can match.
+pub fn relabel(
+    disk: &mut dyn Disk,
+    slot: &Slot,
+    label: &str,
+    root_hash: Option<&[u8; 32]>,
+) -> io::Result<()> {
+    let mut gpt = read_gpt(disk).map_err(gpt_err)?;
+    let ids: [Uuid; 3] = match root_hash {
+        Some(h) => {
+            let mut a = [0u8; 16];
+            let mut b = [0u8; 16];
+            a.copy_from_slice(&h[..16]);
+            b.copy_from_slice(&h[16..]);
+            [
+                Uuid::from_bytes(a),
+                Uuid::from_bytes(b),
+                crate::build::derived_uuid(&hex::encode(h), "usr-verity-sig"),
+            ]
+        }
+        None => {
+            let seed = format!("{}-{}", gpt.disk_guid, slot.usr_index);
+            [
+                crate::build::derived_uuid(&seed, "empty-usr"),
+                crate::build::derived_uuid(&seed, "empty-usr-verity"),
+                crate::build::derived_uuid(&seed, "empty-usr-verity-sig"),
+            ]
+        }
+    };
+    for (i, id) in [slot.usr_index, slot.verity_index, slot.sig_index]
+        .into_iter()
+        .zip(ids)
+    {
+        let p = gpt
+            .partitions
+            .get_mut(i)
+            .ok_or_else(|| io::Error::other("slot partition vanished from the table"))?;
+        p.label = label.to_owned();
+        p.uuid = id;
+    }
+    write_gpt(disk, &gpt)
+}
+
+/// Adds an `_empty` slot with the given sizes in the free space at the end of the
+/// disk, first moving the backup table to the disk's real end (a grown image).
+pub fn add_empty(disk: &mut dyn Disk, usr: u64, verity: u64, sig: u64) -> io::Result<()> {
+    let mut gpt = read_gpt(disk).map_err(gpt_err)?;
+    let ss = gpt.sector_size as u64;
+    gpt.total_sectors = disk.size() / ss;
+    let align = (1u64 << 20) / ss;
+    let mut next = gpt
+        .partitions
+        .iter()
+        .map(|p| p.last_lba + 1)
+        .max()
+        .unwrap_or(gpt.first_usable_lba());
+    let seed = format!("{}-{}", gpt.disk_guid, gpt.partitions.len());
+    for (kind, bytes) in [
+        (PartitionType::Usr, usr),
+        (PartitionType::UsrVerity, verity),
+        (PartitionType::UsrVeritySig, sig),
+    ] {
+        let first = next.div_ceil(align) * align;
+        let sectors = bytes.div_ceil(ss);
+        let p = GptPartition {
+            kind,
+            uuid: crate::build::derived_uuid(&seed, &format!("empty-{kind}")),
+            label: EMPTY.into(),
+            first_lba: first,
+            last_lba: first + sectors - 1,
+            attributes: ATTR_READ_ONLY,
+        };
+        next = p.last_lba + 1;
+        gpt.partitions.push(p);
+    }
+    gpt.validate()
+        .map_err(|e| io::Error::other(format!("no room for another slot: {e}")))?;
+    write_gpt(disk, &gpt)
+}
