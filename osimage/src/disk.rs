@@ -149,6 +149,31 @@ impl<D: Disk> Disk for CountingDisk<D> {
     }
 }
 
+/// A disk seen read-only: writes are accepted and dropped. For code paths that only
+/// look (listing a FAT directory mounts it, and fatfs marks the volume dirty).
+pub struct ReadOnly<'a>(pub &'a dyn Disk);
+
+impl std::fmt::Debug for ReadOnly<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadOnly")
+    }
+}
+
+impl Disk for ReadOnly<'_> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.0.read_at(offset, buf)
+    }
+    fn write_at(&mut self, _offset: u64, _data: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A byte range of a disk as a seekable stream (a partition, for a file system
 /// library). Writes go straight to the disk.
 pub struct Region<'a> {

@@ -57,6 +57,13 @@ fn open_dir<'a, 'b>(
     Ok(dir)
 }
 
+/// The UKIs in `EFI/Linux`, read without writing anything (a FAT mount by fatfs
+/// writes its dirty flag, which a read-only check must not do).
+pub fn entries_readonly(disk: &dyn Disk, at: EspLocation) -> io::Result<Vec<BootEntry>> {
+    let mut copy = crate::disk::ReadOnly(disk);
+    entries(&mut copy, at)
+}
+
 /// File names in a directory (empty if it does not exist).
 pub fn list(disk: &mut dyn Disk, at: EspLocation, dir: &str) -> io::Result<Vec<String>> {
     with_fs(disk, at, |fs| {

@@ -109,7 +109,20 @@ pub fn check(disk: &dyn Disk, source: &Source, opts: &Options) -> Result<Report,
             }
         }
     }
-    let decision = catalog::decide(&offered, &slots, opts.booted.as_deref(), &opts.policy);
+    let at = boot_location(&gpt)?;
+    let entries = esp::entries_readonly(disk, at)?;
+    let activated: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.name() == opts.name && !e.is_bad())
+        .map(|e| e.version())
+        .collect();
+    let decision = catalog::decide(
+        &offered,
+        &slots,
+        &activated,
+        opts.booted.as_deref(),
+        &opts.policy,
+    );
     Ok(Report {
         offered,
         slots,
@@ -168,7 +181,7 @@ fn stream_into(
 
 /// Re-reads what was written and checks it: the signature over the root hash with the
 /// trusted verity certificate, then the whole hash tree against the data.
-fn verify_slot(
+pub fn verify_slot(
     disk: &dyn Disk,
     gpt: &Gpt,
     slot: &Slot,

@@ -131,10 +131,13 @@ pub struct Policy {
 }
 
 /// Picks the newest complete version and a slot for it: an `_empty` slot, else the
-/// oldest slot that is not the booted one. Never the booted slot.
+/// oldest slot that is not the booted one. Never the booted slot. `activated` lists
+/// the versions that have a UKI; a slot labelled with the candidate but without its
+/// UKI (an interrupted update) is finished in place.
 pub fn decide(
     offers: &[Offered],
     slots: &[Slot],
+    activated: &[&str],
     booted: Option<&str>,
     policy: &Policy,
 ) -> Decision {
@@ -155,12 +158,21 @@ pub fn decide(
             reason: "the source offers no complete version at or above MinVersion".into(),
         };
     };
-    if slots
+    if let Some(s) = slots
         .iter()
-        .any(|s| s.version.as_deref() == Some(candidate.version.as_str()))
+        .find(|s| s.version.as_deref() == Some(candidate.version.as_str()))
     {
-        return Decision::UpToDate {
-            newest: candidate.version.clone(),
+        if activated.contains(&candidate.version.as_str())
+            || booted == Some(candidate.version.as_str())
+        {
+            return Decision::UpToDate {
+                newest: candidate.version.clone(),
+            };
+        }
+        return Decision::Install {
+            version: candidate.version.clone(),
+            slot: s.usr_index,
+            replaces: None,
         };
     }
     if let Some(cur) = current
@@ -242,7 +254,7 @@ mod tests {
         let offers = offered("tessera", files(&["3"]).iter().map(String::as_str));
         let slots = [slot(1, Some("2")), slot(4, None)];
         assert_eq!(
-            decide(&offers, &slots, Some("2"), &Policy::default()),
+            decide(&offers, &slots, &["2"], Some("2"), &Policy::default()),
             Decision::Install {
                 version: "3".into(),
                 slot: 4,
@@ -252,7 +264,7 @@ mod tests {
         // No empty slot: the oldest not booted.
         let slots = [slot(1, Some("2")), slot(4, Some("1"))];
         assert_eq!(
-            decide(&offers, &slots, Some("2"), &Policy::default()),
+            decide(&offers, &slots, &["2"], Some("2"), &Policy::default()),
             Decision::Install {
                 version: "3".into(),
                 slot: 4,
@@ -261,7 +273,7 @@ mod tests {
         );
         // Booted from the older slot: the newer, not booted one is replaced.
         assert_eq!(
-            decide(&offers, &slots, Some("1"), &Policy::default()),
+            decide(&offers, &slots, &["1", "2"], Some("1"), &Policy::default()),
             Decision::Install {
                 version: "3".into(),
                 slot: 1,
@@ -273,6 +285,7 @@ mod tests {
             decide(
                 &offers,
                 &[slot(1, Some("2"))],
+                &["2"],
                 Some("2"),
                 &Policy::default()
             ),
@@ -285,7 +298,7 @@ mod tests {
         let offers = offered("tessera", files(&["1", "2"]).iter().map(String::as_str));
         let slots = [slot(1, Some("3")), slot(4, None)];
         assert!(matches!(
-            decide(&offers, &slots, Some("3"), &Policy::default()),
+            decide(&offers, &slots, &["3"], Some("3"), &Policy::default()),
             Decision::Refused { .. }
         ));
         let allow = Policy {
@@ -293,7 +306,7 @@ mod tests {
             ..Policy::default()
         };
         assert!(matches!(
-            decide(&offers, &slots, Some("3"), &allow),
+            decide(&offers, &slots, &["3"], Some("3"), &allow),
             Decision::Install { .. }
         ));
         let min = Policy {
@@ -301,13 +314,23 @@ mod tests {
             ..Policy::default()
         };
         assert!(matches!(
-            decide(&offers, &slots, Some("3"), &min),
+            decide(&offers, &slots, &["3"], Some("3"), &min),
             Decision::Refused { .. }
         ));
         let slots = [slot(1, Some("2")), slot(4, None)];
         assert_eq!(
-            decide(&offers, &slots, Some("2"), &Policy::default()),
+            decide(&offers, &slots, &["2"], Some("2"), &Policy::default()),
             Decision::UpToDate { newest: "2".into() }
+        );
+        // Labelled but never activated (cut off before its UKI): finished in place.
+        let slots = [slot(1, Some("1")), slot(4, Some("2"))];
+        assert_eq!(
+            decide(&offers, &slots, &["1"], Some("1"), &Policy::default()),
+            Decision::Install {
+                version: "2".into(),
+                slot: 4,
+                replaces: None
+            }
         );
     }
 }

@@ -20,6 +20,9 @@ pub struct Options {
     /// Sign PCR 11 policies (`.pcrsig`, `.pcrpkey`) with a fresh key.
     pub pcr_key: bool,
     pub version: String,
+    /// Bytes to use as the kernel instead of Debian's (small UKIs for crash sweeps).
+    pub kernel: Option<Vec<u8>>,
+    pub esp_size: Option<String>,
 }
 
 impl Default for Options {
@@ -32,6 +35,8 @@ impl Default for Options {
             extra_partitions: String::new(),
             pcr_key: false,
             version: "1.0".into(),
+            kernel: None,
+            esp_size: None,
         }
     }
 }
@@ -64,6 +69,13 @@ pub fn fixture(opts: Options) -> Fixture {
         &d.join("initrd"),
         opts.initrd.unwrap_or_else(|| b"not an initrd".to_vec()),
     );
+    let kernel = match &opts.kernel {
+        Some(bytes) => {
+            write(&d.join("vmlinuz"), bytes);
+            d.join("vmlinuz")
+        }
+        None => art.vmlinuz.clone(),
+    };
     let id = SigningIdentity::generate("test verity key").unwrap();
     write(&d.join("keys/verity.key"), id.key_pem().unwrap());
     write(&d.join("keys/verity.crt"), id.cert_pem().unwrap());
@@ -121,7 +133,7 @@ VerityMatchKey = "usr"
 {extra}"#,
         ss = opts.sector_size,
         stub = art.efi_stub.display(),
-        kernel = art.vmlinuz.display(),
+        kernel = kernel.display(),
         sdboot = art.systemd_boot.display(),
         cmdline = opts.cmdline,
         loader = opts.loader_conf.escape_default(),
