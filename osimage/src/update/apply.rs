@@ -263,6 +263,26 @@ fn remove_ukis(
 /// selectable and the booted one is untouched.
 pub fn apply(disk: &mut dyn Disk, source: &Source, opts: &Options) -> Result<Report, UpdateError> {
     let mut report = check(disk, source, opts)?;
+    // Up to date only if what is there still verifies; a slot damaged on the device
+    // is rewritten in place (never the booted one, which is in use).
+    if let Decision::UpToDate { newest } = &report.decision
+        && Some(newest.as_str()) != opts.booted.as_deref()
+    {
+        let gpt = read_gpt(disk).map_err(|e| io::Error::other(e.to_string()))?;
+        if let Some(slot) = report
+            .slots
+            .iter()
+            .find(|s| s.version.as_deref() == Some(newest.as_str()))
+            && let Err(e) = verify_slot(disk, &gpt, slot, newest, &opts.verity_cert)
+        {
+            tracing::warn!("installed {newest} is damaged ({e}); repairing it");
+            report.decision = Decision::Install {
+                version: newest.clone(),
+                slot: slot.usr_index,
+                replaces: None,
+            };
+        }
+    }
     let Decision::Install {
         version,
         slot: slot_index,
