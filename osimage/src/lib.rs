@@ -12,6 +12,7 @@ pub mod definition;
 pub mod disk;
 pub mod esp;
 pub mod gpt;
+pub mod install;
 pub mod pcr;
 pub mod provenance;
 pub mod sign;

@@ -54,6 +54,26 @@ enum Command {
         #[arg(long)]
         cert: PathBuf,
     },
+    /// Install a built image onto a disk by adding to it: a GPT on an empty disk, or
+    /// new partitions in the free space of one that holds other systems.
+    ///
+    /// Exit status: 0 installed (or planned), 1 error (nothing written).
+    Install {
+        #[arg(long)]
+        image: PathBuf,
+        /// Block device or image file.
+        #[arg(long)]
+        target: PathBuf,
+        /// Boot counting tries for the UKI (`<name>_<version>+N.efi`); 0 disables.
+        #[arg(long, default_value_t = 3)]
+        tries: u32,
+        /// Install even onto a disk that is mounted or in use.
+        #[arg(long)]
+        force: bool,
+        /// Print the plan; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Publish a built image's update files (usr, usr-verity, usr-verity-sig, UKI) into
     /// DIR and (re)write the signed SHA256SUMS manifest over DIR.
     Publish {
@@ -270,6 +290,48 @@ fn main() -> ExitCode {
                     v.materials,
                     v.keyid
                 );
+            }
+            Ok(())
+        })()),
+        Command::Install {
+            image,
+            target,
+            tries,
+            force,
+            dry_run,
+        } => report((|| {
+            let opts = osimage::install::InstallOptions {
+                tries: (tries > 0).then_some(tries),
+                loader_conf: "timeout 3\neditor no\n".into(),
+                force,
+                dry_run,
+            };
+            let plan = osimage::install::install(&image, &target, &opts)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                println!(
+                    "{} {}_{} onto {}{}",
+                    if dry_run {
+                        "would install"
+                    } else {
+                        "installed"
+                    },
+                    plan.name,
+                    plan.version,
+                    target.display(),
+                    if plan.new_table { " (new GPT)" } else { "" }
+                );
+                for p in &plan.add {
+                    println!(
+                        "  add {:<16} {:<20} offset {:>12} size {:>12}",
+                        p.kind.to_string(),
+                        p.label,
+                        p.offset,
+                        p.size
+                    );
+                }
+                println!("  UKI {} on the {}", plan.uki, plan.boot_partition);
             }
             Ok(())
         })()),
