@@ -1,11 +1,11 @@
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use osimage::verity::{self, VerityParams};
 
 use clap::{Parser, Subcommand};
+
+mod cmd;
 
 /// osimage: image-based OS tooling for the Tessera appliance.
 #[derive(Debug, Parser)]
@@ -175,7 +175,7 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-enum BootCommand {
+pub(crate) enum BootCommand {
     /// Every entry with version, tries left and done, good/bad, default, booted.
     Status,
     /// Mark the booted entry (or --entry) good by dropping its counter.
@@ -208,7 +208,7 @@ enum PcrCommand {
 }
 
 #[derive(Debug, Subcommand)]
-enum VerityCommand {
+pub(crate) enum VerityCommand {
     /// Hash DATA into a new HASH device (superblock + tree), like `veritysetup format`.
     Format {
         data: PathBuf,
@@ -453,11 +453,11 @@ fn main() -> ExitCode {
             image,
             esp,
             command,
-        } => report(boot_cmd(image, esp, command, cli.json)),
+        } => report(cmd::boot::boot_cmd(image, esp, command, cli.json)),
         Command::Pcr {
             command: PcrCommand::Predict { uki, phase },
         } => report(pcr_predict(&uki, &phase, cli.json)),
-        Command::Verity(cmd) => match verity_cmd(cmd, cli.json) {
+        Command::Verity(cmd) => match cmd::verity::verity_cmd(cmd, cli.json) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("osimage: error: {e:#}");
@@ -540,94 +540,6 @@ fn build_cmd(
     }
     for w in &report.warnings {
         println!("warning: {w}");
-    }
-    Ok(())
-}
-
-fn boot_cmd(
-    image: Option<PathBuf>,
-    esp: Option<PathBuf>,
-    cmd: BootCommand,
-    json: bool,
-) -> anyhow::Result<()> {
-    use osimage::boot::efivars::EfiVars;
-    use osimage::boot::status::{self, BootRoot};
-    let vars = EfiVars::system();
-    let open_root = || -> anyhow::Result<BootRoot> {
-        Ok(match (&image, &esp) {
-            (Some(i), _) => BootRoot::image(i).with_context(|| i.display().to_string())?,
-            (None, Some(d)) => BootRoot::Dir(d.clone()),
-            (None, None) => BootRoot::find_mounted().context(
-                "no ESP with EFI/Linux under /efi, /boot/efi or /boot (use --esp or --image)",
-            )?,
-        })
-    };
-    // EFI variables describe this machine's boot, not a disk image's.
-    let vars_for_root = if image.is_some() { None } else { vars.as_ref() };
-    match cmd {
-        BootCommand::Status => {
-            let st = status::status(&mut open_root()?, vars_for_root)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&st)?);
-            } else {
-                println!(
-                    "{:<36} {:<10} {:>5} {:>5} {:<14} flags",
-                    "entry", "version", "left", "done", "state"
-                );
-                for e in &st.entries {
-                    let opt = |v: Option<u32>| v.map_or("-".to_owned(), |n| n.to_string());
-                    let mut flags = Vec::new();
-                    if e.default {
-                        flags.push("default");
-                    }
-                    if e.booted {
-                        flags.push("booted");
-                    }
-                    println!(
-                        "{:<36} {:<10} {:>5} {:>5} {:<14} {}",
-                        e.entry.file_name,
-                        e.version,
-                        opt(e.entry.tries_left),
-                        opt(e.entry.tries_done),
-                        e.state,
-                        flags.join(",")
-                    );
-                }
-                if let (Some(b), Some(src)) = (&st.booted, st.booted_source) {
-                    println!(
-                        "booted: {b} (from {})",
-                        serde_json::to_value(src)?.as_str().unwrap_or("")
-                    );
-                }
-            }
-        }
-        BootCommand::Bless { entry } => {
-            match status::bless(&mut open_root()?, vars_for_root, entry.as_deref())? {
-                Some(to) => println!("blessed: now {to}"),
-                None => println!("already good"),
-            }
-        }
-        BootCommand::MarkBad { entry } => println!(
-            "marked bad: now {}",
-            status::mark_bad(&mut open_root()?, &entry)?
-        ),
-        BootCommand::SetDefault { id } | BootCommand::Oneshot { id } if image.is_some() => {
-            anyhow::bail!(
-                "{id}: default and one-shot choices are EFI variables of the running machine, not part of a disk image"
-            )
-        }
-        BootCommand::SetDefault { id } => {
-            let v =
-                vars.context("no efivarfs (/sys/firmware/efi/efivars): not booted with UEFI?")?;
-            status::set_loader_entry(&v, false, &id)?;
-            println!("default: {id}");
-        }
-        BootCommand::Oneshot { id } => {
-            let v =
-                vars.context("no efivarfs (/sys/firmware/efi/efivars): not booted with UEFI?")?;
-            status::set_loader_entry(&v, true, &id)?;
-            println!("next boot only: {id}");
-        }
     }
     Ok(())
 }
@@ -741,124 +653,4 @@ fn uki_cmd(
     std::fs::rename(&tmp, output).with_context(|| format!("rename to {}", output.display()))?;
     println!("{}", output.display());
     Ok(())
-}
-
-fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar.set_message(what.to_owned());
-    bar
-}
-
-fn verity_cmd(cmd: VerityCommand, json: bool) -> anyhow::Result<()> {
-    match cmd {
-        VerityCommand::Format {
-            data,
-            hash,
-            salt,
-            seed,
-            uuid,
-            data_block_size,
-            hash_block_size,
-            dry_run,
-        } => {
-            let salt = match salt {
-                Some(hex_salt) => hex::decode(&hex_salt).context("--salt is not hex")?,
-                None => verity::derive_salt(seed.as_bytes(), "verity"),
-            };
-            let uuid = uuid.map_or_else(
-                || {
-                    let mut b = [0u8; 16];
-                    b.copy_from_slice(&verity::derive_salt(&salt, "uuid")[..16]);
-                    // RFC 4122 version 4 / variant bits, as veritysetup's UUIDs have.
-                    b[6] = (b[6] & 0x0f) | 0x40;
-                    b[8] = (b[8] & 0x3f) | 0x80;
-                    b
-                },
-                |u| *u.as_bytes(),
-            );
-            let params = VerityParams {
-                data_block_size,
-                hash_block_size,
-                salt,
-                uuid,
-            };
-            let f = File::open(&data).with_context(|| format!("open {}", data.display()))?;
-            let size = f.metadata()?.len();
-            let bar = progress_bar(size, "hashing");
-            if json {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-            }
-            let tree = verity::build(&f, 0, size, &params, |done| bar.set_position(done))?;
-            bar.finish_and_clear();
-            if !dry_run {
-                // Written whole, then renamed, so a crash never leaves a half tree
-                // under the final name.
-                let tmp = hash.with_extension("osimage-tmp");
-                std::fs::write(&tmp, &tree.hash_device)
-                    .with_context(|| format!("write {}", tmp.display()))?;
-                std::fs::rename(&tmp, &hash)
-                    .with_context(|| format!("rename to {}", hash.display()))?;
-            }
-            let root = hex::encode(tree.root_hash);
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "rootHash": root,
-                        "salt": hex::encode(&params.salt),
-                        "uuid": uuid::Uuid::from_bytes(uuid).to_string(),
-                        "dataBlocks": tree.superblock.data_blocks,
-                        "dataBlockSize": data_block_size,
-                        "hashBlockSize": hash_block_size,
-                        "hashDeviceSize": tree.hash_device.len(),
-                        "written": !dry_run,
-                    })
-                );
-            } else {
-                println!("UUID:            {}", uuid::Uuid::from_bytes(uuid));
-                println!("Data blocks:     {}", tree.superblock.data_blocks);
-                println!("Salt:            {}", hex::encode(&params.salt));
-                println!(
-                    "Hash device:     {} bytes{}",
-                    tree.hash_device.len(),
-                    if dry_run {
-                        " (dry run, not written)"
-                    } else {
-                        ""
-                    }
-                );
-                println!("Root hash:       {root}");
-            }
-            Ok(())
-        }
-        VerityCommand::Verify {
-            data,
-            hash,
-            root_hash,
-        } => {
-            let root = hex::decode(&root_hash).context("root hash is not hex")?;
-            let d = File::open(&data).with_context(|| format!("open {}", data.display()))?;
-            let h = File::open(&hash).with_context(|| format!("open {}", hash.display()))?;
-            let sb = verity::verify(&d, 0, &h, 0, &root)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "valid": true, "dataBlocks": sb.data_blocks })
-                );
-            } else {
-                println!(
-                    "valid: {} data blocks match root hash {root_hash}",
-                    sb.data_blocks
-                );
-            }
-            Ok(())
-        }
-    }
 }

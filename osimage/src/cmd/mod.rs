@@ -1,0 +1,4 @@
+//! Command implementations too long to keep in main.rs.
+
+pub(crate) mod boot;
+pub(crate) mod verity;
