@@ -94,15 +94,21 @@ enum Command {
         /// The disk (block device or image file) to update.
         #[arg(long)]
         target: PathBuf,
+        /// Settings from an update.toml (flags override them).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Settings from systemd sysupdate.d/*.transfer files instead.
+        #[arg(long, conflicts_with = "config")]
+        transfer_dir: Option<PathBuf>,
         /// Base URL or directory holding SHA256SUMS, SHA256SUMS.p7s and the files.
         #[arg(long)]
-        source: String,
-        /// OS name: files and labels are <name>_<version>.
-        #[arg(long, default_value = "tessera")]
-        name: String,
+        source: Option<String>,
+        /// OS name: files and labels are <name>_<version> (default tessera).
+        #[arg(long)]
+        name: Option<String>,
         /// Certificate trusted for SHA256SUMS.p7s.
         #[arg(long)]
-        vendor_cert: PathBuf,
+        vendor_cert: Option<PathBuf>,
         /// Certificate trusted for verity root hash signatures (default: vendor's).
         #[arg(long)]
         verity_cert: Option<PathBuf>,
@@ -116,12 +122,12 @@ enum Command {
         min_version: Option<String>,
         #[arg(long)]
         allow_downgrade: bool,
-        /// Boot counting tries for the new version.
-        #[arg(long, default_value_t = 3)]
-        tries: u32,
-        /// Versions whose UKIs are kept (InstancesMax).
-        #[arg(long, default_value_t = 2)]
-        instances_max: usize,
+        /// Boot counting tries for the new version (default 3).
+        #[arg(long)]
+        tries: Option<u32>,
+        /// Versions whose UKIs are kept (InstancesMax, default 2).
+        #[arg(long)]
+        instances_max: Option<usize>,
     },
     /// Make a signing key (RSA 2048, PEM) and a self-signed certificate.
     Genkey {
@@ -358,6 +364,8 @@ fn main() -> ExitCode {
         })()),
         Command::Update {
             target,
+            config,
+            transfer_dir,
             source,
             name,
             vendor_cert,
@@ -370,6 +378,25 @@ fn main() -> ExitCode {
             instances_max,
         } => {
             let run = || -> anyhow::Result<osimage::update::apply::Report> {
+                use osimage::update::config::UpdateConfig;
+                let file = match (&config, &transfer_dir) {
+                    (Some(p), _) => UpdateConfig::load_toml(p)?,
+                    (None, Some(d)) => UpdateConfig::load_sysupdate_dir(d)?,
+                    (None, None) => UpdateConfig::default(),
+                };
+                let source = source
+                    .or(file.source.url)
+                    .context("no update source: give --source or a config with source.url")?;
+                let vendor_cert = vendor_cert
+                    .or(file.source.vendor_cert)
+                    .context("no vendor certificate: give --vendor-cert or source.vendor-cert")?;
+                let verity_cert = verity_cert.or(file.source.verity_cert);
+                let name = name
+                    .or(file.transfer.name)
+                    .unwrap_or_else(|| "tessera".into());
+                let min_version = min_version.or(file.transfer.min_version);
+                let tries = tries.or(file.transfer.tries).unwrap_or(3);
+                let instances_max = instances_max.or(file.transfer.instances_max).unwrap_or(2);
                 let vendor = osimage::sign::load_cert(&vendor_cert)?;
                 let verity = match &verity_cert {
                     Some(p) => osimage::sign::load_cert(p)?,

@@ -350,3 +350,53 @@ fn faults_activate_nothing_and_leave_the_running_version_alone() {
     let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rep["activated"], "tessera_2.0+3.efi");
 }
+
+#[test]
+fn settings_come_from_update_toml_or_sysupdate_transfers() {
+    let s = setup(Options::default());
+    let d = s.fx.dir.path();
+    std::fs::write(
+        d.join("update.toml"),
+        format!(
+            "[source]\nurl = \"{}\"\nvendor-cert = \"keys/verity.crt\"\n\n[transfer]\nname = \"tessera\"\nmin-version = \"3.0\"\n",
+            s.publish.display()
+        ),
+    )
+    .unwrap();
+    let out = osimage()
+        .args(["--json", "update", "--check", "--booted", "1.0", "--target"])
+        .arg(&s.disk)
+        .arg("--config")
+        .arg(d.join("update.toml"))
+        .output()
+        .unwrap();
+    // MinVersion 3.0 from the file: 2.0 is not good enough.
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let td = d.join("sysupdate.d");
+    std::fs::create_dir_all(&td).unwrap();
+    std::fs::write(
+        td.join("50-uki.transfer"),
+        format!(
+            "[Source]\nType=regular-file\nPath={}\nMatchPattern=tessera_@v.efi\n[Target]\nType=regular-file\nPath=/EFI/Linux\nInstancesMax=2\nTriesLeft=5\n",
+            s.publish.display()
+        ),
+    )
+    .unwrap();
+    let out = run_ok(
+        osimage()
+            .args(["--json", "update", "--booted", "1.0", "--target"])
+            .arg(&s.disk)
+            .arg("--transfer-dir")
+            .arg(&td)
+            .arg("--vendor-cert")
+            .arg(d.join("keys/verity.crt")),
+    );
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["activated"], "tessera_2.0+5.efi");
+}

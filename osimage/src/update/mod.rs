@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod catalog;
+pub mod config;
 pub mod manifest;
 pub mod publish;
 pub mod slots;
