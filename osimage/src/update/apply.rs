@@ -141,6 +141,7 @@ fn stream_into(
     part: &str,
     offset: u64,
     room: u64,
+    observe: &mut dyn FnMut(&[u8]),
 ) -> Result<u64, UpdateError> {
     let expected = manifest
         .files
@@ -156,6 +157,7 @@ fn stream_into(
         }
         disk.write_at(offset + written, chunk)?;
         hasher.update(chunk);
+        observe(chunk);
         written += chunk.len() as u64;
         Ok(())
     });
@@ -323,28 +325,103 @@ pub fn apply(disk: &mut dyn Disk, source: &Source, opts: &Options) -> Result<Rep
         slots::relabel(disk, &slot, slots::EMPTY, None)?;
     }
 
-    // 2. Stream the three partitions, each checked against the signed manifest.
+    // 2. Stream the three partitions, each checked against the signed manifest: the
+    //    small signature and hash tree first, so that /usr is verified while it
+    //    streams and is read exactly once.
     let ss = gpt.sector_size as u64;
     let off = |i: usize| gpt.partitions[i].first_lba * ss;
-    for (part, index, room) in [
-        ("usr", slot.usr_index, slot.usr_size),
-        ("usr-verity", slot.verity_index, slot.verity_size),
-        ("usr-verity-sig", slot.sig_index, slot.sig_size),
-    ] {
-        let file = offer
+    let file_of = |part: &str| {
+        offer
             .file(part)
-            .ok_or_else(|| UpdateError::Manifest(format!("no {part} file")))?;
-        let size = stream_into(disk, source, &manifest, file, part, off(index), room)?;
-        // Clear what an older, longer file left behind, so the partition holds exactly
-        // the new content (the signature JSON ends at the first NUL).
-        let tail = (room - size).min(1 << 20);
-        if tail > 0 && part == "usr-verity-sig" {
-            disk.write_at(off(index) + size, &vec![0u8; tail as usize])?;
-        }
+            .map(str::to_owned)
+            .ok_or_else(|| UpdateError::Manifest(format!("no {part} file")))
+    };
+    let fail = |why: String| UpdateError::Verify {
+        version: version.clone(),
+        why,
+    };
+    let sig_file = file_of("usr-verity-sig")?;
+    let size = stream_into(
+        disk,
+        source,
+        &manifest,
+        &sig_file,
+        "usr-verity-sig",
+        off(slot.sig_index),
+        slot.sig_size,
+        &mut |_| {},
+    )?;
+    // Clear what an older, longer file left behind: the JSON ends at the first NUL.
+    let tail = (slot.sig_size - size).min(1 << 20);
+    if tail > 0 {
+        disk.write_at(off(slot.sig_index) + size, &vec![0u8; tail as usize])?;
     }
+    let mut sig_raw = vec![0u8; size as usize];
+    disk.read_at(off(slot.sig_index), &mut sig_raw)?;
+    let sig = VeritySig::from_partition(&sig_raw)
+        .map_err(|e| fail(format!("signature partition: {e}")))?;
+    let der = sig
+        .signature_der()
+        .map_err(|e| fail(format!("signature is not base64: {e}")))?;
+    verify_pkcs7_detached(&der, sig.root_hash.as_bytes(), &opts.verity_cert)
+        .map_err(|e| fail(e.to_string()))?;
+    let mut root = [0u8; 32];
+    hex::decode_to_slice(&sig.root_hash, &mut root)
+        .map_err(|_| fail("root hash is not hex".into()))?;
 
-    // 3. Verify what is on the disk now, before anything points at it.
-    let root = verify_slot(disk, &gpt, &slot, &version, &opts.verity_cert)?;
+    let verity_file = file_of("usr-verity")?;
+    let hash_len = stream_into(
+        disk,
+        source,
+        &manifest,
+        &verity_file,
+        "usr-verity",
+        off(slot.verity_index),
+        slot.verity_size,
+        &mut |_| {},
+    )?;
+    let mut sb_raw = [0u8; 512];
+    disk.read_at(off(slot.verity_index), &mut sb_raw)?;
+    let sb = VeritySuperblock::decode(&sb_raw).map_err(|e| fail(e.to_string()))?;
+    let mut leaves = verity::LeafHasher::new(VerityParams {
+        data_block_size: sb.data_block_size,
+        hash_block_size: sb.hash_block_size,
+        salt: sb.salt.clone(),
+        uuid: sb.uuid,
+    })
+    .map_err(|e| fail(e.to_string()))?;
+    let usr_file = file_of("usr")?;
+    stream_into(
+        disk,
+        source,
+        &manifest,
+        &usr_file,
+        "usr",
+        off(slot.usr_index),
+        slot.usr_size,
+        &mut |chunk| leaves.update(chunk),
+    )?;
+
+    // 3. The tree over what streamed must be the signed root and the stored tree,
+    //    before anything points at the slot.
+    let tree = leaves.finish().map_err(|e| fail(e.to_string()))?;
+    if tree.root_hash != root {
+        return Err(fail(format!(
+            "data hashes to {}, signed root hash is {}",
+            hex::encode(tree.root_hash),
+            sig.root_hash
+        )));
+    }
+    let mut stored = vec![0u8; tree.hash_device.len()];
+    if stored.len() as u64 != hash_len {
+        return Err(fail(
+            "the hash partition does not match the data's size".into(),
+        ));
+    }
+    disk.read_at(off(slot.verity_index), &mut stored)?;
+    if stored != tree.hash_device {
+        return Err(fail("stored hash tree differs from the data".into()));
+    }
 
     // 4. Label the slot with its version and root-hash-derived UUIDs (one table write).
     slots::relabel(

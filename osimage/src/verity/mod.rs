@@ -226,6 +226,52 @@ fn hash_leaves(chunk: &[u8], params: &VerityParams, out: &mut Vec<[u8; DIGEST]>)
     );
 }
 
+/// Hashes data as it streams past (an update being written), on all cores per chunk,
+/// so the data is read exactly once.
+#[derive(Debug)]
+pub struct LeafHasher {
+    params: VerityParams,
+    leaves: Vec<[u8; DIGEST]>,
+    partial: Vec<u8>,
+}
+
+impl LeafHasher {
+    pub fn new(params: VerityParams) -> Result<LeafHasher, VerityError> {
+        params.check()?;
+        Ok(LeafHasher {
+            params,
+            leaves: Vec::new(),
+            partial: Vec::new(),
+        })
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        let bs = self.params.data_block_size as usize;
+        if !self.partial.is_empty() {
+            let take = (bs - self.partial.len()).min(data.len());
+            self.partial.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.partial.len() == bs {
+                let block = std::mem::take(&mut self.partial);
+                hash_leaves(&block, &self.params, &mut self.leaves);
+            }
+        }
+        let whole = data.len() - data.len() % bs;
+        hash_leaves(&data[..whole], &self.params, &mut self.leaves);
+        self.partial.extend_from_slice(&data[whole..]);
+    }
+
+    /// The tree over everything seen; the data must end on a block boundary.
+    pub fn finish(self) -> Result<VerityTree, VerityError> {
+        if !self.partial.is_empty() || self.leaves.is_empty() {
+            return Err(VerityError::Invalid(
+                "data is not a non-zero multiple of the data block size".into(),
+            ));
+        }
+        assemble(self.leaves, &self.params)
+    }
+}
+
 /// Like [`build`], for data read through `read_at(offset, buf)` (a partition behind
 /// the [`crate::disk::Disk`] trait), in batches.
 pub fn build_with_reader(
@@ -394,6 +440,23 @@ mod tests {
         assert_eq!(derive_salt(b"seed", "usr"), derive_salt(b"seed", "usr"));
         assert_ne!(derive_salt(b"seed", "usr"), derive_salt(b"seed", "root"));
         assert_eq!(derive_salt(b"s", "usr").len(), 32);
+    }
+
+    #[test]
+    fn streaming_in_odd_chunks_gives_the_same_tree() {
+        let data: Vec<u8> = (0..4096 * 300).map(|i| (i * 7 % 251) as u8).collect();
+        let f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut &f, &data).unwrap();
+        let p = VerityParams::new(vec![9; 32], [1; 16]);
+        let whole = build(&f, 0, data.len() as u64, &p, |_| {}).unwrap();
+        let mut h = LeafHasher::new(p.clone()).unwrap();
+        for chunk in data.chunks(10_007) {
+            h.update(chunk);
+        }
+        assert_eq!(h.finish().unwrap(), whole);
+        let mut h = LeafHasher::new(p).unwrap();
+        h.update(&data[..5000]);
+        assert!(h.finish().is_err());
     }
 
     #[test]
