@@ -85,7 +85,20 @@ fn osimage(size_mib: u64, runs: u32) -> anyhow::Result<()> {
         t_theirs.as_secs_f64() / t_ours.as_secs_f64()
     );
     drop(dir);
-    image_build(&osimage, runs)
+    image_build(&osimage, runs)?;
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "bench",
+            "--quiet",
+            "-p",
+            "osimage",
+            "--bench",
+            "update_apply",
+        ])
+        .env("BENCH_SIZE_MIB", size_mib.to_string())
+        .status()?;
+    ensure!(status.success(), "the update benchmark failed");
+    Ok(())
 }
 
 /// osimage build against systemd-repart on the same tree and equivalent definitions:

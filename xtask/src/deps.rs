@@ -49,6 +49,7 @@ pub const GROUPS: &[(&str, &str, &[&str])] = &[
             "kmod",
             "binutils",
             "openssl",
+            "curl",
             "systemd-container",
         ],
     ),
