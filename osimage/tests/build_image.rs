@@ -175,24 +175,11 @@ fn check_image(sector_size: u32) {
     assert_eq!(sig.root_hash, root);
     std::fs::write(d.join("sig.p7s"), sig.signature_der().unwrap()).unwrap();
     std::fs::write(d.join("roothash.txt"), &root).unwrap();
-    let out = Command::new("openssl")
-        .args([
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-out",
-            "/dev/null",
-            "-in",
-        ])
-        .arg(d.join("sig.p7s"))
-        .arg("-content")
-        .arg(d.join("roothash.txt"))
-        .arg("-CAfile")
-        .arg(d.join("keys/verity.crt"))
-        .output()
-        .unwrap();
+    let out = common::openssl_cms_verify(
+        &d.join("sig.p7s"),
+        &d.join("roothash.txt"),
+        &d.join("keys/verity.crt"),
+    );
     assert!(
         out.status.success(),
         "openssl: {}",

@@ -26,6 +26,26 @@ fn blank(path: &Path, size: u64) {
     f.set_len(size).unwrap();
 }
 
+/// Partitions `target` from an sfdisk script, as another OS's installer would.
+fn sfdisk(target: &Path, script: &str) {
+    let mut child = Command::new("sfdisk")
+        .arg("--quiet")
+        .arg(target)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Writes a FAT image at `start_sector` (512-byte sectors) of `target`.
+fn put_fat(target: &Path, start_sector: usize, fat: &[u8]) -> Vec<u8> {
+    let mut bytes = std::fs::read(target).unwrap();
+    bytes[start_sector * 512..start_sector * 512 + fat.len()].copy_from_slice(fat);
+    std::fs::write(target, &bytes).unwrap();
+    bytes
+}
+
 fn sha(path: &Path) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(std::fs::read(path).unwrap()).to_vec()
@@ -103,14 +123,7 @@ fn beside_another_system_nothing_of_it_changes() {
     blank(&target, 512 << 20);
     // Another OS: an ESP with its own boot loader and settings, and a data partition.
     let script = "label: gpt\nstart=2048, size=69632, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=71680, size=204800, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n";
-    let mut child = Command::new("sfdisk")
-        .arg("--quiet")
-        .arg(&target)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success());
+    sfdisk(&target, script);
     let files = vec![
         (
             "EFI/BOOT/BOOTX64.EFI".to_owned(),
@@ -119,8 +132,7 @@ fn beside_another_system_nothing_of_it_changes() {
         ("loader/loader.conf".to_owned(), b"timeout 10\n".to_vec()),
     ];
     let fat = osimage::esp::build(69632 * 512, 512, 7, "ESP", &files).unwrap();
-    let mut bytes = std::fs::read(&target).unwrap();
-    bytes[2048 * 512..2048 * 512 + fat.len()].copy_from_slice(&fat);
+    let mut bytes = put_fat(&target, 2048, &fat);
     for (i, b) in bytes[71680 * 512..(71680 + 204800) * 512]
         .iter_mut()
         .enumerate()
@@ -182,14 +194,7 @@ fn a_full_esp_gets_an_xbootldr_and_a_small_disk_is_refused_untouched() {
     let target = d.join("fullesp.img");
     blank(&target, 256 << 20);
     let script = "label: gpt\nstart=2048, size=69632, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n";
-    let mut child = Command::new("sfdisk")
-        .arg("--quiet")
-        .arg(&target)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success());
+    sfdisk(&target, script);
     let fat = osimage::esp::build(
         69632 * 512,
         512,
@@ -198,9 +203,7 @@ fn a_full_esp_gets_an_xbootldr_and_a_small_disk_is_refused_untouched() {
         &[("big.bin".to_owned(), vec![1u8; 31 << 20])],
     )
     .unwrap();
-    let mut bytes = std::fs::read(&target).unwrap();
-    bytes[2048 * 512..2048 * 512 + fat.len()].copy_from_slice(&fat);
-    std::fs::write(&target, &bytes).unwrap();
+    put_fat(&target, 2048, &fat);
 
     let out = install(&img, &target, &[]);
     assert!(

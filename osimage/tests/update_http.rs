@@ -108,24 +108,11 @@ fn publish_check_apply_over_http_then_systemd_boot_picks_the_new_version() {
         ]
     );
     // openssl agrees with the manifest signature.
-    let out = Command::new("openssl")
-        .args([
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-out",
-            "/dev/null",
-            "-in",
-        ])
-        .arg(s.publish.join("SHA256SUMS.p7s"))
-        .arg("-content")
-        .arg(s.publish.join("SHA256SUMS"))
-        .arg("-CAfile")
-        .arg(s.fx.dir.path().join("keys/verity.crt"))
-        .output()
-        .unwrap();
+    let out = common::openssl_cms_verify(
+        &s.publish.join("SHA256SUMS.p7s"),
+        &s.publish.join("SHA256SUMS"),
+        &s.fx.dir.path().join("keys/verity.crt"),
+    );
     assert!(
         out.status.success(),
         "{}",

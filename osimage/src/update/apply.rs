@@ -19,7 +19,7 @@ use crate::disk::{Disk, read_gpt};
 use crate::gpt::{Gpt, PartitionType};
 use crate::sign::verify_pkcs7_detached;
 use crate::verity::sig::VeritySig;
-use crate::verity::{self, VerityParams, VeritySuperblock};
+use crate::verity::{self, VeritySuperblock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
@@ -217,10 +217,43 @@ pub fn verify_slot(
     };
     let ss = gpt.sector_size as u64;
     let off = |i: usize| gpt.partitions[i].first_lba * ss;
-    let mut sig_raw = vec![0u8; slot.sig_size as usize];
-    disk.read_at(off(slot.sig_index), &mut sig_raw)?;
-    let sig = VeritySig::from_partition(&sig_raw)
-        .map_err(|e| fail(format!("signature partition: {e}")))?;
+    let root = signed_root(disk, off(slot.sig_index), slot.sig_size, cert, &fail)?;
+    let sb = read_superblock(disk, off(slot.verity_index), &fail)?;
+    if sb.data_len() > slot.usr_size {
+        return Err(fail("verity data is larger than the usr partition".into()));
+    }
+    let usr_off = off(slot.usr_index);
+    let params = sb.params().map_err(|e| fail(e.to_string()))?;
+    let tree = verity::build_with_reader(
+        |o, buf| disk.read_at(usr_off + o, buf),
+        sb.data_len(),
+        &params,
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    check_tree(
+        disk,
+        &tree,
+        &root,
+        off(slot.verity_index),
+        slot.verity_size,
+        &fail,
+    )?;
+    Ok(root)
+}
+
+/// The root hash in a signature partition, after its PKCS#7 signature verified with
+/// the trusted certificate.
+fn signed_root(
+    disk: &dyn Disk,
+    offset: u64,
+    len: u64,
+    cert: &Certificate,
+    fail: &dyn Fn(String) -> UpdateError,
+) -> Result<[u8; 32], UpdateError> {
+    let mut raw = vec![0u8; len as usize];
+    disk.read_at(offset, &mut raw)?;
+    let sig =
+        VeritySig::from_partition(&raw).map_err(|e| fail(format!("signature partition: {e}")))?;
     let der = sig
         .signature_der()
         .map_err(|e| fail(format!("signature is not base64: {e}")))?;
@@ -228,42 +261,46 @@ pub fn verify_slot(
     let mut root = [0u8; 32];
     hex::decode_to_slice(&sig.root_hash, &mut root)
         .map_err(|_| fail("root hash is not hex".into()))?;
+    Ok(root)
+}
 
-    let mut sb_raw = [0u8; 512];
-    disk.read_at(off(slot.verity_index), &mut sb_raw)?;
-    let sb = VeritySuperblock::decode(&sb_raw).map_err(|e| fail(e.to_string()))?;
-    let params = VerityParams {
-        data_block_size: sb.data_block_size,
-        hash_block_size: sb.hash_block_size,
-        salt: sb.salt.clone(),
-        uuid: sb.uuid,
-    };
-    let data_len = sb.data_blocks * sb.data_block_size as u64;
-    if data_len > slot.usr_size {
-        return Err(fail("verity data is larger than the usr partition".into()));
-    }
-    let usr_off = off(slot.usr_index);
-    let tree =
-        verity::build_with_reader(|o, buf| disk.read_at(usr_off + o, buf), data_len, &params)
-            .map_err(|e| fail(e.to_string()))?;
-    if tree.root_hash != root {
+fn read_superblock(
+    disk: &dyn Disk,
+    offset: u64,
+    fail: &dyn Fn(String) -> UpdateError,
+) -> Result<VeritySuperblock, UpdateError> {
+    let mut raw = [0u8; 512];
+    disk.read_at(offset, &mut raw)?;
+    VeritySuperblock::decode(&raw).map_err(|e| fail(e.to_string()))
+}
+
+/// The rebuilt tree must have the signed root and equal the stored hash partition.
+fn check_tree(
+    disk: &dyn Disk,
+    tree: &verity::VerityTree,
+    root: &[u8; 32],
+    hash_offset: u64,
+    hash_room: u64,
+    fail: &dyn Fn(String) -> UpdateError,
+) -> Result<(), UpdateError> {
+    if &tree.root_hash != root {
         return Err(fail(format!(
             "data hashes to {}, signed root hash is {}",
             hex::encode(tree.root_hash),
-            sig.root_hash
+            hex::encode(root)
         )));
     }
-    let mut stored = vec![0u8; tree.hash_device.len()];
-    if stored.len() as u64 > slot.verity_size {
+    if tree.hash_device.len() as u64 > hash_room {
         return Err(fail(
             "hash tree is larger than the usr-verity partition".into(),
         ));
     }
-    disk.read_at(off(slot.verity_index), &mut stored)?;
+    let mut stored = vec![0u8; tree.hash_device.len()];
+    disk.read_at(hash_offset, &mut stored)?;
     if stored != tree.hash_device {
         return Err(fail("stored hash tree differs from the data".into()));
     }
-    Ok(root)
+    Ok(())
 }
 
 /// Removes every UKI of `version` (any counter state) from the boot partition.
@@ -377,18 +414,7 @@ pub fn apply(disk: &mut dyn Disk, source: &Source, opts: &Options) -> Result<Rep
     if tail > 0 {
         disk.write_at(off(slot.sig_index) + size, &vec![0u8; tail as usize])?;
     }
-    let mut sig_raw = vec![0u8; size as usize];
-    disk.read_at(off(slot.sig_index), &mut sig_raw)?;
-    let sig = VeritySig::from_partition(&sig_raw)
-        .map_err(|e| fail(format!("signature partition: {e}")))?;
-    let der = sig
-        .signature_der()
-        .map_err(|e| fail(format!("signature is not base64: {e}")))?;
-    verify_pkcs7_detached(&der, sig.root_hash.as_bytes(), &opts.verity_cert)
-        .map_err(|e| fail(e.to_string()))?;
-    let mut root = [0u8; 32];
-    hex::decode_to_slice(&sig.root_hash, &mut root)
-        .map_err(|_| fail("root hash is not hex".into()))?;
+    let root = signed_root(disk, off(slot.sig_index), size, &opts.verity_cert, &fail)?;
 
     let verity_file = file_of("usr-verity")?;
     let hash_len = stream_into(
@@ -401,16 +427,9 @@ pub fn apply(disk: &mut dyn Disk, source: &Source, opts: &Options) -> Result<Rep
         slot.verity_size,
         &mut |_| {},
     )?;
-    let mut sb_raw = [0u8; 512];
-    disk.read_at(off(slot.verity_index), &mut sb_raw)?;
-    let sb = VeritySuperblock::decode(&sb_raw).map_err(|e| fail(e.to_string()))?;
-    let mut leaves = verity::LeafHasher::new(VerityParams {
-        data_block_size: sb.data_block_size,
-        hash_block_size: sb.hash_block_size,
-        salt: sb.salt.clone(),
-        uuid: sb.uuid,
-    })
-    .map_err(|e| fail(e.to_string()))?;
+    let sb = read_superblock(disk, off(slot.verity_index), &fail)?;
+    let mut leaves = verity::LeafHasher::new(sb.params().map_err(|e| fail(e.to_string()))?)
+        .map_err(|e| fail(e.to_string()))?;
     let usr_file = file_of("usr")?;
     stream_into(
         disk,
@@ -426,23 +445,19 @@ pub fn apply(disk: &mut dyn Disk, source: &Source, opts: &Options) -> Result<Rep
     // 3. The tree over what streamed must be the signed root and the stored tree,
     //    before anything points at the slot.
     let tree = leaves.finish().map_err(|e| fail(e.to_string()))?;
-    if tree.root_hash != root {
-        return Err(fail(format!(
-            "data hashes to {}, signed root hash is {}",
-            hex::encode(tree.root_hash),
-            sig.root_hash
-        )));
-    }
-    let mut stored = vec![0u8; tree.hash_device.len()];
-    if stored.len() as u64 != hash_len {
+    if tree.hash_device.len() as u64 != hash_len {
         return Err(fail(
             "the hash partition does not match the data's size".into(),
         ));
     }
-    disk.read_at(off(slot.verity_index), &mut stored)?;
-    if stored != tree.hash_device {
-        return Err(fail("stored hash tree differs from the data".into()));
-    }
+    check_tree(
+        disk,
+        &tree,
+        &root,
+        off(slot.verity_index),
+        slot.verity_size,
+        &fail,
+    )?;
 
     // 4. Label the slot with its version and root-hash-derived UUIDs (one table write).
     slots::relabel(

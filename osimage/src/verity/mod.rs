@@ -187,13 +187,7 @@ pub fn build(
     params: &VerityParams,
     mut progress: impl FnMut(u64),
 ) -> Result<VerityTree, VerityError> {
-    params.check()?;
-    let dbs = params.data_block_size as u64;
-    if data_size == 0 || !data_size.is_multiple_of(dbs) {
-        return Err(VerityError::Invalid(format!(
-            "data size {data_size} is not a non-zero multiple of the {dbs}-byte data block"
-        )));
-    }
+    let dbs = check_data_size(data_size, params)?;
     let data_blocks = data_size / dbs;
     // Level 0 (or the root itself for a one-block device). The data is mapped rather
     // than read so hashing runs on all cores straight from the page cache with no
@@ -215,6 +209,19 @@ pub fn build(
     }
     drop(map);
     assemble(leaf_digests, params)
+}
+
+/// Checks the parameters and that `data_size` is whole data blocks; returns the
+/// data block size.
+fn check_data_size(data_size: u64, params: &VerityParams) -> Result<u64, VerityError> {
+    params.check()?;
+    let dbs = params.data_block_size as u64;
+    if data_size == 0 || !data_size.is_multiple_of(dbs) {
+        return Err(VerityError::Invalid(format!(
+            "data size {data_size} is not a non-zero multiple of the {dbs}-byte data block"
+        )));
+    }
+    Ok(dbs)
 }
 
 fn hash_leaves(chunk: &[u8], params: &VerityParams, out: &mut Vec<[u8; DIGEST]>) {
@@ -279,13 +286,7 @@ pub fn build_with_reader(
     data_size: u64,
     params: &VerityParams,
 ) -> Result<VerityTree, VerityError> {
-    params.check()?;
-    let dbs = params.data_block_size as u64;
-    if data_size == 0 || !data_size.is_multiple_of(dbs) {
-        return Err(VerityError::Invalid(format!(
-            "data size {data_size} is not a non-zero multiple of the {dbs}-byte data block"
-        )));
-    }
+    let dbs = check_data_size(data_size, params)?;
     let mut leaf_digests = Vec::with_capacity((data_size / dbs) as usize);
     let batch = (BATCH - BATCH % dbs as usize) as u64;
     let mut buf = vec![0u8; batch.min(data_size) as usize];
@@ -364,20 +365,7 @@ pub fn verify(
     hash.read_exact_at(&mut sb_bytes, hash_offset)
         .map_err(io("read verity superblock"))?;
     let sb = VeritySuperblock::decode(&sb_bytes)?;
-    if sb.algorithm != "sha256" || sb.hash_type != 1 {
-        return Err(VerityError::Invalid(format!(
-            "unsupported hash {} type {}",
-            sb.algorithm, sb.hash_type
-        )));
-    }
-    let params = VerityParams {
-        data_block_size: sb.data_block_size,
-        hash_block_size: sb.hash_block_size,
-        salt: sb.salt.clone(),
-        uuid: sb.uuid,
-    };
-    let size = sb.data_blocks * sb.data_block_size as u64;
-    let rebuilt = build(data, data_offset, size, &params, |_| {})?;
+    let rebuilt = build(data, data_offset, sb.data_len(), &sb.params()?, |_| {})?;
     if rebuilt.root_hash.as_slice() != root_hash {
         return Err(VerityError::Mismatch(format!(
             "root hash is {}, expected {}",

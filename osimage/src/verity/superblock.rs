@@ -47,6 +47,28 @@ impl VeritySuperblock {
         Ok(b)
     }
 
+    /// The parameters to rebuild this tree with; only sha256 with hash type 1 (what
+    /// osimage and systemd write) is supported.
+    pub fn params(&self) -> Result<super::VerityParams, VerityError> {
+        if self.algorithm != "sha256" || self.hash_type != 1 {
+            return Err(VerityError::Invalid(format!(
+                "unsupported hash {} type {}",
+                self.algorithm, self.hash_type
+            )));
+        }
+        Ok(super::VerityParams {
+            data_block_size: self.data_block_size,
+            hash_block_size: self.hash_block_size,
+            salt: self.salt.clone(),
+            uuid: self.uuid,
+        })
+    }
+
+    /// Bytes of data the tree covers.
+    pub fn data_len(&self) -> u64 {
+        self.data_blocks * self.data_block_size as u64
+    }
+
     pub fn decode(b: &[u8]) -> Result<VeritySuperblock, VerityError> {
         if b.len() < SIZE || &b[0..8] != SIGNATURE {
             return Err(VerityError::Invalid(

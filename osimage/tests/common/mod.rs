@@ -221,3 +221,26 @@ pub fn bump_version(fx: &Fixture, version: &str) {
         version,
     );
 }
+
+/// `openssl cms -verify -binary` of a detached DER signature over `content` with
+/// `ca` as the trust anchor.
+pub fn openssl_cms_verify(p7s: &Path, content: &Path, ca: &Path) -> std::process::Output {
+    std::process::Command::new("openssl")
+        .args([
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-out",
+            "/dev/null",
+            "-in",
+        ])
+        .arg(p7s)
+        .arg("-content")
+        .arg(content)
+        .arg("-CAfile")
+        .arg(ca)
+        .output()
+        .unwrap()
+}
