@@ -161,34 +161,7 @@ fn read_source(image: &Path) -> Result<Source, InstallError> {
     };
     let mut disk = FileDisk::open(image)?;
     let gpt = read_gpt(&disk).map_err(|e| bad(e.to_string()))?;
-    let usr = gpt
-        .partitions
-        .iter()
-        .find(|p| p.kind == PartitionType::Usr && p.label != slots::EMPTY)
-        .ok_or_else(|| bad("no versioned usr partition".into()))?;
-    let (name, version) = usr
-        .label
-        .split_once('_')
-        .ok_or_else(|| bad(format!("label `{}`", usr.label)))?;
-    let (name, version) = (name.to_owned(), version.to_owned());
-    let slot = slots::find(&gpt, &name)
-        .into_iter()
-        .find(|s| s.version.as_deref() == Some(version.as_str()))
-        .ok_or_else(|| bad("no complete usr slot".into()))?;
-    let boot = gpt
-        .partitions
-        .iter()
-        .find(|p| p.kind == PartitionType::Xbootldr)
-        .or_else(|| gpt.partitions.iter().find(|p| p.kind == PartitionType::Esp))
-        .ok_or_else(|| bad("no ESP".into()))?;
-    let at = EspLocation::of(boot, gpt.sector_size);
-    let id = format!("{name}_{version}");
-    let entry = esp::entries(&mut disk, at)?
-        .into_iter()
-        .find(|e| e.id == id)
-        .ok_or_else(|| bad(format!("no UKI for {id}")))?;
-    let uki = esp::read_file(&mut disk, at, &format!("{UKI_DIR}/{}", entry.file_name))?
-        .unwrap_or_default();
+    let built = slots::built_version(&mut disk, &gpt).map_err(bad)?;
     let esp_part = gpt
         .partitions
         .iter()
@@ -205,10 +178,10 @@ fn read_source(image: &Path) -> Result<Source, InstallError> {
     Ok(Source {
         disk,
         gpt,
-        name,
-        version,
-        slot,
-        uki,
+        name: built.name,
+        version: built.version,
+        slot: built.slot,
+        uki: built.uki,
         sd_boot,
     })
 }
@@ -396,12 +369,7 @@ pub fn install(
         .iter()
         .find(|p| p.kind == PartitionType::Esp)
         .map(|p| EspLocation::of(p, gpt.sector_size));
-    let boot_at = gpt
-        .partitions
-        .iter()
-        .find(|p| p.kind == PartitionType::Xbootldr)
-        .map(|p| EspLocation::of(p, gpt.sector_size))
-        .or(esp_at)
+    let boot_at = esp::boot_partition(&gpt)
         .ok_or_else(|| InstallError::Target("no ESP after install".into()))?;
     if let (Some(at), Some(sd)) = (esp_at, &src.sd_boot) {
         esp::install_file(&mut dst, at, "EFI/systemd", "systemd-bootx64.efi", sd)?;

@@ -29,6 +29,17 @@ impl EspLocation {
     }
 }
 
+/// Where UKIs live on a disk: XBOOTLDR when there is one, else the ESP (the Boot
+/// Loader Specification's rule).
+pub fn boot_partition(gpt: &crate::gpt::Gpt) -> Option<EspLocation> {
+    use crate::gpt::PartitionType;
+    gpt.partitions
+        .iter()
+        .find(|p| p.kind == PartitionType::Xbootldr)
+        .or_else(|| gpt.partitions.iter().find(|p| p.kind == PartitionType::Esp))
+        .map(|p| EspLocation::of(p, gpt.sector_size))
+}
+
 fn with_fs<R>(
     disk: &mut dyn Disk,
     at: EspLocation,

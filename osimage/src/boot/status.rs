@@ -10,7 +10,6 @@ use super::efivars::{ATTR_NV_BS_RT, EfiVars, LOADER_VENDOR};
 use super::entry::{self, BootEntry};
 use super::esp::{self, EspLocation, UKI_DIR};
 use crate::disk::{Disk, FileDisk, read_gpt};
-use crate::gpt::PartitionType;
 
 /// Where the UKIs are.
 #[derive(Debug)]
@@ -34,15 +33,9 @@ impl BootRoot {
     pub fn image(path: &Path) -> io::Result<BootRoot> {
         let disk = FileDisk::open(path)?;
         let gpt = read_gpt(&disk).map_err(|e| io::Error::other(e.to_string()))?;
-        let part = gpt
-            .partitions
-            .iter()
-            .find(|p| p.kind == PartitionType::Xbootldr)
-            .or_else(|| gpt.partitions.iter().find(|p| p.kind == PartitionType::Esp))
-            .ok_or_else(|| {
-                io::Error::other(format!("{}: no ESP or XBOOTLDR partition", path.display()))
-            })?;
-        let at = EspLocation::of(part, gpt.sector_size);
+        let at = esp::boot_partition(&gpt).ok_or_else(|| {
+            io::Error::other(format!("{}: no ESP or XBOOTLDR partition", path.display()))
+        })?;
         Ok(BootRoot::Image { disk, at })
     }
 

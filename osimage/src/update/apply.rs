@@ -16,7 +16,7 @@ use super::source::{Source, SourceError};
 use crate::boot::BootEntry;
 use crate::boot::esp::{self, EspLocation, UKI_DIR};
 use crate::disk::{Disk, read_gpt};
-use crate::gpt::{Gpt, PartitionType};
+use crate::gpt::Gpt;
 use crate::sign::verify_pkcs7_detached;
 use crate::verity::sig::VeritySig;
 use crate::verity::{self, VeritySuperblock};
@@ -74,12 +74,7 @@ pub struct Report {
 }
 
 fn boot_location(gpt: &Gpt) -> io::Result<EspLocation> {
-    gpt.partitions
-        .iter()
-        .find(|p| p.kind == PartitionType::Xbootldr)
-        .or_else(|| gpt.partitions.iter().find(|p| p.kind == PartitionType::Esp))
-        .map(|p| EspLocation::of(p, gpt.sector_size))
-        .ok_or_else(|| io::Error::other("the disk has no ESP or XBOOTLDR"))
+    esp::boot_partition(gpt).ok_or_else(|| io::Error::other("the disk has no ESP or XBOOTLDR"))
 }
 
 /// The manifest, after its signature verified. Nothing else is trusted before this.

@@ -9,9 +9,7 @@ use sha2::{Digest, Sha256};
 use super::catalog::file_name;
 use super::manifest::{MANIFEST, Manifest, SIGNATURE};
 use super::slots;
-use crate::boot::esp::{self, EspLocation, UKI_DIR};
 use crate::disk::{Disk, FileDisk, read_gpt};
-use crate::gpt::PartitionType;
 use crate::sign::SigningIdentity;
 use crate::verity::{TreeLayout, VeritySuperblock};
 
@@ -82,22 +80,12 @@ pub fn publish(
         source,
     })?;
     let gpt = read_gpt(&disk).map_err(|e| bad(e.to_string()))?;
-    let usr = gpt
-        .partitions
-        .iter()
-        .find(|p| p.kind == PartitionType::Usr && p.label != slots::EMPTY)
-        .ok_or_else(|| bad("no usr partition with a version label".into()))?;
-    let (name, version) = usr
-        .label
-        .split_once('_')
-        .ok_or_else(|| bad(format!("usr label `{}` is not <name>_<version>", usr.label)))?;
-    let (name, version) = (name.to_owned(), version.to_owned());
-    let slot = slots::find(&gpt, &name)
-        .into_iter()
-        .find(|s| s.version.as_deref() == Some(version.as_str()))
-        .ok_or_else(|| {
-            bad("usr, usr-verity and usr-verity-sig partitions do not form a slot".into())
-        })?;
+    let slots::BuiltVersion {
+        name,
+        version,
+        slot,
+        uki,
+    } = slots::built_version(&mut disk, &gpt).map_err(bad)?;
     let ss = gpt.sector_size as u64;
     let off = |i: usize| gpt.partitions[i].first_lba * ss;
     let read = |disk: &FileDisk, at: u64, len: u64| -> Result<Vec<u8>, PublishError> {
@@ -123,23 +111,6 @@ pub fn publish(
         .unwrap_or(sig_raw.len())
         .div_ceil(4096)
         * 4096;
-
-    let boot = gpt
-        .partitions
-        .iter()
-        .find(|p| p.kind == PartitionType::Xbootldr)
-        .or_else(|| gpt.partitions.iter().find(|p| p.kind == PartitionType::Esp))
-        .ok_or_else(|| bad("no ESP or XBOOTLDR".into()))?;
-    let at = EspLocation::of(boot, gpt.sector_size);
-    let id = format!("{name}_{version}");
-    let entry = esp::entries(&mut disk, at)
-        .map_err(|e| bad(e.to_string()))?
-        .into_iter()
-        .find(|e| e.id == id)
-        .ok_or_else(|| bad(format!("no UKI for {id} in {UKI_DIR}")))?;
-    let uki = esp::read_file(&mut disk, at, &format!("{UKI_DIR}/{}", entry.file_name))
-        .map_err(|e| bad(e.to_string()))?
-        .ok_or_else(|| bad("UKI vanished".into()))?;
 
     std::fs::create_dir_all(dir).map_err(|source| PublishError::Io {
         path: dir.to_owned(),

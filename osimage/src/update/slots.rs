@@ -138,3 +138,51 @@ pub fn add_empty(disk: &mut dyn Disk, usr: u64, verity: u64, sig: u64) -> io::Re
         .map_err(|e| io::Error::other(format!("no room for another slot: {e}")))?;
     write_gpt(disk, &gpt)
 }
+
+/// The version a built image carries: its slot and its UKI.
+#[derive(Debug, Clone)]
+pub struct BuiltVersion {
+    pub name: String,
+    pub version: String,
+    pub slot: Slot,
+    pub uki: Vec<u8>,
+}
+
+/// Reads the one version of a built image (`osimage build` output): the usr slot
+/// labelled `<name>_<version>` and the UKI of that id on its boot partition.
+pub fn built_version(disk: &mut dyn Disk, gpt: &Gpt) -> Result<BuiltVersion, String> {
+    let usr = gpt
+        .partitions
+        .iter()
+        .find(|p| p.kind == PartitionType::Usr && p.label != EMPTY)
+        .ok_or("no usr partition with a version label")?;
+    let (name, version) = usr
+        .label
+        .split_once('_')
+        .ok_or_else(|| format!("usr label `{}` is not <name>_<version>", usr.label))?;
+    let (name, version) = (name.to_owned(), version.to_owned());
+    let slot = find(gpt, &name)
+        .into_iter()
+        .find(|s| s.version.as_deref() == Some(version.as_str()))
+        .ok_or("usr, usr-verity and usr-verity-sig partitions do not form a slot")?;
+    let at = crate::boot::esp::boot_partition(gpt).ok_or("no ESP or XBOOTLDR")?;
+    let id = format!("{name}_{version}");
+    let entry = crate::boot::esp::entries(disk, at)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|e| e.id == id)
+        .ok_or_else(|| format!("no UKI for {id}"))?;
+    let uki = crate::boot::esp::read_file(
+        disk,
+        at,
+        &format!("{}/{}", crate::boot::esp::UKI_DIR, entry.file_name),
+    )
+    .map_err(|e| e.to_string())?
+    .ok_or("the UKI vanished")?;
+    Ok(BuiltVersion {
+        name,
+        version,
+        slot,
+        uki,
+    })
+}
