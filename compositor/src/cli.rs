@@ -11,7 +11,10 @@ use clap::{Parser, ValueEnum};
     version,
     about = "Tessera, a Wayland compositor for appliance sessions"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Which backend drives the outputs.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
@@ -21,9 +24,94 @@ pub struct Args {
     /// Virtual outputs for the headless backend, e.g. `1920x1080@60,1280x720`.
     #[arg(long, value_delimiter = ',', default_value = "1920x1080@60")]
     pub outputs: Vec<OutputSpec>,
-    /// Path to compositor.toml.
+    /// Path to compositor.toml (default: ~/.config/tessera/compositor.toml, else
+    /// the shipped defaults).
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
+    /// Wayland socket name (default: the first free wayland-N).
+    #[arg(long)]
+    pub socket: Option<String>,
+    /// Do not run the autostart commands from the config.
+    #[arg(long)]
+    pub no_autostart: bool,
+    /// Extra command to start once the session is up (repeatable).
+    #[arg(long = "spawn", value_name = "CMD")]
+    pub spawn: Vec<String>,
+    /// Write a PNG of the first output after `--screenshot-after` seconds.
+    #[arg(long, value_name = "FILE.png")]
+    pub screenshot: Option<std::path::PathBuf>,
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
+    pub screenshot_after: f64,
+    /// Quit after this many seconds (for scripts).
+    #[arg(long, value_name = "SECONDS")]
+    pub exit_after: Option<f64>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Talk to a running tessera over its IPC socket.
+    Msg(MsgArgs),
+    /// Validate a compositor.toml; exits 78 (EX_CONFIG) with file:line:key on errors.
+    CheckConfig {
+        file: std::path::PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the shipped default compositor.toml.
+    DefaultConfig,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MsgArgs {
+    /// IPC socket (default: $TESSERA_SOCKET, else the one for $WAYLAND_DISPLAY).
+    #[arg(long)]
+    pub socket: Option<std::path::PathBuf>,
+    /// Print the raw JSON answer.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub request: MsgCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum MsgCommand {
+    /// Version, backend, renderer and frame count.
+    Version,
+    /// The outputs with their modes, positions and usable areas.
+    Outputs,
+    /// The windows, front to back by focus.
+    Windows,
+    /// Focus (and unminimize) a window by id.
+    Focus { id: u64 },
+    /// Write a PNG of what an output shows, read back from the renderer.
+    Screenshot {
+        #[arg(long)]
+        output: Option<String>,
+        file: std::path::PathBuf,
+    },
+    /// Type text into the focused window (`\n` is Return).
+    Type { text: String },
+    /// Press a key combo such as `Super+Return`; bindings apply.
+    Key { combo: String },
+    /// Move or click the pointer.
+    #[command(subcommand)]
+    Pointer(PointerCommand),
+    /// Reload compositor.toml; the old config stays on error.
+    Reload,
+    /// Quit the compositor.
+    Quit,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PointerCommand {
+    /// Move to global logical coordinates.
+    Move { x: f64, y: f64 },
+    /// Press and release a button.
+    Click {
+        #[arg(value_enum, default_value_t = crate::ipc::proto::PointerButton::Left)]
+        button: crate::ipc::proto::PointerButton,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,11 +1,27 @@
-//! Tessera, the compositor.
-//!
-//! This crate currently holds the command line surface (backend choice and virtual
-//! output specs). The smithay state, backends, shell and renderer land with the
-//! compositor session issue; until then the binary says so and exits with
-//! [`EXIT_UNAVAILABLE`] rather than pretending to run.
+//! Tessera, the compositor: one state struct ([`state::Tessera`]), smithay handlers
+//! per concern ([`handlers`]), window policy ([`shell`]), rendering ([`render`]),
+//! backends ([`backend`]) and the `tessera msg` IPC ([`ipc`]).
 
+// smithay's state and renderer types do not implement Debug.
+#![allow(missing_debug_implementations)]
+
+pub mod backend;
 pub mod cli;
+pub mod config;
+mod handlers;
+pub mod input;
+pub mod ipc;
+pub mod render;
+pub mod screenshot;
+pub mod session;
+pub mod shell;
+pub mod spawn;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
 
 /// sysexits' EX_UNAVAILABLE: the requested service is not available.
 pub const EXIT_UNAVAILABLE: i32 = 69;
+/// sysexits' EX_CONFIG: the configuration is invalid.
+pub const EXIT_CONFIG: i32 = 78;

@@ -6,6 +6,8 @@
 //! consumes them; this crate owns the reporting so it cannot drift between tools.
 
 use std::fmt;
+pub mod compositor;
+
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;

@@ -1,0 +1,347 @@
+//! The headless backend: virtual outputs rendered offscreen on a refresh timer,
+//! with Pixman or with GLES on llvmpipe through EGL surfaceless. Frames are real
+//! (they can be read back), and clients get frame callbacks and presentation
+//! feedback at the output's rate, as on a real display.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use smithay::backend::allocator::Fourcc;
+use smithay::backend::egl::native::EGLSurfacelessDisplay;
+use smithay::backend::egl::{EGLContext, EGLDisplay};
+use smithay::backend::renderer::damage::OutputDamageTracker;
+use smithay::backend::renderer::gles::{GlesRenderbuffer, GlesRenderer};
+use smithay::backend::renderer::pixman::PixmanRenderer;
+use smithay::backend::renderer::{
+    Bind, ExportMem, ImportAll, ImportMem, Offscreen, Renderer, Texture,
+};
+use smithay::desktop::layer_map_for_output;
+use smithay::desktop::utils::OutputPresentationFeedback;
+use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
+use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
+use smithay::reexports::pixman::Image;
+use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
+use smithay::utils::{Physical, Size};
+use smithay::wayland::presentation::Refresh;
+
+use super::{Backend, Capture};
+use crate::render;
+use crate::render::shaders::Programs;
+use crate::state::Tessera;
+
+/// One virtual output's offscreen buffer and damage history.
+struct Target<T> {
+    buffer: T,
+    tracker: OutputDamageTracker,
+    /// 0 until the first frame: then the buffer holds the previous frame (age 1).
+    age: usize,
+    size: Size<i32, Physical>,
+}
+
+struct Gpu<R, T> {
+    renderer: R,
+    targets: HashMap<String, Target<T>>,
+}
+
+#[allow(clippy::large_enum_variant)] // one instance per process
+enum Renderers {
+    Pixman(Gpu<PixmanRenderer, Image<'static, 'static>>),
+    Gles(Gpu<GlesRenderer, GlesRenderbuffer>, Box<Programs>),
+}
+
+pub struct Headless {
+    renderers: Renderers,
+    outputs: Vec<(Output, Duration)>,
+    /// Frames rendered per output, the presentation sequence number.
+    seq: HashMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RendererChoice {
+    Pixman,
+    Gles,
+}
+
+/// What a virtual output looks like.
+#[derive(Debug, Clone, Copy)]
+pub struct VirtualOutput {
+    pub width: i32,
+    pub height: i32,
+    pub refresh_mhz: i32,
+    pub scale: f64,
+}
+
+impl Headless {
+    pub fn new(choice: RendererChoice) -> anyhow::Result<Self> {
+        let renderers = match choice {
+            RendererChoice::Pixman => Renderers::Pixman(Gpu {
+                renderer: PixmanRenderer::new().map_err(|e| anyhow::anyhow!("pixman: {e:?}"))?,
+                targets: HashMap::new(),
+            }),
+            RendererChoice::Gles => {
+                // SAFETY: EGLSurfacelessDisplay needs no native handle; the display
+                // lives as long as the context that holds it.
+                let display = unsafe { EGLDisplay::new(EGLSurfacelessDisplay) }
+                    .map_err(|e| anyhow::anyhow!("EGL surfaceless display (Mesa llvmpipe): {e}"))?;
+                let context =
+                    EGLContext::new(&display).map_err(|e| anyhow::anyhow!("EGL context: {e}"))?;
+                // SAFETY: the context is fresh and used by this renderer alone.
+                let mut renderer = unsafe { GlesRenderer::new(context) }
+                    .map_err(|e| anyhow::anyhow!("GLES renderer: {e:?}"))?;
+                let programs = Programs::compile(&mut renderer).map_err(anyhow::Error::msg)?;
+                Renderers::Gles(
+                    Gpu {
+                        renderer,
+                        targets: HashMap::new(),
+                    },
+                    Box::new(programs),
+                )
+            }
+        };
+        Ok(Self {
+            renderers,
+            outputs: Vec::new(),
+            seq: HashMap::new(),
+        })
+    }
+
+    pub fn renderer_name(&self) -> &'static str {
+        match self.renderers {
+            Renderers::Pixman(_) => "pixman",
+            Renderers::Gles(..) => "gles",
+        }
+    }
+
+    pub fn outputs(&self) -> Vec<Output> {
+        self.outputs.iter().map(|(o, _)| o.clone()).collect()
+    }
+
+    pub fn gles_programs(&self) -> Option<&Programs> {
+        match &self.renderers {
+            Renderers::Gles(_, p) => Some(p),
+            Renderers::Pixman(_) => None,
+        }
+    }
+}
+
+impl Tessera {
+    /// Adds a virtual output named `Virtual-N` to the right of the others and
+    /// starts its refresh timer.
+    pub fn add_virtual_output(&mut self, spec: VirtualOutput) -> anyhow::Result<Output> {
+        let Backend::Headless(headless) = &mut self.backend else {
+            anyhow::bail!("virtual outputs need the headless backend");
+        };
+        let name = format!("Virtual-{}", headless.outputs.len() + 1);
+        let output = Output::new(
+            name.clone(),
+            PhysicalProperties {
+                size: (0, 0).into(),
+                subpixel: Subpixel::Unknown,
+                make: "Tessera".into(),
+                model: "Virtual".into(),
+            },
+        );
+        let cfg = self.config.output.get(&name).cloned().unwrap_or_default();
+        let (w, h, mhz) = match cfg.mode {
+            Some(m) => (
+                m.width as i32,
+                m.height as i32,
+                m.refresh_hz
+                    .map_or(spec.refresh_mhz, |hz| (hz * 1000.0).round() as i32),
+            ),
+            None => (spec.width, spec.height, spec.refresh_mhz),
+        };
+        let mode = Mode {
+            size: (w, h).into(),
+            refresh: mhz,
+        };
+        let scale = if cfg.scale != 1.0 {
+            cfg.scale
+        } else {
+            spec.scale
+        };
+        output.change_current_state(
+            Some(mode),
+            Some(crate::config::transform(cfg.transform)),
+            Some(smithay::output::Scale::Fractional(scale)),
+            None,
+        );
+        output.set_preferred(mode);
+        output.create_global::<Tessera>(&self.display_handle);
+        let x = self
+            .space
+            .outputs()
+            .filter_map(|o| self.space.output_geometry(o))
+            .map(|g| g.loc.x + g.size.w)
+            .max()
+            .unwrap_or(0);
+        let position: smithay::utils::Point<i32, smithay::utils::Logical> =
+            cfg.position.map_or((x, 0).into(), |[x, y]| (x, y).into());
+        self.space.map_output(&output, position);
+
+        let refresh = Duration::from_micros(1_000_000_000 / mhz.max(1) as u64);
+        headless.outputs.push((output.clone(), refresh));
+        let timer_output = output.clone();
+        self.loop_handle
+            .insert_source(Timer::from_duration(refresh), move |_, _, state| {
+                state.on_vblank(&timer_output);
+                TimeoutAction::ToDuration(refresh)
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start the refresh timer: {e}"))?;
+        tracing::info!(
+            name,
+            width = w,
+            height = h,
+            refresh_mhz = mhz,
+            scale,
+            "virtual output added"
+        );
+        self.needs_redraw = true;
+        Ok(output)
+    }
+
+    /// One refresh cycle of a virtual output: render, then tell clients.
+    fn on_vblank(&mut self, output: &Output) {
+        self.space.refresh();
+        self.popups.cleanup();
+        layer_map_for_output(output).cleanup();
+        if let Err(err) = self.render_headless(output, false) {
+            tracing::warn!(output = output.name(), %err, "frame failed");
+        }
+        self.frame_done(output);
+        if let crate::shell::lock::LockState::Locked { pending, .. } = &mut self.lock
+            && let Some(locker) = pending.take()
+        {
+            // A frame without any normal surface is now on screen.
+            locker.lock();
+        }
+        let _ = self.display_handle.flush_clients();
+    }
+
+    /// Renders `output`; with `capture`, also reads the frame back.
+    pub fn render_headless(
+        &mut self,
+        output: &Output,
+        capture: bool,
+    ) -> Result<Option<Capture>, String> {
+        let mut backend = std::mem::replace(&mut self.backend, Backend::None);
+        let result = match &mut backend {
+            Backend::Headless(h) => {
+                let r = match &mut h.renderers {
+                    Renderers::Pixman(gpu) => {
+                        render_with(self, gpu, output, capture, Fourcc::Argb8888)
+                    }
+                    Renderers::Gles(gpu, _) => {
+                        render_with(self, gpu, output, capture, Fourcc::Abgr8888)
+                    }
+                };
+                if r.is_ok() {
+                    *h.seq.entry(output.name()).or_default() += 1;
+                    self.frames_rendered += 1;
+                }
+                r
+            }
+            Backend::None => Err("no backend".into()),
+        };
+        self.backend = backend;
+        result
+    }
+
+    /// Frame callbacks and presentation feedback for everything on `output`.
+    fn frame_done(&mut self, output: &Output) {
+        let now = self.clock.now();
+        let (refresh, seq) = match &self.backend {
+            Backend::Headless(h) => (
+                h.outputs.iter().find(|(o, _)| o == output).map(|(_, r)| *r),
+                h.seq.get(&output.name()).copied().unwrap_or(0),
+            ),
+            Backend::None => (None, 0),
+        };
+        let throttle = Some(Duration::from_secs(1));
+        let mut feedback = OutputPresentationFeedback::new(output);
+        let primary = |_: &_, _: &_| Some(output.clone());
+        let flags = |_: &_, _: &_| wp_presentation_feedback::Kind::empty();
+        if let Some(lock) = self.lock.surface_for(output) {
+            smithay::desktop::utils::send_frames_surface_tree(
+                lock.wl_surface(),
+                output,
+                now,
+                throttle,
+                primary,
+            );
+        }
+        if !self.lock.is_locked() {
+            for window in self.space.elements_for_output(output) {
+                window.send_frame(output, now, throttle, primary);
+                window.take_presentation_feedback(&mut feedback, primary, flags);
+            }
+            let map = layer_map_for_output(output);
+            for layer in map.layers() {
+                layer.send_frame(output, now, throttle, primary);
+                layer.take_presentation_feedback(&mut feedback, primary, flags);
+            }
+        }
+        let refresh = refresh.map_or(Refresh::Unknown, Refresh::Fixed);
+        feedback.presented(now, refresh, seq, wp_presentation_feedback::Kind::Vsync);
+    }
+}
+
+fn render_with<R, T>(
+    state: &Tessera,
+    gpu: &mut Gpu<R, T>,
+    output: &Output,
+    capture: bool,
+    format: Fourcc,
+) -> Result<Option<Capture>, String>
+where
+    R: Renderer + ImportAll + ImportMem + ExportMem + Offscreen<T> + Bind<T>,
+    R::TextureId: Clone + Texture + 'static,
+{
+    let mode = output.current_mode().ok_or("output has no mode")?;
+    let size: Size<i32, Physical> = output.current_transform().transform_size(mode.size);
+    let name = output.name();
+    let needs_new = gpu.targets.get(&name).is_none_or(|t| t.size != size);
+    if needs_new {
+        let buffer = gpu
+            .renderer
+            .create_buffer(format, (size.w, size.h).into())
+            .map_err(|e| format!("cannot allocate a {}x{} buffer: {e:?}", size.w, size.h))?;
+        gpu.targets.insert(
+            name.clone(),
+            Target {
+                buffer,
+                tracker: OutputDamageTracker::from_output(output),
+                age: 0,
+                size,
+            },
+        );
+    }
+    let Some(target) = gpu.targets.get_mut(&name) else {
+        return Err("no render target".into());
+    };
+    let elements = render::output_elements(state, &mut gpu.renderer, output);
+    tracing::trace!(output = %name, elements = elements.len(), "render");
+    let clear = render::clear_colour(state);
+    let mut fb = gpu
+        .renderer
+        .bind(&mut target.buffer)
+        .map_err(|e| format!("bind: {e:?}"))?;
+    render::draw(
+        &mut gpu.renderer,
+        &mut fb,
+        &mut target.tracker,
+        target.age,
+        &elements,
+        clear,
+    )?;
+    target.age = 1;
+    if !capture {
+        return Ok(None);
+    }
+    let rgba = render::read_rgba(&mut gpu.renderer, &fb, size)?;
+    Ok(Some(Capture {
+        width: size.w as u32,
+        height: size.h as u32,
+        rgba,
+    }))
+}

@@ -1,0 +1,55 @@
+//! Backends: where frames go and input comes from.
+
+pub mod headless;
+
+use smithay::output::Output;
+
+use headless::Headless;
+
+#[allow(clippy::large_enum_variant)] // one instance per process
+pub enum Backend {
+    Headless(Headless),
+    /// Placeholder while the state is being built or a backend is borrowed out.
+    None,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Headless(h) => write!(f, "Headless({})", h.renderer_name()),
+            Backend::None => f.write_str("None"),
+        }
+    }
+}
+
+/// A PNG-ready picture of one output.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub width: u32,
+    pub height: u32,
+    /// Tightly packed RGBA8, top row first.
+    pub rgba: Vec<u8>,
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Headless(_) => "headless",
+            Backend::None => "none",
+        }
+    }
+
+    pub fn renderer_name(&self) -> &'static str {
+        match self {
+            Backend::Headless(h) => h.renderer_name(),
+            Backend::None => "none",
+        }
+    }
+
+    pub fn outputs(&self) -> Vec<Output> {
+        match self {
+            Backend::Headless(h) => h.outputs(),
+            Backend::None => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! wl_compositor, wl_shm, buffers and the small surface protocols (viewporter,
+//! fractional-scale, presentation-time, single-pixel-buffer).
+
+use smithay::backend::renderer::utils::on_commit_buffer_handler;
+use smithay::desktop::{PopupKind, layer_map_for_output};
+use smithay::reexports::wayland_server::Client;
+use smithay::reexports::wayland_server::protocol::{wl_buffer, wl_surface::WlSurface};
+use smithay::wayland::buffer::BufferHandler;
+use smithay::wayland::compositor::{
+    CompositorClientState, CompositorHandler, CompositorState, get_parent, is_sync_subsurface,
+    with_states,
+};
+use smithay::wayland::fractional_scale::{FractionalScaleHandler, with_fractional_scale};
+use smithay::wayland::shell::wlr_layer::LayerSurfaceData;
+use smithay::wayland::shm::{ShmHandler, ShmState};
+use smithay::{
+    delegate_compositor, delegate_fractional_scale, delegate_presentation, delegate_shm,
+    delegate_single_pixel_buffer, delegate_viewporter,
+};
+
+use crate::state::{ClientState, Tessera};
+
+impl CompositorHandler for Tessera {
+    fn compositor_state(&mut self) -> &mut CompositorState {
+        &mut self.compositor_state
+    }
+
+    fn client_compositor_state<'a>(&self, client: &'a Client) -> &'a CompositorClientState {
+        match client.get_data::<ClientState>() {
+            Some(data) => &data.compositor,
+            None => {
+                // Every client is inserted with a ClientState; smithay needs a value
+                // anyway, so fall back to a shared empty one.
+                static EMPTY: std::sync::OnceLock<CompositorClientState> =
+                    std::sync::OnceLock::new();
+                EMPTY.get_or_init(CompositorClientState::default)
+            }
+        }
+    }
+
+    fn commit(&mut self, surface: &WlSurface) {
+        on_commit_buffer_handler::<Self>(surface);
+        self.needs_redraw = true;
+        if is_sync_subsurface(surface) {
+            return;
+        }
+        let mut root = surface.clone();
+        while let Some(parent) = get_parent(&root) {
+            root = parent;
+        }
+        if let Some(window) = self
+            .space
+            .elements()
+            .find(|w| w.toplevel().is_some_and(|t| t.wl_surface() == &root))
+        {
+            window.on_commit();
+        }
+        if &root == surface {
+            self.initial_configure(surface);
+            self.map_if_ready(surface);
+        }
+        self.popups.commit(surface);
+        if let Some(PopupKind::Xdg(popup)) = self.popups.find_popup(surface)
+            && !popup.is_initial_configure_sent()
+        {
+            // A popup's first configure carries the geometry its positioner asked for.
+            let _ = popup.send_configure();
+        }
+        self.layer_commit(surface);
+    }
+}
+
+impl Tessera {
+    fn layer_commit(&mut self, surface: &WlSurface) {
+        let outputs = self.outputs();
+        for output in outputs {
+            let mut map = layer_map_for_output(&output);
+            let Some(layer) = map
+                .layer_for_surface(surface, smithay::desktop::WindowSurfaceType::TOPLEVEL)
+                .cloned()
+            else {
+                continue;
+            };
+            let changed = map.arrange();
+            let initial_sent = with_states(surface, |states| {
+                states
+                    .data_map
+                    .get::<LayerSurfaceData>()
+                    .is_some_and(|d| d.lock().is_ok_and(|d| d.initial_configure_sent))
+            });
+            drop(map);
+            if !initial_sent {
+                layer.layer_surface().send_configure();
+            }
+            if changed {
+                self.rearrange(&output);
+            }
+            return;
+        }
+    }
+}
+
+impl BufferHandler for Tessera {
+    fn buffer_destroyed(&mut self, _buffer: &wl_buffer::WlBuffer) {}
+}
+
+impl ShmHandler for Tessera {
+    fn shm_state(&self) -> &ShmState {
+        &self.shm_state
+    }
+}
+
+impl FractionalScaleHandler for Tessera {
+    fn new_fractional_scale(&mut self, surface: WlSurface) {
+        let scale = self
+            .focused_output()
+            .map_or(1.0, |o| o.current_scale().fractional_scale());
+        with_states(&surface, |states| {
+            with_fractional_scale(states, |fs| fs.set_preferred_scale(scale));
+        });
+    }
+}
+
+delegate_compositor!(Tessera);
+delegate_shm!(Tessera);
+delegate_viewporter!(Tessera);
+delegate_fractional_scale!(Tessera);
+delegate_presentation!(Tessera);
+delegate_single_pixel_buffer!(Tessera);

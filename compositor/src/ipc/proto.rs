@@ -1,0 +1,134 @@
+//! The IPC messages. One JSON object per line each way.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    Version,
+    Outputs,
+    Windows,
+    Focus {
+        id: u64,
+    },
+    Screenshot {
+        output: Option<String>,
+        path: String,
+    },
+    Type {
+        text: String,
+    },
+    Key {
+        combo: String,
+    },
+    PointerMove {
+        x: f64,
+        y: f64,
+    },
+    PointerClick {
+        button: PointerButton,
+    },
+    Reload,
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PointerButton {
+    Left,
+    Right,
+    Middle,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub data: serde_json::Value,
+}
+
+impl Response {
+    pub fn ok(data: impl Serialize) -> Self {
+        Self {
+            ok: true,
+            error: None,
+            data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    pub fn err(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: Some(message.into()),
+            data: serde_json::Value::Null,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputInfo {
+    pub name: String,
+    pub width: i32,
+    pub height: i32,
+    pub refresh_mhz: i32,
+    pub scale: f64,
+    pub x: i32,
+    pub y: i32,
+    /// The area left for windows after layer-shell exclusive zones.
+    pub usable: [i32; 4],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowInfo {
+    pub id: u64,
+    pub app_id: Option<String>,
+    pub title: Option<String>,
+    /// x, y, width, height in global logical coordinates; absent when minimized.
+    pub geometry: Option<[i32; 4]>,
+    pub focused: bool,
+    pub maximized: bool,
+    pub fullscreen: bool,
+    pub minimized: bool,
+    pub dialog: bool,
+    pub parent: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: String,
+    pub backend: String,
+    pub renderer: String,
+    pub wayland_display: Option<String>,
+    pub frames: u64,
+    pub locked: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_as_tagged_json() {
+        let r = Request::Screenshot {
+            output: None,
+            path: "/tmp/a.png".into(),
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            s,
+            r#"{"cmd":"screenshot","output":null,"path":"/tmp/a.png"}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+        let r: Request =
+            serde_json::from_str(r#"{"cmd":"pointer-click","button":"left"}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::PointerClick {
+                button: PointerButton::Left
+            }
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"explode"}"#).is_err());
+    }
+}

@@ -1,0 +1,252 @@
+//! The compositor side of the IPC: a listening socket on the event loop.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use smithay::reexports::calloop::generic::Generic;
+use smithay::reexports::calloop::{Interest, Mode, PostAction};
+use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
+use smithay::utils::Point;
+use smithay::wayland::compositor::with_states;
+use smithay::wayland::shell::xdg::XdgToplevelSurfaceData;
+
+use super::proto::{OutputInfo, PointerButton, Request, Response, VersionInfo, WindowInfo};
+use crate::input::{BTN_LEFT, BTN_MIDDLE, BTN_RIGHT};
+use crate::shell::{meta, usable_area, window_id};
+use crate::state::Tessera;
+
+/// Binds the socket (replacing a stale one) and serves it on the state's loop.
+pub fn listen(state: &mut Tessera, path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        // A live compositor answers connections; only a dead one's socket is removed.
+        if UnixStream::connect(path).is_ok() {
+            anyhow::bail!("{} is in use by another tessera", path.display());
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+    listener.set_nonblocking(true)?;
+    state
+        .loop_handle
+        .insert_source(
+            Generic::new(listener, Interest::READ, Mode::Level),
+            |_, listener, state| {
+                loop {
+                    match listener.accept() {
+                        Ok((stream, _)) => serve(state, stream),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            tracing::warn!(%e, "ipc accept failed");
+                            break;
+                        }
+                    }
+                }
+                Ok(PostAction::Continue)
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("ipc source: {e}"))?;
+    state.ipc_socket = Some(path.to_path_buf());
+    Ok(())
+}
+
+pub fn default_path(wayland_display: &str) -> PathBuf {
+    let dir = std::env::var_os("XDG_RUNTIME_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    dir.join(format!("tessera-{wayland_display}.sock"))
+}
+
+fn serve(state: &mut Tessera, stream: UnixStream) {
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut buffer = Vec::new();
+    let inserted = state.loop_handle.insert_source(
+        Generic::new(stream, Interest::READ, Mode::Level),
+        move |_, stream, state| {
+            let mut chunk = [0u8; 4096];
+            // Read and write through `&UnixStream`: the event source owns the stream.
+            let mut s: &UnixStream = stream;
+            loop {
+                match s.read(&mut chunk) {
+                    Ok(0) => return Ok(PostAction::Remove),
+                    Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => return Ok(PostAction::Remove),
+                }
+                if buffer.len() > 1 << 20 {
+                    return Ok(PostAction::Remove);
+                }
+            }
+            while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=end).collect();
+                let response = match serde_json::from_slice::<Request>(&line) {
+                    Ok(req) => handle(state, req),
+                    Err(e) => Response::err(format!("bad request: {e}")),
+                };
+                let mut out = serde_json::to_vec(&response).unwrap_or_default();
+                out.push(b'\n');
+                let _ = s.set_nonblocking(false);
+                if s.write_all(&out).is_err() {
+                    return Ok(PostAction::Remove);
+                }
+                let _ = s.set_nonblocking(true);
+            }
+            Ok(PostAction::Continue)
+        },
+    );
+    if let Err(e) = inserted {
+        tracing::warn!(%e, "ipc connection source");
+    }
+}
+
+/// Answers one request.
+pub fn handle(state: &mut Tessera, request: Request) -> Response {
+    tracing::debug!(?request, "ipc");
+    match request {
+        Request::Version => Response::ok(VersionInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            backend: state.backend.name().into(),
+            renderer: state.backend.renderer_name().into(),
+            wayland_display: state
+                .socket_name
+                .as_ref()
+                .map(|s| s.to_string_lossy().into_owned()),
+            frames: state.frames_rendered,
+            locked: state.lock.is_locked(),
+        }),
+        Request::Outputs => Response::ok(outputs(state)),
+        Request::Windows => Response::ok(windows(state)),
+        Request::Focus { id } => {
+            let w = state
+                .shell
+                .all_windows(&state.space)
+                .find(|w| window_id(w) == id)
+                .cloned();
+            match w {
+                Some(w) => {
+                    state.focus_window(Some(w));
+                    Response::ok(())
+                }
+                None => Response::err(format!("no window {id}")),
+            }
+        }
+        Request::Screenshot { output, path } => {
+            screenshot(state, output.as_deref(), Path::new(&path))
+        }
+        Request::Type { text } => state
+            .type_text(&text)
+            .map_or_else(Response::err, Response::ok),
+        Request::Key { combo } => state
+            .press_combo(&combo)
+            .map_or_else(Response::err, Response::ok),
+        Request::PointerMove { x, y } => {
+            state.pointer_move(Point::from((x, y)));
+            Response::ok(())
+        }
+        Request::PointerClick { button } => {
+            let code = match button {
+                PointerButton::Left => BTN_LEFT,
+                PointerButton::Right => BTN_RIGHT,
+                PointerButton::Middle => BTN_MIDDLE,
+            };
+            state.pointer_button(code, true);
+            state.pointer_button(code, false);
+            Response::ok(())
+        }
+        Request::Reload => state
+            .reload_config()
+            .map_or_else(|e| Response::err(format!("{e:#}")), Response::ok),
+        Request::Quit => {
+            state.quit();
+            Response::ok(())
+        }
+    }
+}
+
+fn outputs(state: &Tessera) -> Vec<OutputInfo> {
+    state
+        .outputs()
+        .iter()
+        .map(|o| {
+            let geo = state.space.output_geometry(o).unwrap_or_default();
+            let mode = o.current_mode();
+            let usable = usable_area(&state.space, o);
+            OutputInfo {
+                name: o.name(),
+                width: mode.map_or(0, |m| m.size.w),
+                height: mode.map_or(0, |m| m.size.h),
+                refresh_mhz: mode.map_or(0, |m| m.refresh),
+                scale: o.current_scale().fractional_scale(),
+                x: geo.loc.x,
+                y: geo.loc.y,
+                usable: [usable.loc.x, usable.loc.y, usable.size.w, usable.size.h],
+            }
+        })
+        .collect()
+}
+
+fn windows(state: &Tessera) -> Vec<WindowInfo> {
+    let focused = state.shell.focus.front().cloned();
+    state
+        .shell
+        .all_windows(&state.space)
+        .filter_map(|w| {
+            let t = w.toplevel()?;
+            let (app_id, title) = with_states(t.wl_surface(), |s| {
+                s.data_map
+                    .get::<XdgToplevelSurfaceData>()
+                    .and_then(|d| d.lock().ok().map(|d| (d.app_id.clone(), d.title.clone())))
+                    .unwrap_or_default()
+            });
+            let minimized = state.shell.minimized.contains(w);
+            let geometry = (!minimized)
+                .then(|| state.space.element_geometry(w))
+                .flatten()
+                .map(|g| [g.loc.x, g.loc.y, g.size.w, g.size.h]);
+            let maximized =
+                t.with_pending_state(|s| s.states.contains(xdg_toplevel::State::Maximized));
+            let parent = t
+                .parent()
+                .and_then(|p| state.shell.window_for_surface(&state.space, &p))
+                .map(|p| window_id(&p));
+            Some(WindowInfo {
+                id: window_id(w),
+                app_id,
+                title,
+                geometry,
+                focused: focused.as_ref() == Some(w),
+                maximized,
+                fullscreen: meta(w, |m| m.fullscreen_on.is_some()),
+                minimized,
+                dialog: meta(w, |m| m.dialog),
+                parent,
+            })
+        })
+        .collect()
+}
+
+fn screenshot(state: &mut Tessera, output: Option<&str>, path: &Path) -> Response {
+    let outputs = state.outputs();
+    let target = match output {
+        Some(name) => outputs.iter().find(|o| o.name() == name),
+        None => outputs.first(),
+    };
+    let Some(target) = target.cloned() else {
+        return Response::err(format!("no output {}", output.unwrap_or("at all")));
+    };
+    let capture = match state.render_headless(&target, true) {
+        Ok(Some(c)) => c,
+        Ok(None) => return Response::err("the renderer returned no pixels"),
+        Err(e) => return Response::err(e),
+    };
+    match crate::screenshot::write_png(path, &capture) {
+        Ok(()) => Response::ok(serde_json::json!({
+            "output": target.name(),
+            "path": path,
+            "width": capture.width,
+            "height": capture.height,
+        })),
+        Err(e) => Response::err(format!("{}: {e}", path.display())),
+    }
+}

@@ -1,0 +1,174 @@
+//! What goes on an output, front to back, and the renderer-generic draw and
+//! read-back used by every backend.
+
+pub mod shaders;
+
+use smithay::backend::allocator::Fourcc;
+use smithay::backend::renderer::damage::OutputDamageTracker;
+use smithay::backend::renderer::element::solid::{SolidColorBuffer, SolidColorRenderElement};
+use smithay::backend::renderer::element::surface::{
+    WaylandSurfaceRenderElement, render_elements_from_surface_tree,
+};
+use smithay::backend::renderer::element::{AsRenderElements, Kind, render_elements};
+use smithay::backend::renderer::{Color32F, ExportMem, ImportAll, ImportMem, Renderer, Texture};
+use smithay::desktop::layer_map_for_output;
+use smithay::output::Output;
+use smithay::utils::{Physical, Rectangle, Scale, Size};
+use smithay::wayland::shell::wlr_layer::Layer;
+
+use crate::shell::meta;
+use crate::state::Tessera;
+
+render_elements! {
+    pub OutputElement<R> where R: ImportAll + ImportMem;
+    Surface = WaylandSurfaceRenderElement<R>,
+    Solid = SolidColorRenderElement,
+}
+
+impl<R: ImportAll + ImportMem> std::fmt::Debug for OutputElement<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputElement::Surface(_) => f.write_str("Surface"),
+            OutputElement::Solid(_) => f.write_str("Solid"),
+            OutputElement::_GenericCatcher(_) => f.write_str("Other"),
+        }
+    }
+}
+
+/// The background colour as linear RGBA.
+pub fn clear_colour(state: &Tessera) -> Color32F {
+    let [r, g, b] = state.config.renderer.background.0;
+    Color32F::new(
+        f32::from(r) / 255.0,
+        f32::from(g) / 255.0,
+        f32::from(b) / 255.0,
+        1.0,
+    )
+}
+
+/// Everything visible on `output`, front to back.
+///
+/// While locked, that is the output's lock surface and nothing else, whatever the
+/// state of the windows: a lock that leaked a frame of the session would be no lock.
+pub fn output_elements<R>(
+    state: &Tessera,
+    renderer: &mut R,
+    output: &Output,
+) -> Vec<OutputElement<R>>
+where
+    R: Renderer + ImportAll + ImportMem,
+    R::TextureId: Clone + Texture + 'static,
+{
+    let Some(output_geo) = state.space.output_geometry(output) else {
+        return Vec::new();
+    };
+    let scale = Scale::from(output.current_scale().fractional_scale());
+    let mut elements: Vec<OutputElement<R>> = Vec::new();
+
+    if state.lock.is_locked() {
+        if let Some(lock) = state.lock.surface_for(output) {
+            elements.extend(render_elements_from_surface_tree(
+                renderer,
+                lock.wl_surface(),
+                (0, 0),
+                scale,
+                1.0,
+                Kind::Unspecified,
+            ));
+        }
+        return elements;
+    }
+
+    let layers = layer_map_for_output(output);
+    let push_layers = |renderer: &mut R, elements: &mut Vec<OutputElement<R>>, layer: Layer| {
+        for surface in layers.layers_on(layer).rev() {
+            let Some(geo) = layers.layer_geometry(surface) else {
+                continue;
+            };
+            let loc = geo.loc.to_physical_precise_round(scale);
+            elements.extend(surface.render_elements(renderer, loc, scale, 1.0));
+        }
+    };
+
+    push_layers(renderer, &mut elements, Layer::Overlay);
+
+    // A fullscreen window on this output covers everything but overlays.
+    let fullscreen = state
+        .space
+        .elements()
+        .rev()
+        .find(|w| meta(w, |m| m.fullscreen_on.as_ref() == Some(output)));
+    let windows: Vec<_> = match fullscreen {
+        Some(w) => vec![w.clone()],
+        None => {
+            push_layers(renderer, &mut elements, Layer::Top);
+            state
+                .space
+                .elements_for_output(output)
+                .rev()
+                .cloned()
+                .collect()
+        }
+    };
+    for window in &windows {
+        let Some(loc) = state.space.element_location(window) else {
+            continue;
+        };
+        let render_loc =
+            (loc - window.geometry().loc - output_geo.loc).to_physical_precise_round(scale);
+        elements.extend(window.render_elements(renderer, render_loc, scale, 1.0));
+    }
+    if fullscreen.is_some() {
+        // Black behind a fullscreen client that does not cover the output.
+        let buffer = SolidColorBuffer::new(output_geo.size, [0.0, 0.0, 0.0, 1.0]);
+        elements.push(OutputElement::Solid(SolidColorRenderElement::from_buffer(
+            &buffer,
+            (0, 0),
+            scale,
+            1.0,
+            Kind::Unspecified,
+        )));
+    } else {
+        push_layers(renderer, &mut elements, Layer::Bottom);
+        push_layers(renderer, &mut elements, Layer::Background);
+    }
+    elements
+}
+
+/// Renders `elements` into `framebuffer`; returns the damage, empty when nothing changed.
+pub fn draw<R>(
+    renderer: &mut R,
+    framebuffer: &mut R::Framebuffer<'_>,
+    tracker: &mut OutputDamageTracker,
+    age: usize,
+    elements: &[OutputElement<R>],
+    clear: Color32F,
+) -> Result<Vec<Rectangle<i32, Physical>>, String>
+where
+    R: Renderer + ImportAll + ImportMem,
+    R::TextureId: Clone + Texture + 'static,
+{
+    let result = tracker
+        .render_output(renderer, framebuffer, age, elements, clear)
+        .map_err(|e| format!("render failed: {e:?}"))?;
+    Ok(result.damage.cloned().unwrap_or_default())
+}
+
+/// Reads the framebuffer back as tightly packed RGBA8.
+pub fn read_rgba<R>(
+    renderer: &mut R,
+    framebuffer: &R::Framebuffer<'_>,
+    size: Size<i32, Physical>,
+) -> Result<Vec<u8>, String>
+where
+    R: Renderer + ExportMem,
+{
+    let region = Rectangle::from_size((size.w, size.h).into());
+    let mapping = renderer
+        .copy_framebuffer(framebuffer, region, Fourcc::Abgr8888)
+        .map_err(|e| format!("read-back failed: {e:?}"))?;
+    let bytes = renderer
+        .map_texture(&mapping)
+        .map_err(|e| format!("read-back map failed: {e:?}"))?;
+    Ok(bytes.to_vec())
+}

@@ -1,0 +1,265 @@
+//! The one state struct every handler works on (the anvil model).
+
+use std::ffi::OsString;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use smithay::desktop::{PopupManager, Space, Window};
+use smithay::input::keyboard::XkbConfig;
+use smithay::input::pointer::CursorImageStatus;
+use smithay::input::{Seat, SeatState};
+use smithay::output::Output;
+use smithay::reexports::calloop::{LoopHandle, LoopSignal};
+use smithay::reexports::wayland_server::backend::{ClientData, ClientId, DisconnectReason};
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::reexports::wayland_server::{Client, DisplayHandle};
+use smithay::utils::{Clock, Logical, Monotonic, Point};
+use smithay::wayland::compositor::{CompositorClientState, CompositorState};
+use smithay::wayland::cursor_shape::CursorShapeManagerState;
+use smithay::wayland::fractional_scale::FractionalScaleManagerState;
+use smithay::wayland::idle_inhibit::IdleInhibitManagerState;
+use smithay::wayland::idle_notify::IdleNotifierState;
+use smithay::wayland::output::OutputManagerState;
+use smithay::wayland::presentation::PresentationState;
+use smithay::wayland::security_context::SecurityContextState;
+use smithay::wayland::selection::data_device::DataDeviceState;
+use smithay::wayland::selection::primary_selection::PrimarySelectionState;
+use smithay::wayland::session_lock::SessionLockManagerState;
+use smithay::wayland::shell::wlr_layer::WlrLayerShellState;
+use smithay::wayland::shell::xdg::XdgShellState;
+use smithay::wayland::shell::xdg::decoration::XdgDecorationState;
+use smithay::wayland::shm::ShmState;
+use smithay::wayland::single_pixel_buffer::SinglePixelBufferState;
+use smithay::wayland::viewporter::ViewporterState;
+use smithay::wayland::xdg_activation::XdgActivationState;
+use tessera_config::compositor::CompositorConfig;
+use tessera_protocols::{ClientClass, Exception};
+
+use crate::backend::Backend;
+use crate::input::{Bindings, KeyTable};
+use crate::shell::Shell;
+use crate::shell::lock::LockState;
+
+/// Per-client data. `class` decides which privileged globals the client can see.
+#[derive(Debug)]
+pub struct ClientState {
+    pub compositor: CompositorClientState,
+    pub class: ClientClass,
+}
+
+impl ClientState {
+    pub fn unrestricted() -> Self {
+        Self {
+            compositor: CompositorClientState::default(),
+            class: ClientClass::Unrestricted,
+        }
+    }
+}
+
+impl ClientData for ClientState {
+    fn initialized(&self, _client_id: ClientId) {}
+    fn disconnected(&self, _client_id: ClientId, _reason: DisconnectReason) {}
+}
+
+/// The security exceptions from the config, shared with the global filters (which
+/// outlive any borrow of the state).
+pub type SharedExceptions = Arc<Mutex<Vec<Exception>>>;
+
+/// Whether `client` may see the global `interface`.
+pub fn client_may_bind(client: &Client, interface: &str, exceptions: &SharedExceptions) -> bool {
+    let Some(data) = client.get_data::<ClientState>() else {
+        return true;
+    };
+    let exceptions = exceptions.lock().map(|e| e.clone()).unwrap_or_default();
+    let allowed = tessera_protocols::may_bind(&data.class, interface, &exceptions);
+    if !allowed {
+        tracing::info!(?client, interface, "global hidden from a sandboxed client");
+    }
+    allowed
+}
+
+pub struct Tessera {
+    pub display_handle: DisplayHandle,
+    pub loop_handle: LoopHandle<'static, Tessera>,
+    pub loop_signal: LoopSignal,
+    pub clock: Clock<Monotonic>,
+    pub socket_name: Option<OsString>,
+    pub ipc_socket: Option<std::path::PathBuf>,
+
+    pub compositor_state: CompositorState,
+    pub xdg_shell_state: XdgShellState,
+    pub xdg_decoration_state: XdgDecorationState,
+    pub layer_shell_state: WlrLayerShellState,
+    pub shm_state: ShmState,
+    pub output_manager_state: OutputManagerState,
+    pub seat_state: SeatState<Tessera>,
+    pub data_device_state: DataDeviceState,
+    pub primary_selection_state: PrimarySelectionState,
+    pub xdg_activation_state: XdgActivationState,
+    pub fractional_scale_state: FractionalScaleManagerState,
+    pub viewporter_state: ViewporterState,
+    pub presentation_state: PresentationState,
+    pub cursor_shape_state: CursorShapeManagerState,
+    pub idle_notifier_state: IdleNotifierState<Tessera>,
+    pub idle_inhibit_state: IdleInhibitManagerState,
+    pub session_lock_state: SessionLockManagerState,
+    pub single_pixel_buffer_state: SinglePixelBufferState,
+    pub security_context_state: SecurityContextState,
+    pub exceptions: SharedExceptions,
+
+    pub popups: PopupManager,
+    pub space: Space<Window>,
+    pub shell: Shell,
+    pub lock: LockState,
+    pub seat: Seat<Tessera>,
+    pub keys: KeyTable,
+    pub bindings: Bindings,
+    pub pointer_location: Point<f64, Logical>,
+    pub cursor_status: CursorImageStatus,
+    pub idle_inhibitors: Vec<WlSurface>,
+
+    pub config: CompositorConfig,
+    pub config_path: Option<std::path::PathBuf>,
+    pub backend: Backend,
+    /// Something changed that needs a new frame.
+    pub needs_redraw: bool,
+    pub frames_rendered: u64,
+    pub running: bool,
+}
+
+impl Tessera {
+    pub fn new(
+        display_handle: DisplayHandle,
+        loop_handle: LoopHandle<'static, Tessera>,
+        loop_signal: LoopSignal,
+        config: CompositorConfig,
+        backend: Backend,
+    ) -> anyhow::Result<Self> {
+        let dh = &display_handle;
+        let exceptions: SharedExceptions = Arc::new(Mutex::new(crate::config::exceptions(&config)));
+        let filter = |interface: &'static str| {
+            let exceptions = exceptions.clone();
+            move |client: &Client| client_may_bind(client, interface, &exceptions)
+        };
+
+        let compositor_state = CompositorState::new_v6::<Self>(dh);
+        let xdg_shell_state = XdgShellState::new::<Self>(dh);
+        let xdg_decoration_state = XdgDecorationState::new::<Self>(dh);
+        let layer_shell_state =
+            WlrLayerShellState::new_with_filter::<Self, _>(dh, filter("zwlr_layer_shell_v1"));
+        let shm_state = ShmState::new::<Self>(dh, vec![]);
+        let output_manager_state = OutputManagerState::new_with_xdg_output::<Self>(dh);
+        let mut seat_state = SeatState::new();
+        let data_device_state = DataDeviceState::new::<Self>(dh);
+        let primary_selection_state = PrimarySelectionState::new::<Self>(dh);
+        let xdg_activation_state = XdgActivationState::new::<Self>(dh);
+        let fractional_scale_state = FractionalScaleManagerState::new::<Self>(dh);
+        let viewporter_state = ViewporterState::new::<Self>(dh);
+        let presentation_state = PresentationState::new::<Self>(dh, libc::CLOCK_MONOTONIC as u32);
+        let cursor_shape_state = CursorShapeManagerState::new::<Self>(dh);
+        let idle_notifier_state = IdleNotifierState::new(dh, loop_handle.clone());
+        let idle_inhibit_state = IdleInhibitManagerState::new::<Self>(dh);
+        let session_lock_state =
+            SessionLockManagerState::new::<Self, _>(dh, filter("ext_session_lock_manager_v1"));
+        let single_pixel_buffer_state = SinglePixelBufferState::new::<Self>(dh);
+        let security_context_state =
+            SecurityContextState::new::<Self, _>(dh, filter("wp_security_context_manager_v1"));
+
+        let mut seat = seat_state.new_seat("seat0");
+        let kb = &config.input.keyboard;
+        let xkb = XkbConfig {
+            rules: &kb.rules,
+            model: &kb.model,
+            layout: &kb.layout,
+            variant: &kb.variant,
+            options: (!kb.options.is_empty()).then(|| kb.options.clone()),
+        };
+        let keys = KeyTable::new(&xkb)?;
+        let bindings = Bindings::new(&config.binds).map_err(anyhow::Error::msg)?;
+        seat.add_keyboard(xkb, kb.repeat_delay, kb.repeat_rate)
+            .map_err(|e| anyhow::anyhow!("keyboard layout `{}`: {e:?}", kb.layout))?;
+        seat.add_pointer();
+        seat.add_touch();
+
+        Ok(Self {
+            display_handle,
+            loop_handle,
+            loop_signal,
+            clock: Clock::new(),
+            socket_name: None,
+            ipc_socket: None,
+            compositor_state,
+            xdg_shell_state,
+            xdg_decoration_state,
+            layer_shell_state,
+            shm_state,
+            output_manager_state,
+            seat_state,
+            data_device_state,
+            primary_selection_state,
+            xdg_activation_state,
+            fractional_scale_state,
+            viewporter_state,
+            presentation_state,
+            cursor_shape_state,
+            idle_notifier_state,
+            idle_inhibit_state,
+            session_lock_state,
+            single_pixel_buffer_state,
+            security_context_state,
+            exceptions,
+            popups: PopupManager::default(),
+            space: Space::default(),
+            shell: Shell::default(),
+            lock: LockState::default(),
+            seat,
+            keys,
+            bindings,
+            pointer_location: Point::from((0.0, 0.0)),
+            cursor_status: CursorImageStatus::default_named(),
+            idle_inhibitors: Vec::new(),
+            config,
+            config_path: None,
+            backend,
+            needs_redraw: true,
+            frames_rendered: 0,
+            running: true,
+        })
+    }
+
+    /// All outputs, in the order they were added.
+    pub fn outputs(&self) -> Vec<Output> {
+        self.space.outputs().cloned().collect()
+    }
+
+    /// The output holding the keyboard focus, else the one under the pointer, else the first.
+    pub fn focused_output(&self) -> Option<Output> {
+        let focus = self.seat.get_keyboard().and_then(|k| k.current_focus());
+        if let Some(surface) = focus
+            && let Some(window) = self.shell.window_for_surface(&self.space, &surface)
+            && let Some(o) = self.space.outputs_for_element(&window).into_iter().next()
+        {
+            return Some(o);
+        }
+        self.space
+            .output_under(self.pointer_location)
+            .next()
+            .cloned()
+            .or_else(|| self.space.outputs().next().cloned())
+    }
+
+    pub fn now(&self) -> Duration {
+        self.clock.now().into()
+    }
+
+    /// Notes user activity for idle-notify.
+    pub fn activity(&mut self) {
+        let seat = self.seat.clone();
+        self.idle_notifier_state.notify_activity(&seat);
+    }
+
+    pub fn quit(&mut self) {
+        self.running = false;
+        self.loop_signal.stop();
+    }
+}

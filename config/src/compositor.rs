@@ -1,0 +1,461 @@
+//! The schema of `compositor.toml`.
+//!
+//! Every table denies unknown keys and every value that has a syntax of its own
+//! (key combos, actions, modes) is parsed during deserialisation, so a mistake is
+//! reported by [`crate::load`] with the file, line and dotted key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer};
+
+/// The whole of `compositor.toml`. Every field has a default, so an empty file is valid.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompositorConfig {
+    /// Per-output settings, keyed by connector name (`Virtual-1`, `HDMI-A-1`, `eDP-1`).
+    pub output: BTreeMap<String, OutputConfig>,
+    pub input: InputConfig,
+    /// Key combo → action, e.g. `"Super+Return" = "spawn foot"`.
+    pub binds: BTreeMap<KeyCombo, Action>,
+    pub autostart: Autostart,
+    pub renderer: RendererConfig,
+    pub scanout: ScanoutConfig,
+    pub lock: LockConfig,
+    pub security: SecurityConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    pub mode: Option<Mode>,
+    pub scale: f64,
+    /// Position in the global space, logical pixels.
+    pub position: Option<[i32; 2]>,
+    pub transform: Transform,
+    pub enabled: bool,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            mode: None,
+            scale: 1.0,
+            position: None,
+            transform: Transform::Normal,
+            enabled: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transform {
+    #[default]
+    Normal,
+    #[serde(rename = "90")]
+    Rotate90,
+    #[serde(rename = "180")]
+    Rotate180,
+    #[serde(rename = "270")]
+    Rotate270,
+    Flipped,
+    #[serde(rename = "flipped-90")]
+    Flipped90,
+    #[serde(rename = "flipped-180")]
+    Flipped180,
+    #[serde(rename = "flipped-270")]
+    Flipped270,
+}
+
+/// `WIDTHxHEIGHT[@HZ]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mode {
+    pub width: u32,
+    pub height: u32,
+    pub refresh_hz: Option<f64>,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid mode `{s}`, expected WIDTHxHEIGHT[@HZ] such as 1920x1080@60");
+        let (size, hz) = match s.split_once('@') {
+            Some((size, hz)) => (size, Some(hz.parse::<f64>().map_err(|_| bad())?)),
+            None => (s, None),
+        };
+        let (w, h) = size.split_once('x').ok_or_else(bad)?;
+        let (width, height) = (
+            w.parse::<u32>().map_err(|_| bad())?,
+            h.parse::<u32>().map_err(|_| bad())?,
+        );
+        if width == 0 || height == 0 || width > 16384 || height > 16384 {
+            return Err(bad());
+        }
+        if hz.is_some_and(|hz| !(1.0..=1000.0).contains(&hz)) {
+            return Err(bad());
+        }
+        Ok(Mode {
+            width,
+            height,
+            refresh_hz: hz,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    pub keyboard: KeyboardConfig,
+    pub touchpad: TouchpadConfig,
+    pub mouse: MouseConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyboardConfig {
+    pub rules: String,
+    pub model: String,
+    pub layout: String,
+    pub variant: String,
+    pub options: String,
+    /// Keys per second.
+    pub repeat_rate: i32,
+    /// Milliseconds before repeating starts.
+    pub repeat_delay: i32,
+}
+
+impl Default for KeyboardConfig {
+    fn default() -> Self {
+        Self {
+            rules: String::new(),
+            model: String::new(),
+            layout: "us".into(),
+            variant: String::new(),
+            options: String::new(),
+            repeat_rate: 25,
+            repeat_delay: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TouchpadConfig {
+    pub tap: bool,
+    pub natural_scroll: bool,
+    /// libinput pointer acceleration, -1.0 ..= 1.0.
+    pub accel_speed: f64,
+    pub disable_while_typing: bool,
+}
+
+impl Default for TouchpadConfig {
+    fn default() -> Self {
+        Self {
+            tap: true,
+            natural_scroll: true,
+            accel_speed: 0.0,
+            disable_while_typing: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MouseConfig {
+    pub natural_scroll: bool,
+    pub accel_speed: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Autostart {
+    /// Shell command lines run once the session is up.
+    pub commands: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RendererKind {
+    #[default]
+    Pixman,
+    Gles,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RendererConfig {
+    /// Renderer of the headless backend (kms and nested always use GLES).
+    pub headless: RendererKind,
+    /// Background colour as `#rrggbb`.
+    pub background: Colour,
+}
+
+impl Default for RendererConfig {
+    fn default() -> Self {
+        Self {
+            headless: RendererKind::Pixman,
+            background: Colour([0x20, 0x24, 0x2b]),
+        }
+    }
+}
+
+/// `#rrggbb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Colour(pub [u8; 3]);
+
+impl FromStr for Colour {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let hex = s
+            .strip_prefix('#')
+            .filter(|h| h.len() == 6 && h.chars().all(|c| c.is_ascii_hexdigit()))
+            .ok_or_else(|| format!("invalid colour `{s}`, expected #rrggbb"))?;
+        let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0);
+        Ok(Colour([byte(0), byte(2), byte(4)]))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanoutConfig {
+    /// Put a fullscreen client's buffer straight on the primary plane.
+    pub direct: bool,
+    pub overlay_planes: bool,
+    pub cursor_plane: bool,
+}
+
+impl Default for ScanoutConfig {
+    fn default() -> Self {
+        Self {
+            direct: true,
+            overlay_planes: true,
+            cursor_plane: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockConfig {
+    /// The locker started by the `lock` action, e.g. `swaylock -f`.
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Privileged globals a sandboxed client may still bind.
+    pub exception: Vec<SecurityException>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityException {
+    pub engine: Option<String>,
+    pub app_id: Option<String>,
+    pub interface: String,
+}
+
+/// Modifier bits of a [`KeyCombo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Mods {
+    pub ctrl: bool,
+    pub alt: bool,
+    pub shift: bool,
+    pub logo: bool,
+}
+
+/// `Mod+Mod+Key`, e.g. `Super+Shift+Return` or `Ctrl+Alt+F1`. The key is an xkb
+/// keysym name; the compositor resolves it against the keymap.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyCombo {
+    pub mods: Mods,
+    pub key: String,
+}
+
+impl FromStr for KeyCombo {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut mods = Mods::default();
+        let parts: Vec<&str> = s.split('+').map(str::trim).collect();
+        let (key, modifiers) = parts
+            .split_last()
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| format!("invalid key combo `{s}`: no key"))?;
+        for m in modifiers {
+            match m.to_ascii_lowercase().as_str() {
+                "ctrl" | "control" => mods.ctrl = true,
+                "alt" | "mod1" => mods.alt = true,
+                "shift" => mods.shift = true,
+                "super" | "logo" | "mod4" | "win" => mods.logo = true,
+                other => {
+                    return Err(format!(
+                        "invalid key combo `{s}`: unknown modifier `{other}` (use Ctrl, Alt, Shift, Super)"
+                    ));
+                }
+            }
+        }
+        Ok(KeyCombo {
+            mods,
+            key: (*key).to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for KeyCombo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (on, name) in [
+            (self.mods.logo, "Super"),
+            (self.mods.ctrl, "Ctrl"),
+            (self.mods.alt, "Alt"),
+            (self.mods.shift, "Shift"),
+        ] {
+            if on {
+                write!(f, "{name}+")?;
+            }
+        }
+        f.write_str(&self.key)
+    }
+}
+
+/// What a key binding does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Spawn(String),
+    Close,
+    CycleFocus,
+    CycleFocusBack,
+    Fullscreen,
+    Maximize,
+    Lock,
+    /// Switch to virtual terminal N (1..=12); only meaningful on the kms backend.
+    SwitchVt(u8),
+    /// A Chromebook top-row or media key: runs the configured command.
+    Run(String),
+    Quit,
+}
+
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (verb, arg) = match s.trim().split_once(char::is_whitespace) {
+            Some((v, a)) => (v, a.trim()),
+            None => (s.trim(), ""),
+        };
+        let need_arg = |a: &str| {
+            if a.is_empty() {
+                Err(format!("action `{verb}` needs a command"))
+            } else {
+                Ok(a.to_owned())
+            }
+        };
+        let no_arg = |a: Action| {
+            if arg.is_empty() {
+                Ok(a)
+            } else {
+                Err(format!("action `{verb}` takes no argument"))
+            }
+        };
+        match verb {
+            "spawn" => Ok(Action::Spawn(need_arg(arg)?)),
+            "run" => Ok(Action::Run(need_arg(arg)?)),
+            "close" => no_arg(Action::Close),
+            "cycle-focus" => no_arg(Action::CycleFocus),
+            "cycle-focus-back" => no_arg(Action::CycleFocusBack),
+            "fullscreen" => no_arg(Action::Fullscreen),
+            "maximize" => no_arg(Action::Maximize),
+            "lock" => no_arg(Action::Lock),
+            "quit" => no_arg(Action::Quit),
+            "vt" => match arg.parse::<u8>() {
+                Ok(n @ 1..=12) => Ok(Action::SwitchVt(n)),
+                _ => Err(format!(
+                    "action `vt` needs a terminal number 1..=12, got `{arg}`"
+                )),
+            },
+            other => Err(format!(
+                "unknown action `{other}` (expected spawn, run, close, cycle-focus, \
+                 cycle-focus-back, fullscreen, maximize, lock, vt, quit)"
+            )),
+        }
+    }
+}
+
+macro_rules! deserialize_from_str {
+    ($($t:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+deserialize_from_str!(Mode, Colour, KeyCombo, Action);
+
+/// The shipped defaults, the same text as `config/defaults/compositor.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../defaults/compositor.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<CompositorConfig, crate::ConfigError> {
+        crate::parse(text, Path::new("compositor.toml"))
+    }
+
+    #[test]
+    fn shipped_defaults_parse_and_bind_the_basics() {
+        let c = parse(DEFAULT_TOML).unwrap();
+        let spawn = KeyCombo::from_str("Super+Return").unwrap();
+        assert_eq!(c.binds.get(&spawn), Some(&Action::Spawn("foot".into())));
+        assert_eq!(
+            c.binds.get(&KeyCombo::from_str("Alt+Tab").unwrap()),
+            Some(&Action::CycleFocus)
+        );
+        assert_eq!(
+            c.binds.get(&KeyCombo::from_str("Ctrl+Alt+F2").unwrap()),
+            Some(&Action::SwitchVt(2))
+        );
+        assert!(c.scanout.direct && c.scanout.overlay_planes);
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(parse("").unwrap(), CompositorConfig::default());
+    }
+
+    #[test]
+    fn bad_action_names_line_and_key() {
+        let e = parse("[binds]\n\"Super+q\" = \"close\"\n\"Super+x\" = \"explode\"\n").unwrap_err();
+        let loc = e.location().unwrap();
+        assert_eq!(loc.line, 3);
+        assert_eq!(loc.key, "binds.Super+x");
+        assert!(e.to_string().contains("unknown action `explode`"), "{e}");
+    }
+
+    #[test]
+    fn bad_combo_and_mode_and_unknown_key_are_errors() {
+        let e = parse("[binds]\n\"Hyper+q\" = \"close\"\n").unwrap_err();
+        assert!(e.to_string().contains("unknown modifier `hyper`"), "{e}");
+        let e = parse("[output.Virtual-1]\nmode = \"big\"\n").unwrap_err();
+        assert_eq!(e.location().unwrap().key, "output.Virtual-1.mode");
+        let e = parse("[input.keyboard]\nlayuot = \"de\"\n").unwrap_err();
+        assert_eq!(e.location().unwrap().line, 2);
+        assert!(e.to_string().contains("unknown field `layuot`"), "{e}");
+        let e = parse("[binds]\n\"Ctrl+Alt+F1\" = \"vt 13\"\n").unwrap_err();
+        assert!(e.to_string().contains("1..=12"), "{e}");
+    }
+
+    #[test]
+    fn combos_print_canonically() {
+        let c: KeyCombo = "shift+super+a".parse().unwrap();
+        assert_eq!(c.to_string(), "Super+Shift+a");
+        let m: Mode = "1280x720".parse().unwrap();
+        assert_eq!(m.refresh_hz, None);
+        assert_eq!("#ff8000".parse::<Colour>().unwrap(), Colour([255, 128, 0]));
+        assert!("ff8000".parse::<Colour>().is_err());
+    }
+}
