@@ -165,7 +165,7 @@ impl Tessera {
         let security_context_state =
             SecurityContextState::new::<Self, _>(dh, filter("wp_security_context_manager_v1"));
 
-        let mut seat = seat_state.new_seat("seat0");
+        let mut seat = seat_state.new_wl_seat(dh, "seat0");
         let kb = &config.input.keyboard;
         let xkb = XkbConfig {
             rules: &kb.rules,

@@ -6,6 +6,8 @@ mod test;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -32,9 +34,11 @@ enum Command {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
-    /// Run Tessera (the main job).
+    /// Run Tessera (the main job): the best backend here, foot autostarted, a
+    /// screenshot after the first frames. Extra arguments go to `tessera`, e.g.
+    /// `--exit-after 10` or `--renderer gles`.
     Run {
-        #[arg(trailing_var_arg = true)]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
     /// Benchmarks against the peer tools, in the same run (see BENCHMARKS.md).
@@ -107,22 +111,40 @@ fn fetch_artifacts(json: bool) -> anyhow::Result<()> {
 /// The main job. The compositor session is not built yet (compositor issue), so this
 /// says what exists today instead of starting something that would pretend to work.
 fn run(args: &[String]) -> anyhow::Result<()> {
-    deps::ensure_groups(&["build"], false)?;
+    deps::ensure_groups(&["build", "clients"], false)?;
     let status = std::process::Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--workspace", "--bins"])
         .status()?;
     anyhow::ensure!(status.success(), "cargo build failed");
-    println!("Tessera: the workspace builds. What runs today:");
-    println!("  target/debug/tessera --help     compositor command line (session not built yet)");
-    println!("  target/debug/osimage --help     image tooling (version comparison so far)");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_path_buf();
+    let screenshot = root.join("target/tessera-first-frames.png");
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
+    let runtime = match runtime.filter(|d| d.is_dir()) {
+        Some(dir) => dir,
+        None => {
+            // A machine without a login session (CI, containers) has no runtime dir.
+            let dir = root.join("target/xdg-runtime");
+            std::fs::create_dir_all(&dir)?;
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+            dir
+        }
+    };
+    // Best backend for the machine: tessera's `auto` picks kms on a free VT with a
+    // seat, nested under a display, headless otherwise (one 1280x720 output).
+    let mut cmd = std::process::Command::new(root.join("target/debug/tessera"));
+    cmd.env("XDG_RUNTIME_DIR", &runtime)
+        .args(["--backend", "auto", "--outputs", "1280x720", "--spawn", "foot"])
+        .arg("--screenshot")
+        .arg(&screenshot)
+        .args(args);
     println!(
-        "  cargo xtask fetch-artifacts     the Debian kernel, systemd-boot and busybox for VM tests"
+        "Starting tessera (Ctrl-C to stop; pass --exit-after SECONDS to stop on a timer).\n\
+         It prints WAYLAND_DISPLAY, the IPC socket (TESSERA_SOCKET) and, after 3 s, the screenshot path."
     );
-    println!(
-        "  cargo xtask test                the whole suite, including real QEMU, swtpm and nginx"
-    );
-    if !args.is_empty() {
-        println!("(arguments {args:?} are for the compositor and are ignored until it exists)");
-    }
+    let status = cmd.status().context("starting target/debug/tessera")?;
+    anyhow::ensure!(status.success() || status.code() == Some(130), "tessera exited with {status}");
     Ok(())
 }
