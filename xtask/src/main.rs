@@ -136,7 +136,14 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     // seat, nested under a display, headless otherwise (one 1280x720 output).
     let mut cmd = std::process::Command::new(root.join("target/debug/tessera"));
     cmd.env("XDG_RUNTIME_DIR", &runtime)
-        .args(["--backend", "auto", "--outputs", "1280x720", "--spawn", "foot"])
+        .args([
+            "--backend",
+            "auto",
+            "--outputs",
+            "1280x720",
+            "--spawn",
+            "foot",
+        ])
         .arg("--screenshot")
         .arg(&screenshot)
         .args(args);
@@ -145,6 +152,9 @@ fn run(args: &[String]) -> anyhow::Result<()> {
          It prints WAYLAND_DISPLAY, the IPC socket (TESSERA_SOCKET) and, after 3 s, the screenshot path."
     );
     let status = cmd.status().context("starting target/debug/tessera")?;
-    anyhow::ensure!(status.success() || status.code() == Some(130), "tessera exited with {status}");
+    anyhow::ensure!(
+        status.success() || status.code() == Some(130),
+        "tessera exited with {status}"
+    );
     Ok(())
 }
