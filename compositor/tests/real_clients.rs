@@ -160,7 +160,7 @@ fn pixman_and_gles_agree_on_the_same_client() {
 
 #[test]
 fn foot_shows_typed_text() {
-    let mut session = Session::start("pixman", "800x600");
+    let session = Session::start("pixman", "800x600");
     let dir = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let mut foot = session.client("foot", &["--override", "shell=/bin/sh"]);

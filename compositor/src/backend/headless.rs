@@ -202,19 +202,10 @@ impl Tessera {
 
     /// One refresh cycle of a virtual output: render, then tell clients.
     fn on_vblank(&mut self, output: &Output) {
-        self.space.refresh();
-        self.popups.cleanup();
-        layer_map_for_output(output).cleanup();
         if let Err(err) = self.render_headless(output, false) {
             tracing::warn!(output = output.name(), %err, "frame failed");
         }
         self.frame_done(output);
-        if let crate::shell::lock::LockState::Locked { pending, .. } = &mut self.lock
-            && let Some(locker) = pending.take()
-        {
-            // A frame without any normal surface is now on screen.
-            locker.lock();
-        }
         let _ = self.display_handle.flush_clients();
     }
 
@@ -224,6 +215,11 @@ impl Tessera {
         output: &Output,
         capture: bool,
     ) -> Result<Option<Capture>, String> {
+        // Output membership of windows (and enter/leave) is settled here, so a
+        // window mapped since the last frame is drawn in this one.
+        self.space.refresh();
+        self.popups.cleanup();
+        layer_map_for_output(output).cleanup();
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
         let result = match &mut backend {
             Backend::Headless(h) => {
@@ -238,6 +234,19 @@ impl Tessera {
                 if r.is_ok() {
                     *h.seq.entry(output.name()).or_default() += 1;
                     self.frames_rendered += 1;
+                    let all: Vec<String> = h.outputs.iter().map(|(o, _)| o.name()).collect();
+                    if let crate::shell::lock::LockState::Locked {
+                        pending, blanked, ..
+                    } = &mut self.lock
+                    {
+                        blanked.insert(output.name());
+                        // Every output now shows a frame without any normal surface.
+                        if all.iter().all(|o| blanked.contains(o))
+                            && let Some(locker) = pending.take()
+                        {
+                            locker.lock();
+                        }
+                    }
                 }
                 r
             }

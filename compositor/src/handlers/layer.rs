@@ -85,6 +85,7 @@ impl SessionLockHandler for Tessera {
         self.lock = LockState::Locked {
             pending: Some(confirmation),
             surfaces: HashMap::new(),
+            blanked: Default::default(),
         };
         if let Some(kb) = self.seat.get_keyboard() {
             kb.set_focus(self, None, SERIAL_COUNTER.next_serial());

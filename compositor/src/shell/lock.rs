@@ -21,6 +21,8 @@ pub enum LockState {
     Locked {
         pending: Option<SessionLocker>,
         surfaces: HashMap<String, LockSurface>,
+        /// Outputs rendered since locking; `locked` is confirmed once all have been.
+        blanked: std::collections::HashSet<String>,
     },
 }
 

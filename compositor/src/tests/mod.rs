@@ -1,1 +1,9 @@
-//! In-process tests: the real state on a calloop loop with wayland-client clients.
+//! In-process tests (the niri model): the real compositor state on a calloop loop
+//! with a headless output, and clients written with wayland-client over
+//! `UnixStream::pair`.
+
+mod client;
+mod fixture;
+mod hostile;
+mod lock;
+mod shell;

@@ -1,0 +1,457 @@
+//! A small wayland-client test client that records what the compositor sends.
+
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use wayland_client::protocol::{
+    wl_buffer, wl_callback, wl_compositor, wl_data_device, wl_data_device_manager, wl_data_offer,
+    wl_data_source, wl_keyboard, wl_output, wl_registry, wl_seat, wl_shm, wl_shm_pool, wl_surface,
+};
+use wayland_client::{Connection, Dispatch, EventQueue, Proxy, QueueHandle, WEnum, delegate_noop};
+use wayland_protocols::ext::session_lock::v1::client::{
+    ext_session_lock_manager_v1, ext_session_lock_surface_v1, ext_session_lock_v1,
+};
+use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
+use wayland_protocols_wlr::layer_shell::v1::client::{zwlr_layer_shell_v1, zwlr_layer_surface_v1};
+
+/// What one client has seen and the globals it bound.
+#[derive(Debug, Default)]
+pub struct ClientData {
+    pub globals: Vec<(u32, String, u32)>,
+    /// (surface id, width, height, states) per toplevel configure.
+    pub toplevel_configures: Vec<(u32, i32, i32, Vec<u32>)>,
+    pub closed: Vec<u32>,
+    pub layer_configures: Vec<(u32, u32)>,
+    pub lock_configures: Vec<(u32, u32)>,
+    pub locked: bool,
+    pub lock_finished: bool,
+    pub keyboard_enters: Vec<u32>,
+    pub last_serial: u32,
+    pub offer_mimes: Vec<String>,
+    pub selection: Option<wl_data_offer::WlDataOffer>,
+    pub source_sends: Vec<String>,
+    pub protocol_error: Option<String>,
+    pub compositor: Option<wl_compositor::WlCompositor>,
+    pub shm: Option<wl_shm::WlShm>,
+    pub wm_base: Option<xdg_wm_base::XdgWmBase>,
+    pub seat: Option<wl_seat::WlSeat>,
+    pub layer_shell: Option<zwlr_layer_shell_v1::ZwlrLayerShellV1>,
+    pub lock_manager: Option<ext_session_lock_manager_v1::ExtSessionLockManagerV1>,
+    pub data_manager: Option<wl_data_device_manager::WlDataDeviceManager>,
+    pub output: Option<wl_output::WlOutput>,
+}
+
+pub struct TestClient {
+    pub conn: Connection,
+    pub queue: EventQueue<ClientData>,
+    pub data: ClientData,
+    pub registry: wl_registry::WlRegistry,
+}
+
+/// A toplevel with its objects.
+pub struct Toplevel {
+    pub surface: wl_surface::WlSurface,
+    pub xdg_surface: xdg_surface::XdgSurface,
+    pub toplevel: xdg_toplevel::XdgToplevel,
+}
+
+impl TestClient {
+    pub fn new(stream: UnixStream) -> Self {
+        stream.set_nonblocking(true).unwrap();
+        let conn = Connection::from_socket(stream).unwrap();
+        let queue = conn.new_event_queue::<ClientData>();
+        let registry = conn.display().get_registry(&queue.handle(), ());
+        TestClient {
+            conn,
+            queue,
+            data: ClientData::default(),
+            registry,
+        }
+    }
+
+    /// Binds the globals the tests use, once the registry has been received.
+    pub fn bind_globals(&mut self) {
+        let qh = self.queue.handle();
+        let globals = self.data.globals.clone();
+        for (name, interface, version) in globals {
+            let r = &self.registry;
+            match interface.as_str() {
+                "wl_compositor" => {
+                    self.data.compositor = Some(r.bind(name, version.min(6), &qh, ()))
+                }
+                "wl_shm" => self.data.shm = Some(r.bind(name, 1, &qh, ())),
+                "xdg_wm_base" => self.data.wm_base = Some(r.bind(name, version.min(6), &qh, ())),
+                "wl_seat" => self.data.seat = Some(r.bind(name, version.min(7), &qh, ())),
+                "zwlr_layer_shell_v1" => {
+                    self.data.layer_shell = Some(r.bind(name, version.min(4), &qh, ()))
+                }
+                "ext_session_lock_manager_v1" => {
+                    self.data.lock_manager = Some(r.bind(name, 1, &qh, ()))
+                }
+                "wl_data_device_manager" => {
+                    self.data.data_manager = Some(r.bind(name, version.min(3), &qh, ()))
+                }
+                "wl_output" if self.data.output.is_none() => {
+                    self.data.output = Some(r.bind(name, version.min(4), &qh, ()))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends pending requests, reads whatever arrived, dispatches it.
+    pub fn pump(&mut self) {
+        let _ = self.conn.flush();
+        if let Some(guard) = self.conn.prepare_read() {
+            let _ = guard.read();
+        }
+        if let Err(e) = self.queue.dispatch_pending(&mut self.data) {
+            self.data.protocol_error = Some(e.to_string());
+        }
+        if let Some(e) = self.conn.protocol_error() {
+            self.data.protocol_error = Some(format!("{}: {}", e.object_interface, e.message));
+        }
+    }
+
+    pub fn sync(&self) -> Arc<AtomicBool> {
+        let done = Arc::new(AtomicBool::new(false));
+        self.conn.display().sync(&self.queue.handle(), done.clone());
+        done
+    }
+
+    pub fn qh(&self) -> QueueHandle<ClientData> {
+        self.queue.handle()
+    }
+
+    /// A toplevel surface without a buffer; the caller commits.
+    pub fn create_toplevel(&mut self, app_id: &str) -> Toplevel {
+        let qh = self.qh();
+        let surface = self
+            .data
+            .compositor
+            .as_ref()
+            .unwrap()
+            .create_surface(&qh, ());
+        let xdg_surface = self
+            .data
+            .wm_base
+            .as_ref()
+            .unwrap()
+            .get_xdg_surface(&surface, &qh, ());
+        let toplevel = xdg_surface.get_toplevel(&qh, surface.id().protocol_id());
+        toplevel.set_app_id(app_id.into());
+        Toplevel {
+            surface,
+            xdg_surface,
+            toplevel,
+        }
+    }
+
+    /// A solid buffer of the given size and colour (0xAARRGGBB, premultiplied).
+    pub fn buffer(&mut self, w: i32, h: i32, argb: u32) -> wl_buffer::WlBuffer {
+        let file = tempfile::tempfile().unwrap();
+        let bytes: Vec<u8> = std::iter::repeat_n(argb.to_le_bytes(), (w * h) as usize)
+            .flatten()
+            .collect();
+        std::io::Write::write_all(&mut &file, &bytes).unwrap();
+        let qh = self.qh();
+        let pool = self
+            .data
+            .shm
+            .as_ref()
+            .unwrap()
+            .create_pool(file.as_fd(), w * h * 4, &qh, ());
+        let buffer = pool.create_buffer(0, w, h, w * 4, wl_shm::Format::Argb8888, &qh, ());
+        pool.destroy();
+        buffer
+    }
+
+    /// Commits a buffer of the last configured size (or `fallback` when the
+    /// compositor left the size to the client).
+    pub fn attach_configured(
+        &mut self,
+        surface: &wl_surface::WlSurface,
+        fallback: (i32, i32),
+        argb: u32,
+    ) {
+        let id = surface.id().protocol_id();
+        let (w, h) = self
+            .data
+            .toplevel_configures
+            .iter()
+            .rev()
+            .find(|c| c.0 == id)
+            .map(|c| (c.1, c.2))
+            .filter(|&(w, h)| w > 0 && h > 0)
+            .unwrap_or(fallback);
+        let buffer = self.buffer(w, h, argb);
+        surface.attach(Some(&buffer), 0, 0);
+        surface.damage_buffer(0, 0, w, h);
+        surface.commit();
+    }
+
+    pub fn configures_of(&self, surface: &wl_surface::WlSurface) -> Vec<(i32, i32, Vec<u32>)> {
+        let id = surface.id().protocol_id();
+        self.data
+            .toplevel_configures
+            .iter()
+            .filter(|c| c.0 == id)
+            .map(|c| (c.1, c.2, c.3.clone()))
+            .collect()
+    }
+}
+
+impl Dispatch<wl_registry::WlRegistry, ()> for ClientData {
+    fn event(
+        state: &mut Self,
+        _: &wl_registry::WlRegistry,
+        event: wl_registry::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_registry::Event::Global {
+            name,
+            interface,
+            version,
+        } = event
+        {
+            state.globals.push((name, interface, version));
+        }
+    }
+}
+
+impl Dispatch<wl_callback::WlCallback, Arc<AtomicBool>> for ClientData {
+    fn event(
+        _: &mut Self,
+        _: &wl_callback::WlCallback,
+        _: wl_callback::Event,
+        done: &Arc<AtomicBool>,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        done.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Dispatch<xdg_wm_base::XdgWmBase, ()> for ClientData {
+    fn event(
+        _: &mut Self,
+        wm: &xdg_wm_base::XdgWmBase,
+        event: xdg_wm_base::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let xdg_wm_base::Event::Ping { serial } = event {
+            wm.pong(serial);
+        }
+    }
+}
+
+impl Dispatch<xdg_surface::XdgSurface, ()> for ClientData {
+    fn event(
+        _: &mut Self,
+        surface: &xdg_surface::XdgSurface,
+        event: xdg_surface::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let xdg_surface::Event::Configure { serial } = event {
+            surface.ack_configure(serial);
+        }
+    }
+}
+
+/// Toplevels carry their wl_surface id as user data, so configures can be attributed.
+impl Dispatch<xdg_toplevel::XdgToplevel, u32> for ClientData {
+    fn event(
+        state: &mut Self,
+        _: &xdg_toplevel::XdgToplevel,
+        event: xdg_toplevel::Event,
+        surface_id: &u32,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        let surface_id = *surface_id;
+        match event {
+            xdg_toplevel::Event::Configure {
+                width,
+                height,
+                states,
+            } => {
+                let states = states
+                    .chunks_exact(4)
+                    .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                state
+                    .toplevel_configures
+                    .push((surface_id, width, height, states));
+            }
+            xdg_toplevel::Event::Close => state.closed.push(surface_id),
+            _ => {}
+        }
+    }
+}
+
+impl Dispatch<zwlr_layer_surface_v1::ZwlrLayerSurfaceV1, ()> for ClientData {
+    fn event(
+        state: &mut Self,
+        layer: &zwlr_layer_surface_v1::ZwlrLayerSurfaceV1,
+        event: zwlr_layer_surface_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let zwlr_layer_surface_v1::Event::Configure {
+            serial,
+            width,
+            height,
+        } = event
+        {
+            layer.ack_configure(serial);
+            state.layer_configures.push((width, height));
+        }
+    }
+}
+
+impl Dispatch<ext_session_lock_v1::ExtSessionLockV1, ()> for ClientData {
+    fn event(
+        state: &mut Self,
+        _: &ext_session_lock_v1::ExtSessionLockV1,
+        event: ext_session_lock_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        match event {
+            ext_session_lock_v1::Event::Locked => state.locked = true,
+            ext_session_lock_v1::Event::Finished => state.lock_finished = true,
+            _ => {}
+        }
+    }
+}
+
+impl Dispatch<ext_session_lock_surface_v1::ExtSessionLockSurfaceV1, ()> for ClientData {
+    fn event(
+        state: &mut Self,
+        surface: &ext_session_lock_surface_v1::ExtSessionLockSurfaceV1,
+        event: ext_session_lock_surface_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let ext_session_lock_surface_v1::Event::Configure {
+            serial,
+            width,
+            height,
+        } = event
+        {
+            surface.ack_configure(serial);
+            state.lock_configures.push((width, height));
+        }
+    }
+}
+
+impl Dispatch<wl_seat::WlSeat, ()> for ClientData {
+    fn event(
+        _: &mut Self,
+        seat: &wl_seat::WlSeat,
+        event: wl_seat::Event,
+        _: &(),
+        _: &Connection,
+        qh: &QueueHandle<Self>,
+    ) {
+        if let wl_seat::Event::Capabilities {
+            capabilities: WEnum::Value(caps),
+        } = event
+            && caps.contains(wl_seat::Capability::Keyboard)
+        {
+            seat.get_keyboard(qh, ());
+        }
+    }
+}
+
+impl Dispatch<wl_keyboard::WlKeyboard, ()> for ClientData {
+    fn event(
+        state: &mut Self,
+        _: &wl_keyboard::WlKeyboard,
+        event: wl_keyboard::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_keyboard::Event::Enter {
+            surface, serial, ..
+        } = event
+        {
+            state.keyboard_enters.push(surface.id().protocol_id());
+            state.last_serial = serial;
+        }
+    }
+}
+
+impl Dispatch<wl_data_device::WlDataDevice, ()> for ClientData {
+    fn event(
+        state: &mut Self,
+        _: &wl_data_device::WlDataDevice,
+        event: wl_data_device::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_data_device::Event::Selection { id } = event {
+            state.selection = id;
+        }
+    }
+
+    wayland_client::event_created_child!(ClientData, wl_data_device::WlDataDevice, [
+        wl_data_device::EVT_DATA_OFFER_OPCODE => (wl_data_offer::WlDataOffer, ()),
+    ]);
+}
+
+impl Dispatch<wl_data_offer::WlDataOffer, ()> for ClientData {
+    fn event(
+        state: &mut Self,
+        _: &wl_data_offer::WlDataOffer,
+        event: wl_data_offer::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_data_offer::Event::Offer { mime_type } = event {
+            state.offer_mimes.push(mime_type);
+        }
+    }
+}
+
+/// The payload a data source hands out when asked.
+impl Dispatch<wl_data_source::WlDataSource, Vec<u8>> for ClientData {
+    fn event(
+        state: &mut Self,
+        _: &wl_data_source::WlDataSource,
+        event: wl_data_source::Event,
+        payload: &Vec<u8>,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_data_source::Event::Send { mime_type, fd } = event {
+            state.source_sends.push(mime_type);
+            let mut file = std::fs::File::from(fd);
+            let _ = std::io::Write::write_all(&mut file, payload);
+        }
+    }
+}
+
+delegate_noop!(ClientData: ignore wl_compositor::WlCompositor);
+delegate_noop!(ClientData: ignore wl_surface::WlSurface);
+delegate_noop!(ClientData: ignore wl_shm::WlShm);
+delegate_noop!(ClientData: ignore wl_shm_pool::WlShmPool);
+delegate_noop!(ClientData: ignore wl_buffer::WlBuffer);
+delegate_noop!(ClientData: ignore wl_output::WlOutput);
+delegate_noop!(ClientData: ignore zwlr_layer_shell_v1::ZwlrLayerShellV1);
+delegate_noop!(ClientData: ignore ext_session_lock_manager_v1::ExtSessionLockManagerV1);
+delegate_noop!(ClientData: ignore wl_data_device_manager::WlDataDeviceManager);

@@ -1,0 +1,108 @@
+//! The fixture: the real state, a headless output, in-process clients.
+
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use smithay::reexports::calloop::EventLoop;
+use smithay::reexports::wayland_server::{Client, Display};
+
+use super::client::TestClient;
+use crate::backend::Capture;
+use crate::backend::headless::{RendererChoice, VirtualOutput};
+use crate::state::{ClientState, Tessera};
+
+pub struct Fixture {
+    pub event_loop: EventLoop<'static, Tessera>,
+    pub display: Display<Tessera>,
+    pub state: Tessera,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        Self::with_renderer(RendererChoice::Pixman)
+    }
+
+    pub fn with_renderer(renderer: RendererChoice) -> Self {
+        let event_loop = EventLoop::try_new().unwrap();
+        let display = Display::new().unwrap();
+        let config = tessera_config::parse(
+            tessera_config::compositor::DEFAULT_TOML,
+            std::path::Path::new("<defaults>"),
+        )
+        .unwrap();
+        let outputs = [VirtualOutput {
+            width: 1280,
+            height: 720,
+            refresh_mhz: 60_000,
+            scale: 1.0,
+        }];
+        let state =
+            crate::session::headless_state(&event_loop, &display, config, renderer, &outputs)
+                .unwrap();
+        Fixture {
+            event_loop,
+            display,
+            state,
+        }
+    }
+
+    /// Runs the compositor side once: client requests, timers, flush.
+    pub fn dispatch(&mut self) {
+        self.display.dispatch_clients(&mut self.state).unwrap();
+        self.event_loop
+            .dispatch(Some(Duration::ZERO), &mut self.state)
+            .unwrap();
+        self.display.flush_clients().unwrap();
+    }
+
+    pub fn add_client(&mut self) -> (TestClient, Client) {
+        let (server, client) = UnixStream::pair().unwrap();
+        let handle = self
+            .display
+            .handle()
+            .insert_client(server, Arc::new(ClientState::unrestricted()))
+            .unwrap();
+        let mut c = TestClient::new(client);
+        self.roundtrip(&mut c);
+        c.bind_globals();
+        self.roundtrip(&mut c);
+        (c, handle)
+    }
+
+    /// Until the compositor has answered everything `client` sent so far.
+    pub fn roundtrip(&mut self, client: &mut TestClient) {
+        let done = client.sync();
+        for _ in 0..1000 {
+            client.pump();
+            self.dispatch();
+            client.pump();
+            if done.load(Ordering::SeqCst) || client.data.protocol_error.is_some() {
+                return;
+            }
+        }
+        panic!("roundtrip never completed");
+    }
+
+    /// Renders the first output and reads it back.
+    pub fn screenshot(&mut self) -> Capture {
+        let output = self.state.outputs()[0].clone();
+        self.state.render_headless(&output, true).unwrap().unwrap()
+    }
+
+    pub fn focused_app(&self) -> Option<String> {
+        let w = self.state.shell.focus.front()?;
+        let t = w.toplevel()?;
+        smithay::wayland::compositor::with_states(t.wl_surface(), |s| {
+            s.data_map
+                .get::<smithay::wayland::shell::xdg::XdgToplevelSurfaceData>()
+                .and_then(|d| d.lock().ok().and_then(|d| d.app_id.clone()))
+        })
+    }
+}
+
+pub fn pixel(c: &Capture, x: u32, y: u32) -> [u8; 4] {
+    let i = ((y * c.width + x) * 4) as usize;
+    [c.rgba[i], c.rgba[i + 1], c.rgba[i + 2], c.rgba[i + 3]]
+}

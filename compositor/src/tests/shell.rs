@@ -1,0 +1,259 @@
+//! Window policy through real protocol traffic.
+
+use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel::State;
+use wayland_protocols_wlr::layer_shell::v1::client::{zwlr_layer_shell_v1, zwlr_layer_surface_v1};
+
+use super::fixture::{Fixture, pixel};
+
+const MAXIMIZED: u32 = State::Maximized as u32;
+const ACTIVATED: u32 = State::Activated as u32;
+
+#[test]
+fn a_new_toplevel_is_configured_maximized_then_activated() {
+    let mut fx = Fixture::new();
+    let (mut c, _) = fx.add_client();
+    let t = c.create_toplevel("app.one");
+    t.surface.commit();
+    fx.roundtrip(&mut c);
+    // The first configure already carries the maximized size: no resize flash.
+    let first = c.configures_of(&t.surface);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!((first[0].0, first[0].1), (1280, 720));
+    assert!(first[0].2.contains(&MAXIMIZED));
+    c.attach_configured(&t.surface, (0, 0), 0xff00_80ff);
+    fx.roundtrip(&mut c);
+    let all = c.configures_of(&t.surface);
+    let last = all.last().unwrap();
+    assert!(
+        last.2.contains(&ACTIVATED) && last.2.contains(&MAXIMIZED),
+        "{all:?}"
+    );
+    assert_eq!(fx.focused_app().as_deref(), Some("app.one"));
+    // The window covers the output with its colour.
+    let shot = fx.screenshot();
+    assert_eq!(pixel(&shot, 640, 360), [0x00, 0x80, 0xff, 0xff]);
+}
+
+#[test]
+fn a_dialog_floats_centred_over_its_parent() {
+    let mut fx = Fixture::new();
+    let (mut c, _) = fx.add_client();
+    let parent = c.create_toplevel("app.main");
+    parent.surface.commit();
+    fx.roundtrip(&mut c);
+    c.attach_configured(&parent.surface, (0, 0), 0xff20_2020);
+    fx.roundtrip(&mut c);
+
+    let dialog = c.create_toplevel("app.dialog");
+    dialog.toplevel.set_parent(Some(&parent.toplevel));
+    dialog.surface.commit();
+    fx.roundtrip(&mut c);
+    let first = c.configures_of(&dialog.surface);
+    // Size left to the client, not maximized.
+    assert_eq!((first[0].0, first[0].1), (0, 0));
+    assert!(!first[0].2.contains(&MAXIMIZED));
+    c.attach_configured(&dialog.surface, (300, 200), 0xffff_0000);
+    fx.roundtrip(&mut c);
+    let w = fx
+        .state
+        .space
+        .elements()
+        .find(|w| {
+            w.toplevel().is_some_and(|t| {
+                smithay::reexports::wayland_server::Resource::id(t.wl_surface()).protocol_id()
+                    == dialog.surface.id().protocol_id()
+            })
+        })
+        .cloned()
+        .expect("dialog mapped");
+    let geo = fx.state.space.element_geometry(&w).unwrap();
+    assert_eq!(
+        (geo.loc.x, geo.loc.y, geo.size.w, geo.size.h),
+        (490, 260, 300, 200)
+    );
+    assert_eq!(fx.focused_app().as_deref(), Some("app.dialog"));
+    let shot = fx.screenshot();
+    assert_eq!(pixel(&shot, 640, 360), [0xff, 0, 0, 0xff], "dialog on top");
+    assert_eq!(
+        pixel(&shot, 100, 100),
+        [0x20, 0x20, 0x20, 0xff],
+        "parent around it"
+    );
+}
+
+use wayland_client::Proxy;
+
+#[test]
+fn closing_a_window_hands_focus_back_and_cycling_visits_all() {
+    let mut fx = Fixture::new();
+    let (mut c, _) = fx.add_client();
+    let mut windows = Vec::new();
+    for app in ["a", "b", "c"] {
+        let t = c.create_toplevel(app);
+        t.surface.commit();
+        fx.roundtrip(&mut c);
+        c.attach_configured(&t.surface, (0, 0), 0xff00_0000);
+        fx.roundtrip(&mut c);
+        windows.push(t);
+    }
+    assert_eq!(fx.focused_app().as_deref(), Some("c"));
+    fx.state.press_combo("Alt+Tab").unwrap();
+    assert_eq!(fx.focused_app().as_deref(), Some("b"));
+    fx.state.press_combo("Alt+Tab").unwrap();
+    assert_eq!(fx.focused_app().as_deref(), Some("a"));
+    fx.state.press_combo("Alt+Shift+Tab").unwrap();
+    assert_eq!(fx.focused_app().as_deref(), Some("b"));
+    // Closing the focused window focuses the one used before it.
+    let b = windows.remove(1);
+    b.toplevel.destroy();
+    b.xdg_surface.destroy();
+    b.surface.destroy();
+    fx.roundtrip(&mut c);
+    assert_eq!(fx.focused_app().as_deref(), Some("a"));
+    // The client saw the keyboard move to a's surface last.
+    fx.roundtrip(&mut c);
+    assert_eq!(
+        c.data.keyboard_enters.last(),
+        Some(&windows[0].surface.id().protocol_id())
+    );
+}
+
+#[test]
+fn fullscreen_covers_the_output_and_restores() {
+    let mut fx = Fixture::new();
+    let (mut c, _) = fx.add_client();
+    let t = c.create_toplevel("video");
+    t.surface.commit();
+    fx.roundtrip(&mut c);
+    c.attach_configured(&t.surface, (0, 0), 0xff00_ff00);
+    fx.roundtrip(&mut c);
+    t.toplevel.set_fullscreen(None);
+    fx.roundtrip(&mut c);
+    let last = c.configures_of(&t.surface).last().cloned().unwrap();
+    assert_eq!((last.0, last.1), (1280, 720));
+    assert!(last.2.contains(&(State::Fullscreen as u32)));
+    t.toplevel.unset_fullscreen();
+    fx.roundtrip(&mut c);
+    let last = c.configures_of(&t.surface).last().cloned().unwrap();
+    assert!(!last.2.contains(&(State::Fullscreen as u32)), "{last:?}");
+}
+
+#[test]
+fn a_panel_exclusive_zone_shrinks_maximized_windows() {
+    let mut fx = Fixture::new();
+    let (mut c, _) = fx.add_client();
+    let t = c.create_toplevel("app");
+    t.surface.commit();
+    fx.roundtrip(&mut c);
+    c.attach_configured(&t.surface, (0, 0), 0xff00_00ff);
+    fx.roundtrip(&mut c);
+
+    let qh = c.qh();
+    let panel_surface = c.data.compositor.as_ref().unwrap().create_surface(&qh, ());
+    let layer = c.data.layer_shell.as_ref().unwrap().get_layer_surface(
+        &panel_surface,
+        None,
+        zwlr_layer_shell_v1::Layer::Top,
+        "panel".into(),
+        &qh,
+        (),
+    );
+    layer.set_size(0, 40);
+    layer.set_anchor(
+        zwlr_layer_surface_v1::Anchor::Top
+            | zwlr_layer_surface_v1::Anchor::Left
+            | zwlr_layer_surface_v1::Anchor::Right,
+    );
+    layer.set_exclusive_zone(40);
+    panel_surface.commit();
+    fx.roundtrip(&mut c);
+    assert_eq!(c.data.layer_configures.last(), Some(&(1280, 40)));
+    let buffer = c.buffer(1280, 40, 0xffff_ffff);
+    panel_surface.attach(Some(&buffer), 0, 0);
+    panel_surface.commit();
+    fx.roundtrip(&mut c);
+    fx.roundtrip(&mut c);
+    // The maximized window is told to shrink below the panel.
+    let last = c.configures_of(&t.surface).last().cloned().unwrap();
+    assert_eq!(
+        (last.0, last.1),
+        (1280, 680),
+        "{:?}",
+        c.configures_of(&t.surface)
+    );
+    c.attach_configured(&t.surface, (0, 0), 0xff00_00ff);
+    fx.roundtrip(&mut c);
+    let shot = fx.screenshot();
+    assert_eq!(
+        pixel(&shot, 640, 20),
+        [0xff, 0xff, 0xff, 0xff],
+        "panel on top"
+    );
+    assert_eq!(
+        pixel(&shot, 640, 400),
+        [0x00, 0x00, 0xff, 0xff],
+        "window below it"
+    );
+    let usable = crate::shell::usable_area(&fx.state.space, &fx.state.outputs()[0]);
+    assert_eq!((usable.loc.y, usable.size.h), (40, 680));
+}
+
+#[test]
+fn clipboard_moves_between_two_clients() {
+    let mut fx = Fixture::new();
+    let (mut a, _) = fx.add_client();
+    let (mut b, _) = fx.add_client();
+    let qh_a = a.qh();
+    let qh_b = b.qh();
+    let dev_a = a.data.data_manager.as_ref().unwrap().get_data_device(
+        a.data.seat.as_ref().unwrap(),
+        &qh_a,
+        (),
+    );
+    let _dev_b = b.data.data_manager.as_ref().unwrap().get_data_device(
+        b.data.seat.as_ref().unwrap(),
+        &qh_b,
+        (),
+    );
+    let ta = a.create_toplevel("copy.from");
+    ta.surface.commit();
+    fx.roundtrip(&mut a);
+    a.attach_configured(&ta.surface, (0, 0), 0xff00_0000);
+    fx.roundtrip(&mut a);
+    fx.roundtrip(&mut a);
+    let serial = a.data.last_serial;
+    let source = a
+        .data
+        .data_manager
+        .as_ref()
+        .unwrap()
+        .create_data_source(&qh_a, b"tessera clipboard".to_vec());
+    source.offer("text/plain;charset=utf-8".into());
+    dev_a.set_selection(Some(&source), serial);
+    fx.roundtrip(&mut a);
+    // b gets the focus, then sees the offer.
+    let tb = b.create_toplevel("paste.into");
+    tb.surface.commit();
+    fx.roundtrip(&mut b);
+    b.attach_configured(&tb.surface, (0, 0), 0xff00_0000);
+    fx.roundtrip(&mut b);
+    fx.roundtrip(&mut b);
+    let offer = b.data.selection.clone().expect("b sees the selection");
+    assert!(
+        b.data
+            .offer_mimes
+            .contains(&"text/plain;charset=utf-8".to_owned())
+    );
+    let (read, write) = std::io::pipe().unwrap();
+    offer.receive(
+        "text/plain;charset=utf-8".into(),
+        std::os::fd::AsFd::as_fd(&write),
+    );
+    drop(write);
+    fx.roundtrip(&mut b);
+    fx.roundtrip(&mut a);
+    assert_eq!(a.data.source_sends, ["text/plain;charset=utf-8"]);
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut &read, &mut got).unwrap();
+    assert_eq!(got, "tessera clipboard");
+}
