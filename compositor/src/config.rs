@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use smithay::input::keyboard::XkbConfig;
 use smithay::utils::Transform as SmithayTransform;
-use tessera_config::compositor::{CompositorConfig, Transform};
+use tessera_config::compositor::{CompositorConfig, KeyboardConfig, Transform};
 use tessera_protocols::Exception;
 
 /// `--config FILE`, else `$XDG_CONFIG_HOME/tessera/compositor.toml` when it exists,
@@ -64,5 +65,16 @@ pub fn transform(t: Transform) -> SmithayTransform {
         Transform::Flipped90 => SmithayTransform::Flipped90,
         Transform::Flipped180 => SmithayTransform::Flipped180,
         Transform::Flipped270 => SmithayTransform::Flipped270,
+    }
+}
+
+/// The xkb names of a `[input.keyboard]` table.
+pub fn xkb(kb: &KeyboardConfig) -> XkbConfig<'_> {
+    XkbConfig {
+        rules: &kb.rules,
+        model: &kb.model,
+        layout: &kb.layout,
+        variant: &kb.variant,
+        options: (!kb.options.is_empty()).then(|| kb.options.clone()),
     }
 }

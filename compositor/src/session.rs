@@ -235,13 +235,7 @@ impl Tessera {
         };
         let config = crate::config::check(&path)?;
         let kb = &config.input.keyboard;
-        let xkb = smithay::input::keyboard::XkbConfig {
-            rules: &kb.rules,
-            model: &kb.model,
-            layout: &kb.layout,
-            variant: &kb.variant,
-            options: (!kb.options.is_empty()).then(|| kb.options.clone()),
-        };
+        let xkb = crate::config::xkb(kb);
         let keys = crate::input::KeyTable::new(&xkb)?;
         let bindings = crate::input::Bindings::new(&config.binds).map_err(anyhow::Error::msg)?;
         if let Some(keyboard) = self.seat.get_keyboard() {

@@ -37,8 +37,9 @@ pub fn export_environment(state: &Tessera) {
     let Some(name) = &state.socket_name else {
         return;
     };
-    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none()
-        && std::env::var_os("XDG_RUNTIME_DIR").is_none()
+    if std::env::var_os("TESSERA_NO_EXPORT").is_some()
+        || (std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none()
+            && std::env::var_os("XDG_RUNTIME_DIR").is_none())
     {
         return;
     }
@@ -47,9 +48,6 @@ pub fn export_environment(state: &Tessera) {
         "XDG_CURRENT_DESKTOP=Tessera".to_owned(),
         "XDG_SESSION_TYPE=wayland".to_owned(),
     ];
-    if std::env::var_os("TESSERA_NO_EXPORT").is_some() {
-        return;
-    }
     for program in [
         &[
             "systemctl",

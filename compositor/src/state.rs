@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smithay::desktop::{PopupManager, Space, Window};
-use smithay::input::keyboard::XkbConfig;
 use smithay::input::pointer::CursorImageStatus;
 use smithay::input::{Seat, SeatState};
 use smithay::output::Output;
@@ -167,13 +166,7 @@ impl Tessera {
 
         let mut seat = seat_state.new_wl_seat(dh, "seat0");
         let kb = &config.input.keyboard;
-        let xkb = XkbConfig {
-            rules: &kb.rules,
-            model: &kb.model,
-            layout: &kb.layout,
-            variant: &kb.variant,
-            options: (!kb.options.is_empty()).then(|| kb.options.clone()),
-        };
+        let xkb = crate::config::xkb(kb);
         let keys = KeyTable::new(&xkb)?;
         let bindings = Bindings::new(&config.binds).map_err(anyhow::Error::msg)?;
         seat.add_keyboard(xkb, kb.repeat_delay, kb.repeat_rate)

@@ -31,6 +31,19 @@ pub struct Capture {
     pub rgba: Vec<u8>,
 }
 
+impl Capture {
+    /// The RGBA of one pixel.
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 4] {
+        let i = ((y * self.width + x) * 4) as usize;
+        [
+            self.rgba[i],
+            self.rgba[i + 1],
+            self.rgba[i + 2],
+            self.rgba[i + 3],
+        ]
+    }
+}
+
 impl Backend {
     pub fn name(&self) -> &'static str {
         match self {

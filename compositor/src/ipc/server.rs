@@ -57,7 +57,12 @@ pub fn default_path(wayland_display: &str) -> PathBuf {
 }
 
 fn serve(state: &mut Tessera, stream: UnixStream) {
-    if stream.set_nonblocking(true).is_err() {
+    // A client that never reads its answer must not stall the compositor.
+    if stream.set_nonblocking(true).is_err()
+        || stream
+            .set_write_timeout(Some(std::time::Duration::from_secs(2)))
+            .is_err()
+    {
         return;
     }
     let mut buffer = Vec::new();

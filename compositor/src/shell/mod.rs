@@ -78,6 +78,13 @@ pub fn usable_area(space: &Space<Window>, output: &Output) -> Rectangle<i32, Log
 }
 
 impl Tessera {
+    /// Where a toplevel's parent is, when it has a mapped one.
+    fn parent_geometry(&self, toplevel: &ToplevelSurface) -> Option<Rectangle<i32, Logical>> {
+        let parent = toplevel.parent()?;
+        let window = self.shell.window_for_surface(&self.space, &parent)?;
+        self.space.element_geometry(&window)
+    }
+
     pub fn new_toplevel(&mut self, surface: ToplevelSurface) {
         let window = Window::new_wayland_window(surface);
         window_id(&window);
@@ -106,10 +113,7 @@ impl Tessera {
             return;
         };
         let usable = usable_area(&self.space, &output);
-        let parent = toplevel
-            .parent()
-            .and_then(|p| self.shell.window_for_surface(&self.space, &p))
-            .and_then(|p| self.space.element_geometry(&p));
+        let parent = self.parent_geometry(toplevel);
         let role = match parent {
             Some(parent) => Role::Dialog { parent },
             None => Role::Normal,
@@ -161,11 +165,7 @@ impl Tessera {
         };
         let usable = usable_area(&self.space, &output);
         let size = window.geometry().size;
-        let parent_geo = window
-            .toplevel()
-            .and_then(|t| t.parent())
-            .and_then(|p| self.shell.window_for_surface(&self.space, &p))
-            .and_then(|p| self.space.element_geometry(&p));
+        let parent_geo = window.toplevel().and_then(|t| self.parent_geometry(t));
         let maximized = window.toplevel().is_some_and(|t| {
             t.with_pending_state(|s| s.states.contains(xdg_toplevel::State::Maximized))
         });
@@ -328,14 +328,9 @@ impl Tessera {
         });
         self.space.unmap_elem(window);
         self.shell.minimized.push(window.clone());
-        let next = self.shell.focus.remove(window);
-        self.shell.focus.activate(window.clone());
         // The minimized window goes to the back of the stack, not the front.
-        self.shell.focus.cycle(true);
-        let next = next
-            .filter(|n| n != window)
-            .or_else(|| self.shell.focus.front().cloned().filter(|f| f != window));
-        self.focus_window(next);
+        let next = self.shell.focus.send_to_back(window);
+        self.focus_window(next.filter(|n| n != window));
     }
 
     pub fn cycle_focus(&mut self, forward: bool) {

@@ -114,6 +114,13 @@ impl<T: Clone + PartialEq> FocusStack<T> {
         self.items.first().cloned()
     }
 
+    /// Moves `item` behind every other one; returns the new front.
+    pub fn send_to_back(&mut self, item: &T) -> Option<T> {
+        self.items.retain(|i| i != item);
+        self.items.push(item.clone());
+        self.items.first().cloned()
+    }
+
     /// Alt+Tab: forward brings the next most recent to the front and sends the
     /// current front to the back, so repeated presses visit every window.
     pub fn cycle(&mut self, forward: bool) -> Option<T> {
@@ -213,6 +220,19 @@ mod tests {
         assert_eq!(s.remove(&"a"), Some("c"));
         assert_eq!(s.remove(&"c"), Some("b"));
         assert_eq!(s.remove(&"b"), None);
+    }
+
+    #[test]
+    fn a_minimized_window_goes_to_the_back() {
+        let mut s = FocusStack::default();
+        for w in ["a", "b", "c"] {
+            s.activate(w);
+        }
+        assert_eq!(s.send_to_back(&"c"), Some("b"));
+        assert_eq!(s.iter().copied().collect::<Vec<_>>(), ["b", "a", "c"]);
+        let mut one = FocusStack::default();
+        one.activate("x");
+        assert_eq!(one.send_to_back(&"x"), Some("x"));
     }
 
     #[test]

@@ -103,6 +103,24 @@ impl Fixture {
 }
 
 pub fn pixel(c: &Capture, x: u32, y: u32) -> [u8; 4] {
-    let i = ((y * c.width + x) * 4) as usize;
-    [c.rgba[i], c.rgba[i + 1], c.rgba[i + 2], c.rgba[i + 3]]
+    c.pixel(x, y)
+}
+
+impl Fixture {
+    /// Creates a toplevel, lets it take its first configure and maps it with a
+    /// buffer of the configured size (or `fallback`) in one colour.
+    pub fn map_toplevel(
+        &mut self,
+        client: &mut TestClient,
+        app_id: &str,
+        fallback: (i32, i32),
+        argb: u32,
+    ) -> super::client::Toplevel {
+        let t = client.create_toplevel(app_id);
+        t.surface.commit();
+        self.roundtrip(client);
+        client.attach_configured(&t.surface, fallback, argb);
+        self.roundtrip(client);
+        t
+    }
 }

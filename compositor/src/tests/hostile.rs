@@ -7,11 +7,7 @@ use super::fixture::{Fixture, pixel};
 fn an_invalid_request_is_a_protocol_error_for_that_client_only() {
     let mut fx = Fixture::new();
     let (mut good, _) = fx.add_client();
-    let t = good.create_toplevel("good");
-    t.surface.commit();
-    fx.roundtrip(&mut good);
-    good.attach_configured(&t.surface, (0, 0), 0xff00_00ff);
-    fx.roundtrip(&mut good);
+    let _good = fx.map_toplevel(&mut good, "good", (0, 0), 0xff00_00ff);
 
     let (mut bad, _) = fx.add_client();
     // A buffer whose stride is shorter than a row is invalid (wl_shm.invalid_stride).
@@ -69,11 +65,7 @@ fn two_hundred_clients_connect_map_and_disconnect() {
     let mut fx = Fixture::new();
     for i in 0..200 {
         let (mut c, _) = fx.add_client();
-        let t = c.create_toplevel(&format!("churn.{i}"));
-        t.surface.commit();
-        fx.roundtrip(&mut c);
-        c.attach_configured(&t.surface, (0, 0), 0xff10_1010);
-        fx.roundtrip(&mut c);
+        let _t = fx.map_toplevel(&mut c, &format!("churn.{i}"), (0, 0), 0xff10_1010);
         drop(c);
         fx.dispatch();
     }
@@ -91,11 +83,7 @@ fn two_hundred_clients_connect_map_and_disconnect() {
 fn a_commit_flood_is_absorbed() {
     let mut fx = Fixture::new();
     let (mut c, _) = fx.add_client();
-    let t = c.create_toplevel("flood");
-    t.surface.commit();
-    fx.roundtrip(&mut c);
-    c.attach_configured(&t.surface, (0, 0), 0xff00_ff00);
-    fx.roundtrip(&mut c);
+    let t = fx.map_toplevel(&mut c, "flood", (0, 0), 0xff00_ff00);
     for _ in 0..5000 {
         t.surface.damage_buffer(0, 0, 10, 10);
         t.surface.commit();

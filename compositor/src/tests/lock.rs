@@ -7,11 +7,7 @@ use super::fixture::{Fixture, pixel};
 fn locked_shows_only_the_lock_surface_and_survives_a_locker_crash() {
     let mut fx = Fixture::new();
     let (mut app, _) = fx.add_client();
-    let t = app.create_toplevel("secret.document");
-    t.surface.commit();
-    fx.roundtrip(&mut app);
-    app.attach_configured(&t.surface, (0, 0), 0xffff_0000);
-    fx.roundtrip(&mut app);
+    let _secret = fx.map_toplevel(&mut app, "secret.document", (0, 0), 0xffff_0000);
     assert_eq!(pixel(&fx.screenshot(), 640, 360), [0xff, 0, 0, 0xff]);
 
     let (mut locker, locker_handle) = fx.add_client();

@@ -38,11 +38,7 @@ fn a_new_toplevel_is_configured_maximized_then_activated() {
 fn a_dialog_floats_centred_over_its_parent() {
     let mut fx = Fixture::new();
     let (mut c, _) = fx.add_client();
-    let parent = c.create_toplevel("app.main");
-    parent.surface.commit();
-    fx.roundtrip(&mut c);
-    c.attach_configured(&parent.surface, (0, 0), 0xff20_2020);
-    fx.roundtrip(&mut c);
+    let parent = fx.map_toplevel(&mut c, "app.main", (0, 0), 0xff20_2020);
 
     let dialog = c.create_toplevel("app.dialog");
     dialog.toplevel.set_parent(Some(&parent.toplevel));
@@ -89,11 +85,7 @@ fn closing_a_window_hands_focus_back_and_cycling_visits_all() {
     let (mut c, _) = fx.add_client();
     let mut windows = Vec::new();
     for app in ["a", "b", "c"] {
-        let t = c.create_toplevel(app);
-        t.surface.commit();
-        fx.roundtrip(&mut c);
-        c.attach_configured(&t.surface, (0, 0), 0xff00_0000);
-        fx.roundtrip(&mut c);
+        let t = fx.map_toplevel(&mut c, app, (0, 0), 0xff00_0000);
         windows.push(t);
     }
     assert_eq!(fx.focused_app().as_deref(), Some("c"));
@@ -122,11 +114,7 @@ fn closing_a_window_hands_focus_back_and_cycling_visits_all() {
 fn fullscreen_covers_the_output_and_restores() {
     let mut fx = Fixture::new();
     let (mut c, _) = fx.add_client();
-    let t = c.create_toplevel("video");
-    t.surface.commit();
-    fx.roundtrip(&mut c);
-    c.attach_configured(&t.surface, (0, 0), 0xff00_ff00);
-    fx.roundtrip(&mut c);
+    let t = fx.map_toplevel(&mut c, "video", (0, 0), 0xff00_ff00);
     t.toplevel.set_fullscreen(None);
     fx.roundtrip(&mut c);
     let last = c.configures_of(&t.surface).last().cloned().unwrap();
@@ -142,11 +130,7 @@ fn fullscreen_covers_the_output_and_restores() {
 fn a_panel_exclusive_zone_shrinks_maximized_windows() {
     let mut fx = Fixture::new();
     let (mut c, _) = fx.add_client();
-    let t = c.create_toplevel("app");
-    t.surface.commit();
-    fx.roundtrip(&mut c);
-    c.attach_configured(&t.surface, (0, 0), 0xff00_00ff);
-    fx.roundtrip(&mut c);
+    let t = fx.map_toplevel(&mut c, "app", (0, 0), 0xff00_00ff);
 
     let qh = c.qh();
     let panel_surface = c.data.compositor.as_ref().unwrap().create_surface(&qh, ());
@@ -215,11 +199,7 @@ fn clipboard_moves_between_two_clients() {
         &qh_b,
         (),
     );
-    let ta = a.create_toplevel("copy.from");
-    ta.surface.commit();
-    fx.roundtrip(&mut a);
-    a.attach_configured(&ta.surface, (0, 0), 0xff00_0000);
-    fx.roundtrip(&mut a);
+    let _ta = fx.map_toplevel(&mut a, "copy.from", (0, 0), 0xff00_0000);
     fx.roundtrip(&mut a);
     let serial = a.data.last_serial;
     let source = a
@@ -232,11 +212,7 @@ fn clipboard_moves_between_two_clients() {
     dev_a.set_selection(Some(&source), serial);
     fx.roundtrip(&mut a);
     // b gets the focus, then sees the offer.
-    let tb = b.create_toplevel("paste.into");
-    tb.surface.commit();
-    fx.roundtrip(&mut b);
-    b.attach_configured(&tb.surface, (0, 0), 0xff00_0000);
-    fx.roundtrip(&mut b);
+    let _tb = fx.map_toplevel(&mut b, "paste.into", (0, 0), 0xff00_0000);
     fx.roundtrip(&mut b);
     let offer = b.data.selection.clone().expect("b sees the selection");
     assert!(

@@ -142,8 +142,7 @@ impl Drop for Session {
 }
 
 pub fn pixel(c: &Capture, x: u32, y: u32) -> [u8; 4] {
-    let i = ((y * c.width + x) * 4) as usize;
-    [c.rgba[i], c.rgba[i + 1], c.rgba[i + 2], c.rgba[i + 3]]
+    c.pixel(x, y)
 }
 
 /// Pixels in a region that differ by more than `tolerance` in any channel.
