@@ -123,6 +123,9 @@ pub struct Tessera {
     /// Something changed that needs a new frame.
     pub needs_redraw: bool,
     pub frames_rendered: u64,
+    /// `TESSERA_DEBUG_DAMAGE=rerender` (wlroots' WLR_SCENE_DEBUG_DAMAGE=rerender):
+    /// redraw whole outputs every frame, to see what damage tracking saves.
+    pub debug_rerender: bool,
     pub running: bool,
 }
 
@@ -216,6 +219,7 @@ impl Tessera {
             backend,
             needs_redraw: true,
             frames_rendered: 0,
+            debug_rerender: std::env::var("TESSERA_DEBUG_DAMAGE").is_ok_and(|v| v == "rerender"),
             running: true,
         })
     }

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
-pub fn run(what: &str, size_mib: u64, runs: u32) -> anyhow::Result<()> {
+pub fn run(what: &str, size_mib: u64, runs: u32, frames: u32) -> anyhow::Result<()> {
     match what {
         "osimage" => osimage(size_mib, runs),
-        other => bail!("unknown benchmark `{other}` (known: osimage)"),
+        "compositor" => crate::bench_compositor::run(frames),
+        other => bail!("unknown benchmark `{other}` (known: osimage, compositor)"),
     }
 }
 

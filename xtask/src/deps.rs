@@ -58,6 +58,11 @@ pub const GROUPS: &[(&str, &str, &[&str])] = &[
         "real Wayland clients and the WLCS conformance suite",
         &["weston", "foot", "wayland-utils", "wlcs"],
     ),
+    (
+        "bench",
+        "the peer compositors `cargo xtask bench compositor` runs against",
+        &["weston", "sway"],
+    ),
 ];
 
 pub fn print_list() {

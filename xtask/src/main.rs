@@ -1,6 +1,7 @@
 //! `cargo xtask …`: everything a fresh Debian 12 machine with only Rust needs.
 
 mod bench;
+mod bench_compositor;
 mod deps;
 mod test;
 
@@ -43,7 +44,7 @@ enum Command {
     },
     /// Benchmarks against the peer tools, in the same run (see BENCHMARKS.md).
     Bench {
-        /// Which: `osimage`.
+        /// Which: `osimage` or `compositor`.
         what: String,
         /// Data size in MiB.
         #[arg(long, default_value_t = 1024)]
@@ -51,6 +52,9 @@ enum Command {
         /// Runs per tool; the best is reported.
         #[arg(long, default_value_t = 3)]
         runs: u32,
+        /// Frames measured per compositor run (compositor benchmark).
+        #[arg(long, default_value_t = 600)]
+        frames: u32,
     },
     /// Download and cache the Debian artifacts the VM tests boot.
     FetchArtifacts {
@@ -77,7 +81,8 @@ fn main() -> ExitCode {
             what,
             size_mib,
             runs,
-        } => bench::run(&what, size_mib, runs),
+            frames,
+        } => bench::run(&what, size_mib, runs, frames),
         Command::FetchArtifacts { json } => fetch_artifacts(json),
     };
     match result {

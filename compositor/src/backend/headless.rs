@@ -4,7 +4,7 @@
 //! feedback at the output's rate, as on a real display.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::egl::native::EGLSurfacelessDisplay;
@@ -182,10 +182,20 @@ impl Tessera {
         let refresh = Duration::from_micros(1_000_000_000 / mhz.max(1) as u64);
         headless.outputs.push((output.clone(), refresh));
         let timer_output = output.clone();
+        // Deadlines on a fixed grid, not "refresh after the last frame ended": the
+        // latter drifts by the render time, and a 60 Hz output would tick at 54 Hz.
+        let mut next = Instant::now() + refresh;
         self.loop_handle
-            .insert_source(Timer::from_duration(refresh), move |_, _, state| {
+            .insert_source(Timer::from_deadline(next), move |_, _, state| {
                 state.on_vblank(&timer_output);
-                TimeoutAction::ToDuration(refresh)
+                let now = Instant::now();
+                next += refresh;
+                if next <= now {
+                    // Fell behind (a stall): skip the missed vblanks, as hardware does.
+                    let behind = (now - next).as_nanos() / refresh.as_nanos().max(1) + 1;
+                    next += refresh * u32::try_from(behind).unwrap_or(u32::MAX);
+                }
+                TimeoutAction::ToInstant(next)
             })
             .map_err(|e| anyhow::anyhow!("cannot start the refresh timer: {e}"))?;
         tracing::info!(
@@ -328,6 +338,10 @@ where
     let Some(target) = gpu.targets.get_mut(&name) else {
         return Err("no render target".into());
     };
+    if state.debug_rerender {
+        // TESSERA_DEBUG_DAMAGE=rerender: forget the buffer's contents each frame.
+        target.age = 0;
+    }
     let elements = render::output_elements(state, &mut gpu.renderer, output);
     tracing::trace!(output = %name, elements = elements.len(), "render");
     let clear = render::clear_colour(state);

@@ -172,7 +172,13 @@ impl Tessera {
         let loc = if maximized {
             usable.loc
         } else {
-            policy::centred(size, parent_geo.unwrap_or(usable), usable)
+            let centre = policy::centred(size, parent_geo.unwrap_or(usable), usable);
+            let taken: Vec<_> = self
+                .space
+                .elements()
+                .filter_map(|w| self.space.element_location(w))
+                .collect();
+            policy::cascade(centre, size, &taken, usable)
         };
         tracing::debug!(
             id = window_id(&window),

@@ -72,6 +72,33 @@ pub fn centred(
     Point::from((x.clamp(usable.loc.x, max_x), y.clamp(usable.loc.y, max_y)))
 }
 
+/// Steps a floating window's spot down and right while another window's top-left
+/// corner already sits there, so that a second floater never hides the first one
+/// exactly (KWin's and Windows' cascade). Wraps back to the top-left of `usable`
+/// rather than walking off screen.
+pub fn cascade(
+    start: Point<i32, Logical>,
+    size: Size<i32, Logical>,
+    taken: &[Point<i32, Logical>],
+    usable: Rectangle<i32, Logical>,
+) -> Point<i32, Logical> {
+    const STEP: i32 = 32;
+    let max_x = usable.loc.x + (usable.size.w - size.w).max(0);
+    let max_y = usable.loc.y + (usable.size.h - size.h).max(0);
+    let mut at = start;
+    // Bounded: every window can push us at most one step.
+    for _ in 0..=taken.len() {
+        if !taken.contains(&at) {
+            break;
+        }
+        at = Point::from((at.x + STEP, at.y + STEP));
+        if at.x > max_x || at.y > max_y {
+            at = usable.loc;
+        }
+    }
+    at
+}
+
 /// Most-recently-focused first. The front element holds the keyboard focus.
 #[derive(Debug, Clone)]
 pub struct FocusStack<T> {
@@ -142,6 +169,24 @@ mod tests {
 
     fn rect(x: i32, y: i32, w: i32, h: i32) -> Rectangle<i32, Logical> {
         Rectangle::new((x, y).into(), (w, h).into())
+    }
+
+    #[test]
+    fn floaters_cascade_instead_of_stacking_exactly() {
+        let usable = rect(0, 0, 1000, 800);
+        let size = Size::from((400, 300));
+        let start = Point::from((300, 250));
+        assert_eq!(cascade(start, size, &[], usable), start);
+        let one = cascade(start, size, &[start], usable);
+        assert_eq!(one, Point::from((332, 282)));
+        let two = cascade(start, size, &[start, one], usable);
+        assert_eq!(two, Point::from((364, 314)));
+        // Off the bottom-right edge, it wraps to the usable area's corner.
+        let edge = Point::from((600, 500));
+        assert_eq!(cascade(edge, size, &[edge], usable), usable.loc);
+        // However crowded, it terminates.
+        let crowded: Vec<_> = (0..100).map(|i| Point::from((i, i))).collect();
+        let _ = cascade(Point::from((0, 0)), size, &crowded, usable);
     }
 
     #[test]

@@ -1,0 +1,309 @@
+//! `cargo xtask bench compositor`: Tessera against Weston and sway, same clients,
+//! same run, headless at 1920x1080 with Pixman (and Tessera's GLES on llvmpipe).
+//!
+//! The load is `tessera-bench-client`: 16 fixed-size 400x300 shm windows, one
+//! connection each, redrawing on every frame callback. The client reads the
+//! compositor's CPU time from /proc before and after the measured frames, so every
+//! compositor is measured the same way, from outside.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Peer {
+    Tessera {
+        renderer: &'static str,
+        /// wlroots' WLR_SCENE_DEBUG_DAMAGE=rerender, our TESSERA_DEBUG_DAMAGE:
+        /// every frame redraws the whole output, the "full redraw" reference.
+        rerender: bool,
+    },
+    Weston,
+    Sway,
+}
+
+impl Peer {
+    fn label(self) -> String {
+        match self {
+            Peer::Tessera { renderer, rerender } => format!(
+                "tessera {renderer}{}",
+                if rerender { " (full redraw)" } else { "" }
+            ),
+            Peer::Weston => "weston pixman".into(),
+            Peer::Sway => "sway pixman".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Case {
+    /// All 16 windows animate.
+    AllAnimated,
+    /// One 64x64 window animates on top; the other 15 stay still.
+    OneSmall,
+}
+
+#[derive(Debug, Deserialize)]
+struct Report {
+    frames: usize,
+    cpu_per_frame_us: f64,
+    frame_ms_p50: f64,
+    frame_ms_p99: f64,
+}
+
+pub fn run(frames: u32) -> anyhow::Result<()> {
+    crate::deps::ensure_groups(&["build", "bench"], false)?;
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "tessera",
+            "-p",
+            "tessera-bench-client",
+        ])
+        .status()?;
+    ensure!(
+        status.success(),
+        "building tessera and the bench client failed"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?;
+    let bin = root.join("target/release");
+
+    println!(
+        "bench: headless 1920x1080@60, 16 fixed-size 400x300 shm clients, {frames} frames per run"
+    );
+    let cases = [
+        (Case::AllAnimated, "all 16 animated"),
+        (Case::OneSmall, "one 64x64 animated, 15 still"),
+    ];
+    let peers = [
+        Peer::Tessera {
+            renderer: "pixman",
+            rerender: false,
+        },
+        Peer::Tessera {
+            renderer: "gles",
+            rerender: false,
+        },
+        Peer::Weston,
+        Peer::Sway,
+    ];
+    let mut results: Vec<(Peer, &str, Report)> = Vec::new();
+    for (case, case_name) in cases {
+        for peer in peers {
+            let r = measure(&bin, peer, case, frames)?;
+            print_row(peer, case_name, &r);
+            results.push((peer, case_name, r));
+        }
+        if let Case::OneSmall = case {
+            for renderer in ["pixman", "gles"] {
+                let peer = Peer::Tessera {
+                    renderer,
+                    rerender: true,
+                };
+                let r = measure(&bin, peer, case, frames)?;
+                print_row(peer, case_name, &r);
+                results.push((peer, case_name, r));
+            }
+        }
+    }
+
+    let cpu = |peer: Peer, case: &str| {
+        results
+            .iter()
+            .find(|(p, c, _)| *p == peer && *c == case)
+            .map(|(_, _, r)| r.cpu_per_frame_us)
+            .unwrap_or(f64::NAN)
+    };
+    for (_, case_name) in cases {
+        let best_peer = cpu(Peer::Weston, case_name).min(cpu(Peer::Sway, case_name));
+        for renderer in ["pixman", "gles"] {
+            let ours = cpu(
+                Peer::Tessera {
+                    renderer,
+                    rerender: false,
+                },
+                case_name,
+            );
+            println!(
+                "bench: [{case_name}] tessera {renderer} CPU/frame = {:.2}x the best peer's (target <= 0.7x)",
+                ours / best_peer
+            );
+        }
+    }
+    let one = cases[1].1;
+    let all = cases[0].1;
+    for renderer in ["pixman", "gles"] {
+        let damaged = cpu(
+            Peer::Tessera {
+                renderer,
+                rerender: false,
+            },
+            one,
+        );
+        let full = cpu(
+            Peer::Tessera {
+                renderer,
+                rerender: true,
+            },
+            one,
+        );
+        let all_animated = cpu(
+            Peer::Tessera {
+                renderer,
+                rerender: false,
+            },
+            all,
+        );
+        println!(
+            "bench: tessera {renderer}: one 64x64 change costs {:.1}% of a full redraw of the same scene (target <= 5%), {:.1}% of all 16 animating",
+            100.0 * damaged / full,
+            100.0 * damaged / all_animated
+        );
+    }
+    Ok(())
+}
+
+fn print_row(peer: Peer, case: &str, r: &Report) {
+    println!(
+        "bench: {:<28} [{case}]  CPU/frame {:>8.1} µs  frame p50 {:>6.2} ms  p99 {:>6.2} ms  ({} frames)",
+        peer.label(),
+        r.cpu_per_frame_us,
+        r.frame_ms_p50,
+        r.frame_ms_p99,
+        r.frames
+    );
+}
+
+fn measure(bin: &Path, peer: Peer, case: Case, frames: u32) -> anyhow::Result<Report> {
+    let runtime = tempfile::Builder::new()
+        .prefix("tessera-bench-rt-")
+        .tempdir()?;
+    let (mut child, display) = start(bin, peer, runtime.path())?;
+    let result = (|| {
+        let mut client = Command::new(bin.join("tessera-bench-client"));
+        client
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env("WAYLAND_DISPLAY", &display)
+            .arg("--pid")
+            .arg(child.id().to_string())
+            .arg("--frames")
+            .arg(frames.to_string())
+            .stderr(Stdio::inherit());
+        if let Case::OneSmall = case {
+            client.args(["--only-first", "--first-size", "64x64"]);
+        }
+        let out = client.output().context("running tessera-bench-client")?;
+        ensure!(
+            out.status.success(),
+            "{} did not carry the load ({})",
+            peer.label(),
+            out.status
+        );
+        let line = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str::<Report>(line.trim()).context("reading the client's report")
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+/// Starts `peer` on a private runtime dir; returns it and its WAYLAND_DISPLAY.
+fn start(bin: &Path, peer: Peer, runtime: &Path) -> anyhow::Result<(Child, String)> {
+    let mut cmd;
+    match peer {
+        Peer::Tessera { renderer, rerender } => {
+            cmd = Command::new(bin.join("tessera"));
+            cmd.args(["--backend", "headless", "--renderer", renderer])
+                .args(["--outputs", "1920x1080@60", "--no-autostart"])
+                .args(["--socket", "wayland-bench"])
+                .env("TESSERA_NO_EXPORT", "1")
+                .env("RUST_LOG", "warn");
+            if rerender {
+                cmd.env("TESSERA_DEBUG_DAMAGE", "rerender");
+            }
+        }
+        Peer::Weston => {
+            cmd = Command::new("weston");
+            cmd.args([
+                "--backend=headless-backend.so",
+                "--use-pixman",
+                "--width=1920",
+                "--height=1080",
+                "--socket=wayland-bench",
+                "--idle-time=0",
+            ]);
+        }
+        Peer::Sway => {
+            let conf = runtime.join("sway.conf");
+            std::fs::write(&conf, "output HEADLESS-1 resolution 1920x1080@60Hz\n")?;
+            // sway refuses to run as root; drop to nobody, who must own the runtime dir.
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } == 0 {
+                let status = Command::new("chown")
+                    .arg("-R")
+                    .arg("65534:65534")
+                    .arg(runtime)
+                    .status()?;
+                ensure!(status.success(), "chown of the sway runtime dir failed");
+                cmd = Command::new("setpriv");
+                cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "sway"]);
+            } else {
+                cmd = Command::new("sway");
+            }
+            cmd.arg("-c")
+                .arg(&conf)
+                .env("WLR_BACKENDS", "headless")
+                .env("WLR_RENDERER", "pixman")
+                .env("WLR_LIBINPUT_NO_DEVICES", "1")
+                .env("HOME", runtime);
+        }
+    }
+    let log = std::fs::File::create(runtime.join("compositor.log"))?;
+    let mut child = cmd
+        .env("XDG_RUNTIME_DIR", runtime)
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("DISPLAY")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", peer.label()))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(display) = find_socket(runtime)? {
+            // Shell helpers (weston's desktop-shell) map their surfaces first.
+            std::thread::sleep(Duration::from_millis(500));
+            return Ok((child, display));
+        }
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(runtime.join("compositor.log")).unwrap_or_default();
+            bail!("{} exited with {status}:\n{log}", peer.label());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("{} made no wayland socket in 20 s", peer.label());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn find_socket(runtime: &Path) -> anyhow::Result<Option<String>> {
+    for entry in std::fs::read_dir(runtime)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.starts_with("wayland-") && !name.ends_with(".lock") {
+            let path: PathBuf = runtime.join(&name);
+            if std::os::unix::fs::FileTypeExt::is_socket(&std::fs::metadata(&path)?.file_type()) {
+                return Ok(Some(name));
+            }
+        }
+    }
+    Ok(None)
+}
