@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use wayland_client::protocol::{
     wl_buffer, wl_callback, wl_compositor, wl_data_device, wl_data_device_manager, wl_data_offer,
-    wl_data_source, wl_keyboard, wl_output, wl_registry, wl_seat, wl_shm, wl_shm_pool, wl_surface,
+    wl_data_source, wl_keyboard, wl_output, wl_registry, wl_seat, wl_shm, wl_shm_pool,
+    wl_subcompositor, wl_surface,
 };
 use wayland_client::{Connection, Dispatch, EventQueue, Proxy, QueueHandle, WEnum, delegate_noop};
 use wayland_protocols::ext::session_lock::v1::client::{
     ext_session_lock_manager_v1, ext_session_lock_surface_v1, ext_session_lock_v1,
 };
+use wayland_protocols::wp::viewporter::client::wp_viewporter;
 use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
 use wayland_protocols_wlr::layer_shell::v1::client::{zwlr_layer_shell_v1, zwlr_layer_surface_v1};
 
@@ -41,6 +43,10 @@ pub struct ClientData {
     pub lock_manager: Option<ext_session_lock_manager_v1::ExtSessionLockManagerV1>,
     pub data_manager: Option<wl_data_device_manager::WlDataDeviceManager>,
     pub output: Option<wl_output::WlOutput>,
+    pub subcompositor: Option<wl_subcompositor::WlSubcompositor>,
+    pub viewporter: Option<wp_viewporter::WpViewporter>,
+    /// xdg_popup.configure: x, y, width, height.
+    pub popup_configures: Vec<(i32, i32, i32, i32)>,
 }
 
 pub struct TestClient {
@@ -93,6 +99,8 @@ impl TestClient {
                 "wl_data_device_manager" => {
                     self.data.data_manager = Some(r.bind(name, version.min(3), &qh, ()))
                 }
+                "wl_subcompositor" => self.data.subcompositor = Some(r.bind(name, 1, &qh, ())),
+                "wp_viewporter" => self.data.viewporter = Some(r.bind(name, 1, &qh, ())),
                 "wl_output" if self.data.output.is_none() => {
                     self.data.output = Some(r.bind(name, version.min(4), &qh, ()))
                 }
@@ -151,9 +159,20 @@ impl TestClient {
 
     /// A solid buffer of the given size and colour (0xAARRGGBB, premultiplied).
     pub fn buffer(&mut self, w: i32, h: i32, argb: u32) -> wl_buffer::WlBuffer {
+        self.pattern_buffer(w, h, |_, _| argb)
+    }
+
+    /// A buffer whose pixel (x, y) is `argb(x, y)` (0xAARRGGBB, premultiplied).
+    pub fn pattern_buffer(
+        &mut self,
+        w: i32,
+        h: i32,
+        argb: impl Fn(i32, i32) -> u32,
+    ) -> wl_buffer::WlBuffer {
         let file = tempfile::tempfile().unwrap();
-        let bytes: Vec<u8> = std::iter::repeat_n(argb.to_le_bytes(), (w * h) as usize)
-            .flatten()
+        let bytes: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .flat_map(|(x, y)| argb(x, y).to_le_bytes())
             .collect();
         std::io::Write::write_all(&mut &file, &bytes).unwrap();
         let qh = self.qh();

@@ -6,4 +6,5 @@ mod client;
 mod fixture;
 mod hostile;
 mod lock;
+mod scenes;
 mod shell;
