@@ -190,6 +190,12 @@ pub struct RendererConfig {
     pub headless: RendererKind,
     /// Background colour as `#rrggbb`.
     pub background: Colour,
+    /// Border around the focused floating window.
+    pub focus_border: Colour,
+    /// Its width in logical pixels; 0 turns it off.
+    pub focus_border_width: BorderWidth,
+    /// How much a window is darkened while a dialog it owns is open, 0 to 1.
+    pub dialog_dim: Fraction,
 }
 
 impl Default for RendererConfig {
@@ -197,7 +203,42 @@ impl Default for RendererConfig {
         Self {
             headless: RendererKind::Pixman,
             background: Colour([0x20, 0x24, 0x2b]),
+            focus_border: Colour([0x52, 0x94, 0xe2]),
+            focus_border_width: BorderWidth(2),
+            dialog_dim: Fraction(0.4),
         }
+    }
+}
+
+/// A number from 0 to 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fraction(pub f32);
+
+impl<'de> Deserialize<'de> for Fraction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !(0.0..=1.0).contains(&v) {
+            return Err(serde::de::Error::custom(format!(
+                "{v} is out of range, expected a number from 0 to 1"
+            )));
+        }
+        Ok(Fraction(v as f32))
+    }
+}
+
+/// A border width, 0 to 64 pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BorderWidth(pub u32);
+
+impl<'de> Deserialize<'de> for BorderWidth {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u32::deserialize(d)?;
+        if v > 64 {
+            return Err(serde::de::Error::custom(format!(
+                "{v} is out of range, expected 0 to 64 pixels"
+            )));
+        }
+        Ok(BorderWidth(v))
     }
 }
 
@@ -457,5 +498,22 @@ mod tests {
         assert_eq!(m.refresh_hz, None);
         assert_eq!("#ff8000".parse::<Colour>().unwrap(), Colour([255, 128, 0]));
         assert!("ff8000".parse::<Colour>().is_err());
+        let bad = crate::parse::<CompositorConfig>(
+            "[renderer]\ndialog_dim = 1.5\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            bad.contains("t.toml:2") && bad.contains("dialog_dim"),
+            "{bad}"
+        );
+        let bad = crate::parse::<CompositorConfig>(
+            "[renderer]\nfocus_border_width = 100\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("focus_border_width"), "{bad}");
     }
 }

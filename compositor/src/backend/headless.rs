@@ -26,6 +26,7 @@ use smithay::wayland::presentation::Refresh;
 
 use super::{Backend, Capture};
 use crate::render;
+use crate::render::decoration::{DecorationPrograms, DecorationRenderer};
 use crate::render::shaders::Programs;
 use crate::state::Tessera;
 
@@ -235,10 +236,12 @@ impl Tessera {
             Backend::Headless(h) => {
                 let r = match &mut h.renderers {
                     Renderers::Pixman(gpu) => {
-                        render_with(self, gpu, output, capture, Fourcc::Argb8888)
+                        let programs = PixmanRenderer::decoration_programs(None);
+                        render_with(self, gpu, output, capture, Fourcc::Argb8888, &programs)
                     }
-                    Renderers::Gles(gpu, _) => {
-                        render_with(self, gpu, output, capture, Fourcc::Abgr8888)
+                    Renderers::Gles(gpu, programs) => {
+                        let programs = GlesRenderer::decoration_programs(Some(programs));
+                        render_with(self, gpu, output, capture, Fourcc::Abgr8888, &programs)
                     }
                 };
                 if r.is_ok() {
@@ -311,9 +314,10 @@ fn render_with<R, T>(
     output: &Output,
     capture: bool,
     format: Fourcc,
+    decorations: &DecorationPrograms,
 ) -> Result<Option<Capture>, String>
 where
-    R: Renderer + ImportAll + ImportMem + ExportMem + Offscreen<T> + Bind<T>,
+    R: Renderer + ImportAll + ImportMem + ExportMem + Offscreen<T> + Bind<T> + DecorationRenderer,
     R::TextureId: Clone + Texture + 'static,
 {
     let mode = output.current_mode().ok_or("output has no mode")?;
@@ -342,7 +346,7 @@ where
         // TESSERA_DEBUG_DAMAGE=rerender: forget the buffer's contents each frame.
         target.age = 0;
     }
-    let elements = render::output_elements(state, &mut gpu.renderer, output);
+    let elements = render::output_elements(state, &mut gpu.renderer, output, decorations);
     tracing::trace!(output = %name, elements = elements.len(), "render");
     let clear = render::clear_colour(state);
     let mut fb = gpu

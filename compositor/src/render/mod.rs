@@ -1,6 +1,7 @@
 //! What goes on an output, front to back, and the renderer-generic draw and
 //! read-back used by every backend.
 
+pub mod decoration;
 pub mod shaders;
 
 use smithay::backend::allocator::Fourcc;
@@ -11,25 +12,30 @@ use smithay::backend::renderer::element::surface::{
 };
 use smithay::backend::renderer::element::{AsRenderElements, Kind, render_elements};
 use smithay::backend::renderer::{Color32F, ExportMem, ImportAll, ImportMem, Renderer, Texture};
+use smithay::desktop::Window;
 use smithay::desktop::layer_map_for_output;
 use smithay::output::Output;
-use smithay::utils::{Physical, Rectangle, Scale, Size};
+use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
+use smithay::utils::{Physical, Point, Rectangle, Scale, Size};
 use smithay::wayland::shell::wlr_layer::Layer;
 
 use crate::shell::meta;
 use crate::state::Tessera;
+use decoration::{Decoration, DecorationPrograms, DecorationRenderer, Shape};
 
 render_elements! {
-    pub OutputElement<R> where R: ImportAll + ImportMem;
+    pub OutputElement<R> where R: ImportAll + ImportMem + DecorationRenderer;
     Surface = WaylandSurfaceRenderElement<R>,
     Solid = SolidColorRenderElement,
+    Decoration = Decoration,
 }
 
-impl<R: ImportAll + ImportMem> std::fmt::Debug for OutputElement<R> {
+impl<R: ImportAll + ImportMem + DecorationRenderer> std::fmt::Debug for OutputElement<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OutputElement::Surface(_) => f.write_str("Surface"),
             OutputElement::Solid(_) => f.write_str("Solid"),
+            OutputElement::Decoration(_) => f.write_str("Decoration"),
             OutputElement::_GenericCatcher(_) => f.write_str("Other"),
         }
     }
@@ -54,9 +60,10 @@ pub fn output_elements<R>(
     state: &Tessera,
     renderer: &mut R,
     output: &Output,
+    programs: &DecorationPrograms,
 ) -> Vec<OutputElement<R>>
 where
-    R: Renderer + ImportAll + ImportMem,
+    R: Renderer + ImportAll + ImportMem + DecorationRenderer,
     R::TextureId: Clone + Texture + 'static,
 {
     let Some(output_geo) = state.space.output_geometry(output) else {
@@ -110,13 +117,50 @@ where
                 .collect()
         }
     };
+    let focused = state.shell.focus.front();
     for window in &windows {
         let Some(loc) = state.space.element_location(window) else {
             continue;
         };
         let render_loc =
             (loc - window.geometry().loc - output_geo.loc).to_physical_precise_round(scale);
+        let frame = Rectangle::new(loc - output_geo.loc, window.geometry().size);
+        let (border_id, dim_id) = meta(window, |m| m.decoration_ids());
+        let dim = state.config.renderer.dialog_dim.0;
+        if dim > 0.0 && has_open_dialog(state, window) {
+            let shape = Shape::Dim { strength: dim };
+            elements.push(OutputElement::Decoration(Decoration::new(
+                dim_id,
+                frame.to_physical_precise_round(scale),
+                shape,
+                programs.for_shape(&shape),
+            )));
+        }
         elements.extend(window.render_elements(renderer, render_loc, scale, 1.0));
+        let width = state.config.renderer.focus_border_width.0 as i32;
+        if width > 0 && focused == Some(window) && is_floating(window) {
+            // Outside the window, so it never covers what the client drew.
+            let ring = Rectangle::new(
+                frame.loc - Point::from((width, width)),
+                frame.size + Size::from((2 * width, 2 * width)),
+            );
+            let [r, g, b] = state.config.renderer.focus_border.0;
+            let shape = Shape::Border {
+                width: (f64::from(width) * scale.x).round() as i32,
+                rgba: [
+                    f32::from(r) / 255.0,
+                    f32::from(g) / 255.0,
+                    f32::from(b) / 255.0,
+                    1.0,
+                ],
+            };
+            elements.push(OutputElement::Decoration(Decoration::new(
+                border_id,
+                ring.to_physical_precise_round(scale),
+                shape,
+                programs.for_shape(&shape),
+            )));
+        }
     }
     if fullscreen.is_some() {
         // Black behind a fullscreen client that does not cover the output.
@@ -135,6 +179,29 @@ where
     elements
 }
 
+/// A window that a mapped dialog names as its parent.
+fn has_open_dialog(state: &Tessera, window: &Window) -> bool {
+    let Some(surface) = window.toplevel().map(|t| t.wl_surface().clone()) else {
+        return false;
+    };
+    state.space.elements().any(|w| {
+        w.toplevel()
+            .and_then(|t| t.parent())
+            .is_some_and(|p| p == surface)
+    })
+}
+
+/// Neither maximized nor fullscreen: a window with edges of its own.
+fn is_floating(window: &Window) -> bool {
+    let Some(toplevel) = window.toplevel() else {
+        return false;
+    };
+    let states = toplevel.current_state().states;
+    let tiled = states.contains(xdg_toplevel::State::Maximized)
+        || states.contains(xdg_toplevel::State::Fullscreen);
+    !tiled && meta(window, |m| m.fullscreen_on.is_none())
+}
+
 /// Renders `elements` into `framebuffer`; returns the damage, empty when nothing changed.
 pub fn draw<R>(
     renderer: &mut R,
@@ -145,7 +212,7 @@ pub fn draw<R>(
     clear: Color32F,
 ) -> Result<Vec<Rectangle<i32, Physical>>, String>
 where
-    R: Renderer + ImportAll + ImportMem,
+    R: Renderer + ImportAll + ImportMem + DecorationRenderer,
     R::TextureId: Clone + Texture + 'static,
 {
     let result = tracker

@@ -4,6 +4,7 @@
 pub mod lock;
 pub mod policy;
 
+use smithay::backend::renderer::element::Id;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -27,6 +28,16 @@ pub struct WindowMeta {
     /// Geometry to return to when leaving maximize or fullscreen.
     pub restore: Option<Rectangle<i32, Logical>>,
     pub fullscreen_on: Option<Output>,
+    /// Stable element ids of the window's border and dim decorations.
+    decoration_ids: Option<(Id, Id)>,
+}
+
+impl WindowMeta {
+    pub fn decoration_ids(&mut self) -> (Id, Id) {
+        self.decoration_ids
+            .get_or_insert_with(|| (Id::new(), Id::new()))
+            .clone()
+    }
 }
 
 static NEXT_WINDOW_ID: AtomicU64 = AtomicU64::new(1);

@@ -486,3 +486,43 @@ fn the_comparison_catches_a_moved_window() {
     assert!(compare(&frame(0), &frame(0)).is_ok());
     assert!(compare(&frame(0), &frame(4)).is_err());
 }
+
+#[test]
+fn a_dialog_dims_its_parent_and_the_focused_floater_has_a_border() {
+    check(
+        "dialog",
+        |fx| {
+            let (mut c, _) = fx.add_client();
+            let parent = floating(fx, &mut c, "dialog-parent", 300, 200);
+            let b = c.buffer(300, 200, GREY);
+            parent.surface.attach(Some(&b), 0, 0);
+            parent.surface.damage_buffer(0, 0, 300, 200);
+            parent.surface.commit();
+            fx.roundtrip(&mut c);
+            let dialog = floating(fx, &mut c, "dialog", 120, 80);
+            dialog.toplevel.set_parent(Some(&parent.toplevel));
+            let b = c.buffer(120, 80, WHITE);
+            dialog.surface.attach(Some(&b), 0, 0);
+            dialog.surface.damage_buffer(0, 0, 120, 80);
+            dialog.surface.commit();
+            fx.roundtrip(&mut c);
+            shot(fx, "dialog-parent", (300, 200), 0)
+        },
+        |r, s| {
+            // Default config: dialog_dim = 0.4, a 2 px #5294e2 focus border.
+            let dimmed = (f32::from(0x80u8) * 0.6).round() as u8;
+            s.expect(r, "parent, dimmed", 10, 10, [dimmed, dimmed, dimmed, 0xff]);
+            // The dialog is centred over its parent: (90, 60) to (210, 140).
+            s.expect(r, "dialog, not dimmed", 150, 100, rgba(WHITE));
+            s.expect(r, "dialog's border", 89, 100, [0x52, 0x94, 0xe2, 0xff]);
+            s.expect(r, "dialog's border", 150, 58, [0x52, 0x94, 0xe2, 0xff]);
+            s.expect(
+                r,
+                "dim stops at the border",
+                87,
+                100,
+                [dimmed, dimmed, dimmed, 0xff],
+            );
+        },
+    );
+}
