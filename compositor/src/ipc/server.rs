@@ -8,8 +8,6 @@ use smithay::reexports::calloop::generic::Generic;
 use smithay::reexports::calloop::{Interest, Mode, PostAction};
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
 use smithay::utils::Point;
-use smithay::wayland::compositor::with_states;
-use smithay::wayland::shell::xdg::XdgToplevelSurfaceData;
 
 use super::proto::{OutputInfo, PointerButton, Request, Response, VersionInfo, WindowInfo};
 use crate::input::{BTN_LEFT, BTN_MIDDLE, BTN_RIGHT};
@@ -198,12 +196,7 @@ fn windows(state: &Tessera) -> Vec<WindowInfo> {
         .all_windows(&state.space)
         .filter_map(|w| {
             let t = w.toplevel()?;
-            let (app_id, title) = with_states(t.wl_surface(), |s| {
-                s.data_map
-                    .get::<XdgToplevelSurfaceData>()
-                    .and_then(|d| d.lock().ok().map(|d| (d.app_id.clone(), d.title.clone())))
-                    .unwrap_or_default()
-            });
+            let (app_id, title) = crate::shell::app_id_and_title(w);
             let minimized = state.shell.minimized.contains(w);
             let geometry = (!minimized)
                 .then(|| state.space.element_geometry(w))

@@ -56,6 +56,19 @@ pub fn window_id(window: &Window) -> u64 {
     meta(window, |m| m.id)
 }
 
+/// The toplevel's app id and title, as the client last committed them.
+pub fn app_id_and_title(window: &Window) -> (Option<String>, Option<String>) {
+    let Some(toplevel) = window.toplevel() else {
+        return (None, None);
+    };
+    smithay::wayland::compositor::with_states(toplevel.wl_surface(), |s| {
+        s.data_map
+            .get::<smithay::wayland::shell::xdg::XdgToplevelSurfaceData>()
+            .and_then(|d| d.lock().ok().map(|d| (d.app_id.clone(), d.title.clone())))
+            .unwrap_or_default()
+    })
+}
+
 #[derive(Debug, Default)]
 pub struct Shell {
     pub focus: FocusStack<Window>,

@@ -93,12 +93,7 @@ impl Fixture {
 
     pub fn focused_app(&self) -> Option<String> {
         let w = self.state.shell.focus.front()?;
-        let t = w.toplevel()?;
-        smithay::wayland::compositor::with_states(t.wl_surface(), |s| {
-            s.data_map
-                .get::<smithay::wayland::shell::xdg::XdgToplevelSurfaceData>()
-                .and_then(|d| d.lock().ok().and_then(|d| d.app_id.clone()))
-        })
+        crate::shell::app_id_and_title(w).0
     }
 }
 

@@ -80,17 +80,7 @@ fn window_location(fx: &Fixture, app_id: &str) -> (i32, i32) {
         .state
         .space
         .elements()
-        .find(|w| {
-            w.toplevel().is_some_and(|t| {
-                smithay::wayland::compositor::with_states(t.wl_surface(), |s| {
-                    s.data_map
-                        .get::<smithay::wayland::shell::xdg::XdgToplevelSurfaceData>()
-                        .and_then(|d| d.lock().ok().and_then(|d| d.app_id.clone()))
-                })
-                .as_deref()
-                    == Some(app_id)
-            })
-        })
+        .find(|w| crate::shell::app_id_and_title(w).0.as_deref() == Some(app_id))
         .cloned()
         .unwrap_or_else(|| panic!("no mapped window {app_id}"));
     let loc = fx.state.space.element_location(&window).unwrap();
