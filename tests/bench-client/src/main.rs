@@ -10,7 +10,6 @@
 //! on the CPU, every thread) before and after the measured frames, so the number
 //! is the same kind of number for every compositor it runs against.
 
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -18,22 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use serde::Serialize;
-use wayland_client::globals::{GlobalListContents, registry_queue_init};
-use wayland_client::protocol::{
-    wl_buffer::{self, WlBuffer},
-    wl_callback::{self, WlCallback},
-    wl_compositor::WlCompositor,
-    wl_registry::WlRegistry,
-    wl_shm::{self, WlShm},
-    wl_shm_pool::WlShmPool,
-    wl_surface::WlSurface,
-};
-use wayland_client::{Connection, Dispatch, QueueHandle, delegate_noop};
-use wayland_protocols::xdg::shell::client::{
-    xdg_surface::{self, XdgSurface},
-    xdg_toplevel::{self, XdgToplevel},
-    xdg_wm_base::{self, XdgWmBase},
-};
+use tessera_bench_client::ShmWindow;
+use wayland_client::Connection;
 
 #[derive(Debug, Parser)]
 #[command(about = "Animated shm windows for the compositor benchmark")]
@@ -216,85 +201,21 @@ struct WindowSpec {
     frames: usize,
 }
 
-const BUFFERS: usize = 4;
-
-struct Window {
-    spec: WindowSpec,
-    shared: Arc<Shared>,
-    done: Option<mpsc::Sender<Vec<Instant>>>,
-    surface: WlSurface,
-    xdg_surface: XdgSurface,
-    _toplevel: XdgToplevel,
-    pool: memmap2::MmapMut,
-    buffers: Vec<WlBuffer>,
-    busy: [bool; BUFFERS],
-    configured: bool,
-    first_frame: bool,
-    frame: u32,
-    stamps: Vec<Instant>,
-    closed: bool,
-}
-
 fn run_window(
     spec: WindowSpec,
     shared: &Arc<Shared>,
-    done: Option<mpsc::Sender<Vec<Instant>>>,
+    mut done: Option<mpsc::Sender<Vec<Instant>>>,
 ) -> anyhow::Result<()> {
     let conn = Connection::connect_to_env().context("connecting to the compositor")?;
-    let (globals, mut queue) = registry_queue_init::<Window>(&conn)?;
+    let tint = (spec.index as u32).wrapping_mul(40);
+    let app_id = format!("bench-{}", spec.index);
+    // Fixed size (min == max): every peer floats it.
+    let (mut win, mut queue) = ShmWindow::open(&conn, spec.size, &app_id, tint, true)?;
     let qh = queue.handle();
-    let compositor: WlCompositor = globals.bind(&qh, 4..=6, ())?;
-    let shm: WlShm = globals.bind(&qh, 1..=1, ())?;
-    let wm_base: XdgWmBase = globals.bind(&qh, 1..=5, ())?;
-
-    let (w, h) = spec.size;
-    let stride = w * 4;
-    let len = (stride * h) as usize;
-    let file = tempfile::tempfile()?;
-    file.set_len((len * BUFFERS) as u64)?;
-    // SAFETY: the file is private to this process and outlives the mapping.
-    let pool_map = unsafe { memmap2::MmapMut::map_mut(&file)? };
-    let pool: WlShmPool = shm.create_pool(file.as_fd(), (len * BUFFERS) as i32, &qh, ());
-    let buffers = (0..BUFFERS)
-        .map(|i| {
-            pool.create_buffer(
-                (i * len) as i32,
-                w,
-                h,
-                stride,
-                wl_shm::Format::Xrgb8888,
-                &qh,
-                i,
-            )
-        })
-        .collect();
-
-    let surface = compositor.create_surface(&qh, ());
-    let xdg_surface = wm_base.get_xdg_surface(&surface, &qh, ());
-    let toplevel = xdg_surface.get_toplevel(&qh, ());
-    toplevel.set_title(format!("bench-{}", spec.index));
-    toplevel.set_app_id("tessera-bench-client".into());
-    // min == max: a fixed-size window, which every peer floats.
-    toplevel.set_min_size(w, h);
-    toplevel.set_max_size(w, h);
-    surface.commit();
-
-    let mut win = Window {
-        spec,
-        shared: shared.clone(),
-        done,
-        surface,
-        xdg_surface,
-        _toplevel: toplevel,
-        pool: pool_map,
-        buffers,
-        busy: [false; BUFFERS],
-        configured: false,
-        first_frame: false,
-        frame: 0,
-        stamps: Vec::new(),
-        closed: false,
-    };
+    // Even a still window wants to know when it was first shown.
+    win.draw(&qh, true);
+    let mut handled = 0u64;
+    let mut stamps = Vec::new();
     while !shared.stop.load(Ordering::SeqCst) && !win.closed {
         // Wake up now and then to notice `stop`; still windows get no events.
         conn.flush()?;
@@ -314,157 +235,23 @@ fn run_window(
             }
         }
         queue.dispatch_pending(&mut win)?;
+        while handled < win.frames {
+            if handled == 0 {
+                shared.ready.fetch_add(1, Ordering::SeqCst);
+            }
+            handled += 1;
+            if done.is_some() && shared.measuring.load(Ordering::SeqCst) {
+                stamps.push(Instant::now());
+                if stamps.len() >= spec.frames
+                    && let Some(tx) = done.take()
+                {
+                    let _ = tx.send(std::mem::take(&mut stamps));
+                }
+            }
+            if spec.animate {
+                win.draw(&qh, true);
+            }
+        }
     }
     Ok(())
-}
-
-impl Window {
-    /// Draws the next frame into a free buffer and commits it with a frame callback.
-    fn draw(&mut self, qh: &QueueHandle<Self>) {
-        let Some(i) = self.busy.iter().position(|b| !b) else {
-            // Every buffer is still held: commit nothing new, but keep the frame loop.
-            self.surface.frame(qh, ());
-            self.surface.commit();
-            return;
-        };
-        let (w, h) = self.spec.size;
-        let len = (w * h * 4) as usize;
-        let f = self.frame;
-        let colour = 0xff00_0000
-            | ((f.wrapping_mul(7) & 0xff) << 16)
-            | ((((self.spec.index as u32) * 40) & 0xff) << 8)
-            | (f.wrapping_mul(3) & 0xff);
-        let bytes = colour.to_ne_bytes();
-        for px in self.pool[i * len..(i + 1) * len].chunks_exact_mut(4) {
-            px.copy_from_slice(&bytes);
-        }
-        self.frame = self.frame.wrapping_add(1);
-        self.busy[i] = true;
-        self.surface.attach(Some(&self.buffers[i]), 0, 0);
-        self.surface.damage_buffer(0, 0, w, h);
-        if self.spec.animate {
-            self.surface.frame(qh, ());
-        } else if !self.first_frame {
-            // A still window still wants to know when it was first shown.
-            self.surface.frame(qh, ());
-        }
-        self.surface.commit();
-    }
-
-    fn on_frame(&mut self, qh: &QueueHandle<Self>) {
-        if !self.first_frame {
-            self.first_frame = true;
-            self.shared.ready.fetch_add(1, Ordering::SeqCst);
-        }
-        if self.done.is_some() && self.shared.measuring.load(Ordering::SeqCst) {
-            self.stamps.push(Instant::now());
-            if self.stamps.len() >= self.spec.frames
-                && let Some(tx) = self.done.take()
-            {
-                let _ = tx.send(std::mem::take(&mut self.stamps));
-            }
-        }
-        if self.spec.animate {
-            self.draw(qh);
-        }
-    }
-}
-
-impl Dispatch<WlRegistry, GlobalListContents> for Window {
-    fn event(
-        _: &mut Self,
-        _: &WlRegistry,
-        _: wayland_client::protocol::wl_registry::Event,
-        _: &GlobalListContents,
-        _: &Connection,
-        _: &QueueHandle<Self>,
-    ) {
-    }
-}
-
-delegate_noop!(Window: ignore WlCompositor);
-delegate_noop!(Window: ignore WlShm);
-delegate_noop!(Window: ignore WlShmPool);
-delegate_noop!(Window: ignore WlSurface);
-
-impl Dispatch<WlBuffer, usize> for Window {
-    fn event(
-        state: &mut Self,
-        _: &WlBuffer,
-        event: wl_buffer::Event,
-        index: &usize,
-        _: &Connection,
-        _: &QueueHandle<Self>,
-    ) {
-        if let wl_buffer::Event::Release = event {
-            state.busy[*index] = false;
-        }
-    }
-}
-
-impl Dispatch<WlCallback, ()> for Window {
-    fn event(
-        state: &mut Self,
-        _: &WlCallback,
-        event: wl_callback::Event,
-        _: &(),
-        _: &Connection,
-        qh: &QueueHandle<Self>,
-    ) {
-        if let wl_callback::Event::Done { .. } = event {
-            state.on_frame(qh);
-        }
-    }
-}
-
-impl Dispatch<XdgWmBase, ()> for Window {
-    fn event(
-        _: &mut Self,
-        wm: &XdgWmBase,
-        event: xdg_wm_base::Event,
-        _: &(),
-        _: &Connection,
-        _: &QueueHandle<Self>,
-    ) {
-        if let xdg_wm_base::Event::Ping { serial } = event {
-            wm.pong(serial);
-        }
-    }
-}
-
-impl Dispatch<XdgSurface, ()> for Window {
-    fn event(
-        state: &mut Self,
-        surface: &XdgSurface,
-        event: xdg_surface::Event,
-        _: &(),
-        _: &Connection,
-        qh: &QueueHandle<Self>,
-    ) {
-        if let xdg_surface::Event::Configure { serial } = event {
-            surface.ack_configure(serial);
-            debug_assert!(&state.xdg_surface == surface);
-            if !state.configured {
-                state.configured = true;
-                state.draw(qh);
-            } else {
-                state.surface.commit();
-            }
-        }
-    }
-}
-
-impl Dispatch<XdgToplevel, ()> for Window {
-    fn event(
-        state: &mut Self,
-        _: &XdgToplevel,
-        event: xdg_toplevel::Event,
-        _: &(),
-        _: &Connection,
-        _: &QueueHandle<Self>,
-    ) {
-        if let xdg_toplevel::Event::Close = event {
-            state.closed = true;
-        }
-    }
 }
