@@ -26,6 +26,10 @@ enum Peer {
 }
 
 impl Peer {
+    fn tessera(renderer: &'static str, rerender: bool) -> Self {
+        Peer::Tessera { renderer, rerender }
+    }
+
     fn label(self) -> String {
         match self {
             Peer::Tessera { renderer, rerender } => format!(
@@ -84,14 +88,8 @@ pub fn run(frames: u32) -> anyhow::Result<()> {
         (Case::OneSmall, "one 64x64 animated, 15 still"),
     ];
     let peers = [
-        Peer::Tessera {
-            renderer: "pixman",
-            rerender: false,
-        },
-        Peer::Tessera {
-            renderer: "gles",
-            rerender: false,
-        },
+        Peer::tessera("pixman", false),
+        Peer::tessera("gles", false),
         Peer::Weston,
         Peer::Sway,
     ];
@@ -104,10 +102,7 @@ pub fn run(frames: u32) -> anyhow::Result<()> {
         }
         if let Case::OneSmall = case {
             for renderer in ["pixman", "gles"] {
-                let peer = Peer::Tessera {
-                    renderer,
-                    rerender: true,
-                };
+                let peer = Peer::tessera(renderer, true);
                 let r = measure(&bin, peer, case, frames)?;
                 print_row(peer, case_name, &r);
                 results.push((peer, case_name, r));
@@ -125,13 +120,7 @@ pub fn run(frames: u32) -> anyhow::Result<()> {
     for (_, case_name) in cases {
         let best_peer = cpu(Peer::Weston, case_name).min(cpu(Peer::Sway, case_name));
         for renderer in ["pixman", "gles"] {
-            let ours = cpu(
-                Peer::Tessera {
-                    renderer,
-                    rerender: false,
-                },
-                case_name,
-            );
+            let ours = cpu(Peer::tessera(renderer, false), case_name);
             println!(
                 "bench: [{case_name}] tessera {renderer} CPU/frame = {:.2}x the best peer's (target <= 0.7x)",
                 ours / best_peer
@@ -141,27 +130,9 @@ pub fn run(frames: u32) -> anyhow::Result<()> {
     let one = cases[1].1;
     let all = cases[0].1;
     for renderer in ["pixman", "gles"] {
-        let damaged = cpu(
-            Peer::Tessera {
-                renderer,
-                rerender: false,
-            },
-            one,
-        );
-        let full = cpu(
-            Peer::Tessera {
-                renderer,
-                rerender: true,
-            },
-            one,
-        );
-        let all_animated = cpu(
-            Peer::Tessera {
-                renderer,
-                rerender: false,
-            },
-            all,
-        );
+        let damaged = cpu(Peer::tessera(renderer, false), one);
+        let full = cpu(Peer::tessera(renderer, true), one);
+        let all_animated = cpu(Peer::tessera(renderer, false), all);
         println!(
             "bench: tessera {renderer}: one 64x64 change costs {:.1}% of a full redraw of the same scene (target <= 5%), {:.1}% of all 16 animating",
             100.0 * damaged / full,
