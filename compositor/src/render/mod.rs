@@ -118,16 +118,29 @@ where
         }
     };
     let focused = state.shell.focus.front();
+    let dim = state.config.renderer.dialog_dim.0;
+    // Once per frame rather than once per window: the surfaces with a dialog open.
+    let dialog_parents: Vec<_> = if dim > 0.0 {
+        state
+            .space
+            .elements()
+            .filter_map(|w| w.toplevel().and_then(|t| t.parent()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     for window in &windows {
         let Some(loc) = state.space.element_location(window) else {
             continue;
         };
-        let render_loc =
-            (loc - window.geometry().loc - output_geo.loc).to_physical_precise_round(scale);
-        let frame = Rectangle::new(loc - output_geo.loc, window.geometry().size);
+        let geometry = window.geometry();
+        let render_loc = (loc - geometry.loc - output_geo.loc).to_physical_precise_round(scale);
+        let frame = Rectangle::new(loc - output_geo.loc, geometry.size);
         let (border_id, dim_id) = meta(window, |m| m.decoration_ids());
-        let dim = state.config.renderer.dialog_dim.0;
-        if dim > 0.0 && has_open_dialog(state, window) {
+        let has_dialog = window
+            .toplevel()
+            .is_some_and(|t| dialog_parents.contains(t.wl_surface()));
+        if has_dialog {
             let shape = Shape::Dim { strength: dim };
             elements.push(OutputElement::Decoration(Decoration::new(
                 dim_id,
@@ -177,18 +190,6 @@ where
         push_layers(renderer, &mut elements, Layer::Background);
     }
     elements
-}
-
-/// A window that a mapped dialog names as its parent.
-fn has_open_dialog(state: &Tessera, window: &Window) -> bool {
-    let Some(surface) = window.toplevel().map(|t| t.wl_surface().clone()) else {
-        return false;
-    };
-    state.space.elements().any(|w| {
-        w.toplevel()
-            .and_then(|t| t.parent())
-            .is_some_and(|p| p == surface)
-    })
 }
 
 /// Neither maximized nor fullscreen: a window with edges of its own.
