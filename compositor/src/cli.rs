@@ -82,6 +82,9 @@ pub enum MsgCommand {
     Outputs,
     /// The windows, front to back by focus.
     Windows,
+    /// The connected clients: pid, and for sandboxed ones the security context's
+    /// engine, app id and instance id, and the globals they were denied.
+    Clients,
     /// Focus (and unminimize) a window by id.
     Focus { id: u64 },
     /// Write a PNG of what an output shows, read back from the renderer.

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use smithay::input::keyboard::XkbConfig;
 use smithay::utils::Transform as SmithayTransform;
-use tessera_config::compositor::{CompositorConfig, KeyboardConfig, Transform};
-use tessera_protocols::Exception;
+use tessera_config::compositor::{CompositorConfig, Grantable, KeyboardConfig, Transform};
+use tessera_protocols::SandboxRule;
 
 /// `--config FILE`, else `$XDG_CONFIG_HOME/tessera/compositor.toml` when it exists,
 /// else the shipped defaults.
@@ -42,15 +42,17 @@ pub fn check(path: &Path) -> anyhow::Result<CompositorConfig> {
     Ok(config)
 }
 
-pub fn exceptions(config: &CompositorConfig) -> Vec<Exception> {
+pub fn sandbox_rules(config: &CompositorConfig) -> Vec<SandboxRule> {
+    let classes = |v: &[Grantable]| v.iter().map(|g| g.0).collect();
     config
         .security
-        .exception
+        .rule
         .iter()
-        .map(|e| Exception {
-            engine: e.engine.clone(),
-            app_id: e.app_id.clone(),
-            interface: e.interface.clone(),
+        .map(|r| SandboxRule {
+            engine: r.engine.clone(),
+            app_id: r.app_id.clone(),
+            allow: classes(&r.allow),
+            deny: classes(&r.deny),
         })
         .collect()
 }

@@ -12,6 +12,8 @@ mod handlers;
 pub mod input;
 pub mod ipc;
 pub mod render;
+pub mod sandbox;
+pub mod screencopy;
 pub mod screenshot;
 pub mod session;
 pub mod shell;

@@ -65,6 +65,7 @@ fn msg_main(msg: &tessera::cli::MsgArgs) -> i32 {
         MsgCommand::Version => Request::Version,
         MsgCommand::Outputs => Request::Outputs,
         MsgCommand::Windows => Request::Windows,
+        MsgCommand::Clients => Request::Clients,
         MsgCommand::Focus { id } => Request::Focus { id: *id },
         MsgCommand::Screenshot { output, file } => {
             let path = std::path::absolute(file).unwrap_or_else(|_| file.clone());

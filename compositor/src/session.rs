@@ -2,7 +2,7 @@
 //! signals, autostart.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use smithay::reexports::calloop::generic::Generic;
@@ -15,7 +15,8 @@ use smithay::wayland::socket::ListeningSocketSource;
 use crate::backend::Backend;
 use crate::backend::headless::{Headless, RendererChoice, VirtualOutput};
 use crate::cli::{Args, Backend as BackendArg, Renderer};
-use crate::state::{ClientState, Tessera};
+use crate::state::Tessera;
+use tessera_protocols::ClientClass;
 
 /// Why a session could not start, mapped onto exit codes by the binary.
 #[derive(Debug, thiserror::Error)]
@@ -121,12 +122,7 @@ pub fn run(args: &Args) -> Result<(), StartError> {
     event_loop
         .handle()
         .insert_source(socket, |stream, _, state| {
-            if let Err(err) = state
-                .display_handle
-                .insert_client(stream, Arc::new(ClientState::unrestricted()))
-            {
-                tracing::warn!(%err, "cannot add client");
-            }
+            state.add_client(stream, ClientClass::Unrestricted);
         })
         .map_err(|e| anyhow::anyhow!("socket source: {e}"))?;
     event_loop
@@ -227,7 +223,7 @@ fn schedule_screenshot(state: &mut Tessera, path: PathBuf, after: Duration) -> a
 
 impl Tessera {
     /// Re-reads the config file and applies what can change live: bindings,
-    /// keyboard layout and repeat, background, lock command, security exceptions.
+    /// keyboard layout and repeat, background, lock command, sandbox policy.
     /// On any error the running config stays as it was.
     pub fn reload_config(&mut self) -> anyhow::Result<()> {
         let Some(path) = self.config_path.clone() else {
@@ -244,9 +240,8 @@ impl Tessera {
                 .map_err(|e| anyhow::anyhow!("keyboard layout `{}`: {e:?}", kb.layout))?;
             keyboard.change_repeat_info(kb.repeat_rate, kb.repeat_delay);
         }
-        if let Ok(mut ex) = self.exceptions.lock() {
-            *ex = crate::config::exceptions(&config);
-        }
+        self.sandbox
+            .set_rules(crate::config::sandbox_rules(&config));
         self.keys = keys;
         self.bindings = bindings;
         self.config = config;

@@ -1,7 +1,7 @@
 //! The one state struct every handler works on (the anvil model).
 
 use std::ffi::OsString;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use smithay::desktop::{PopupManager, Space, Window};
@@ -20,7 +20,6 @@ use smithay::wayland::idle_inhibit::IdleInhibitManagerState;
 use smithay::wayland::idle_notify::IdleNotifierState;
 use smithay::wayland::output::OutputManagerState;
 use smithay::wayland::presentation::PresentationState;
-use smithay::wayland::security_context::SecurityContextState;
 use smithay::wayland::selection::data_device::DataDeviceState;
 use smithay::wayland::selection::primary_selection::PrimarySelectionState;
 use smithay::wayland::session_lock::SessionLockManagerState;
@@ -32,10 +31,11 @@ use smithay::wayland::single_pixel_buffer::SinglePixelBufferState;
 use smithay::wayland::viewporter::ViewporterState;
 use smithay::wayland::xdg_activation::XdgActivationState;
 use tessera_config::compositor::CompositorConfig;
-use tessera_protocols::{ClientClass, Exception};
+use tessera_protocols::ClientClass;
 
 use crate::backend::Backend;
 use crate::input::{Bindings, KeyTable};
+use crate::sandbox::{Denials, SandboxPolicy, SecurityContextGlobal};
 use crate::shell::Shell;
 use crate::shell::lock::LockState;
 
@@ -44,37 +44,23 @@ use crate::shell::lock::LockState;
 pub struct ClientState {
     pub compositor: CompositorClientState,
     pub class: ClientClass,
+    /// Connection order, for `tessera msg clients`.
+    pub id: u64,
+    pub denials: Denials,
+    pub alive: AtomicBool,
 }
 
 impl ClientState {
     pub fn unrestricted() -> Self {
-        Self {
-            compositor: CompositorClientState::default(),
-            class: ClientClass::Unrestricted,
-        }
+        Self::new(0, ClientClass::Unrestricted)
     }
 }
 
 impl ClientData for ClientState {
     fn initialized(&self, _client_id: ClientId) {}
-    fn disconnected(&self, _client_id: ClientId, _reason: DisconnectReason) {}
-}
-
-/// The security exceptions from the config, shared with the global filters (which
-/// outlive any borrow of the state).
-pub type SharedExceptions = Arc<Mutex<Vec<Exception>>>;
-
-/// Whether `client` may see the global `interface`.
-pub fn client_may_bind(client: &Client, interface: &str, exceptions: &SharedExceptions) -> bool {
-    let Some(data) = client.get_data::<ClientState>() else {
-        return true;
-    };
-    let exceptions = exceptions.lock().map(|e| e.clone()).unwrap_or_default();
-    let allowed = tessera_protocols::may_bind(&data.class, interface, &exceptions);
-    if !allowed {
-        tracing::info!(?client, interface, "global hidden from a sandboxed client");
+    fn disconnected(&self, _client_id: ClientId, _reason: DisconnectReason) {
+        self.alive.store(false, Ordering::Relaxed);
     }
-    allowed
 }
 
 pub struct Tessera {
@@ -103,8 +89,11 @@ pub struct Tessera {
     pub idle_inhibit_state: IdleInhibitManagerState,
     pub session_lock_state: SessionLockManagerState,
     pub single_pixel_buffer_state: SinglePixelBufferState,
-    pub security_context_state: SecurityContextState,
-    pub exceptions: SharedExceptions,
+    pub security_context: SecurityContextGlobal,
+    pub sandbox: SandboxPolicy,
+    /// Every client that connected, dead ones pruned on the next connection.
+    pub clients: Vec<Client>,
+    pub next_client_id: u64,
 
     pub popups: PopupManager,
     pub space: Space<Window>,
@@ -138,11 +127,8 @@ impl Tessera {
         backend: Backend,
     ) -> anyhow::Result<Self> {
         let dh = &display_handle;
-        let exceptions: SharedExceptions = Arc::new(Mutex::new(crate::config::exceptions(&config)));
-        let filter = |interface: &'static str| {
-            let exceptions = exceptions.clone();
-            move |client: &Client| client_may_bind(client, interface, &exceptions)
-        };
+        let sandbox = SandboxPolicy::new(crate::config::sandbox_rules(&config));
+        let filter = |interface: &'static str| sandbox.filter(interface);
 
         let compositor_state = CompositorState::new_v6::<Self>(dh);
         let xdg_shell_state = XdgShellState::new::<Self>(dh);
@@ -164,8 +150,8 @@ impl Tessera {
         let session_lock_state =
             SessionLockManagerState::new::<Self, _>(dh, filter("ext_session_lock_manager_v1"));
         let single_pixel_buffer_state = SinglePixelBufferState::new::<Self>(dh);
-        let security_context_state =
-            SecurityContextState::new::<Self, _>(dh, filter("wp_security_context_manager_v1"));
+        let security_context = SecurityContextGlobal::new(dh, &sandbox);
+        crate::screencopy::create_global(dh, &sandbox);
 
         let mut seat = seat_state.new_wl_seat(dh, "seat0");
         let kb = &config.input.keyboard;
@@ -202,8 +188,10 @@ impl Tessera {
             idle_inhibit_state,
             session_lock_state,
             single_pixel_buffer_state,
-            security_context_state,
-            exceptions,
+            security_context,
+            sandbox,
+            clients: Vec::new(),
+            next_client_id: 0,
             popups: PopupManager::default(),
             space: Space::default(),
             shell: Shell::default(),

@@ -9,6 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
+use tessera_protocols::PrivilegeClass;
 
 /// The whole of `compositor.toml`. Every field has a default, so an empty file is valid.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -287,16 +288,43 @@ pub struct LockConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
-    /// Privileged globals a sandboxed client may still bind.
-    pub exception: Vec<SecurityException>,
+    /// Sandbox policy rules, applied in order; a later rule overrides an earlier one.
+    pub rule: Vec<SecurityRule>,
 }
 
+/// Which privilege classes sandboxed clients of one engine and app id get.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SecurityException {
+pub struct SecurityRule {
+    /// Sandbox engine, e.g. `org.flatpak`; missing matches any.
     pub engine: Option<String>,
+    /// App id, e.g. `org.gnome.Snapshot`; missing matches any.
     pub app_id: Option<String>,
-    pub interface: String,
+    #[serde(default)]
+    pub allow: Vec<Grantable>,
+    #[serde(default)]
+    pub deny: Vec<Grantable>,
+}
+
+/// A privilege class a rule may name. `public` needs no rule, and
+/// `security-context` is never granted (contexts do not nest), so both are errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grantable(pub PrivilegeClass);
+
+impl<'de> Deserialize<'de> for Grantable {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let class = PrivilegeClass::deserialize(d)?;
+        if class.is_grantable() {
+            Ok(Self(class))
+        } else {
+            let names: Vec<_> = PrivilegeClass::GRANTABLE.iter().map(|c| c.name()).collect();
+            Err(serde::de::Error::custom(format!(
+                "`{}` cannot be granted or withheld; the classes are: {}",
+                class.name(),
+                names.join(", ")
+            )))
+        }
+    }
 }
 
 /// Modifier bits of a [`KeyCombo`].

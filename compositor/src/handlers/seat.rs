@@ -1,7 +1,4 @@
-//! The seat and what hangs off it: selections, cursor shape, idle, outputs and
-//! security contexts.
-
-use std::sync::Arc;
+//! The seat and what hangs off it: selections, cursor shape, idle and outputs.
 
 use smithay::input::pointer::CursorImageStatus;
 use smithay::input::{Seat, SeatHandler, SeatState};
@@ -10,9 +7,6 @@ use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::wayland::idle_inhibit::IdleInhibitHandler;
 use smithay::wayland::idle_notify::{IdleNotifierHandler, IdleNotifierState};
 use smithay::wayland::output::OutputHandler;
-use smithay::wayland::security_context::{
-    SecurityContext, SecurityContextHandler, SecurityContextListenerSource,
-};
 use smithay::wayland::selection::SelectionHandler;
 use smithay::wayland::selection::data_device::{
     ClientDndGrabHandler, DataDeviceHandler, DataDeviceState, ServerDndGrabHandler,
@@ -24,11 +18,10 @@ use smithay::wayland::selection::primary_selection::{
 use smithay::wayland::tablet_manager::TabletSeatHandler;
 use smithay::{
     delegate_cursor_shape, delegate_data_device, delegate_idle_inhibit, delegate_idle_notify,
-    delegate_output, delegate_primary_selection, delegate_seat, delegate_security_context,
+    delegate_output, delegate_primary_selection, delegate_seat,
 };
-use tessera_protocols::ClientClass;
 
-use crate::state::{ClientState, Tessera};
+use crate::state::Tessera;
 
 impl SeatHandler for Tessera {
     type KeyboardFocus = WlSurface;
@@ -94,34 +87,6 @@ impl IdleInhibitHandler for Tessera {
     }
 }
 
-impl SecurityContextHandler for Tessera {
-    fn context_created(&mut self, source: SecurityContextListenerSource, context: SecurityContext) {
-        tracing::info!(
-            engine = ?context.sandbox_engine,
-            app_id = ?context.app_id,
-            "security context created"
-        );
-        let class = ClientClass::Sandboxed {
-            engine: context.sandbox_engine.clone(),
-            app_id: context.app_id.clone(),
-        };
-        let inserted = self
-            .loop_handle
-            .insert_source(source, move |stream, _, state| {
-                let data = ClientState {
-                    compositor: Default::default(),
-                    class: class.clone(),
-                };
-                if let Err(err) = state.display_handle.insert_client(stream, Arc::new(data)) {
-                    tracing::warn!(%err, "cannot add sandboxed client");
-                }
-            });
-        if let Err(err) = inserted {
-            tracing::warn!(%err, "cannot listen on a security context socket");
-        }
-    }
-}
-
 delegate_seat!(Tessera);
 delegate_data_device!(Tessera);
 delegate_primary_selection!(Tessera);
@@ -129,4 +94,3 @@ delegate_cursor_shape!(Tessera);
 delegate_output!(Tessera);
 delegate_idle_notify!(Tessera);
 delegate_idle_inhibit!(Tessera);
-delegate_security_context!(Tessera);

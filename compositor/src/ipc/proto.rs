@@ -8,6 +8,7 @@ pub enum Request {
     Version,
     Outputs,
     Windows,
+    Clients,
     Focus {
         id: u64,
     },

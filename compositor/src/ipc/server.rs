@@ -120,6 +120,7 @@ pub fn handle(state: &mut Tessera, request: Request) -> Response {
         }),
         Request::Outputs => Response::ok(outputs(state)),
         Request::Windows => Response::ok(windows(state)),
+        Request::Clients => Response::ok(state.client_infos()),
         Request::Focus { id } => {
             let w = state
                 .shell

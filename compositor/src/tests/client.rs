@@ -14,6 +14,9 @@ use wayland_client::{Connection, Dispatch, EventQueue, Proxy, QueueHandle, WEnum
 use wayland_protocols::ext::session_lock::v1::client::{
     ext_session_lock_manager_v1, ext_session_lock_surface_v1, ext_session_lock_v1,
 };
+use wayland_protocols::wp::security_context::v1::client::{
+    wp_security_context_manager_v1, wp_security_context_v1,
+};
 use wayland_protocols::wp::viewporter::client::wp_viewporter;
 use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
 use wayland_protocols_wlr::layer_shell::v1::client::{zwlr_layer_shell_v1, zwlr_layer_surface_v1};
@@ -45,6 +48,7 @@ pub struct ClientData {
     pub output: Option<wl_output::WlOutput>,
     pub subcompositor: Option<wl_subcompositor::WlSubcompositor>,
     pub viewporter: Option<wp_viewporter::WpViewporter>,
+    pub security: Option<wp_security_context_manager_v1::WpSecurityContextManagerV1>,
     /// xdg_popup.configure: x, y, width, height.
     pub popup_configures: Vec<(i32, i32, i32, i32)>,
 }
@@ -101,6 +105,9 @@ impl TestClient {
                 }
                 "wl_subcompositor" => self.data.subcompositor = Some(r.bind(name, 1, &qh, ())),
                 "wp_viewporter" => self.data.viewporter = Some(r.bind(name, 1, &qh, ())),
+                "wp_security_context_manager_v1" => {
+                    self.data.security = Some(r.bind(name, 1, &qh, ()))
+                }
                 "wl_output" if self.data.output.is_none() => {
                     self.data.output = Some(r.bind(name, version.min(4), &qh, ()))
                 }
@@ -120,6 +127,9 @@ impl TestClient {
         }
         if let Some(e) = self.conn.protocol_error() {
             self.data.protocol_error = Some(format!("{}: {}", e.object_interface, e.message));
+        } else if let Some(e) = self.conn.backend().last_error() {
+            // The compositor hung up (it may have sent an error we could not read).
+            self.data.protocol_error.get_or_insert_with(|| format!("connection lost: {e}"));
         }
     }
 
@@ -474,3 +484,5 @@ delegate_noop!(ClientData: ignore wl_output::WlOutput);
 delegate_noop!(ClientData: ignore zwlr_layer_shell_v1::ZwlrLayerShellV1);
 delegate_noop!(ClientData: ignore ext_session_lock_manager_v1::ExtSessionLockManagerV1);
 delegate_noop!(ClientData: ignore wl_data_device_manager::WlDataDeviceManager);
+delegate_noop!(ClientData: ignore wp_security_context_manager_v1::WpSecurityContextManagerV1);
+delegate_noop!(ClientData: ignore wp_security_context_v1::WpSecurityContextV1);

@@ -1,7 +1,7 @@
 //! The fixture: the real state, a headless output, in-process clients.
 
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use smithay::reexports::wayland_server::{Client, Display};
 use super::client::TestClient;
 use crate::backend::Capture;
 use crate::backend::headless::{RendererChoice, VirtualOutput};
-use crate::state::{ClientState, Tessera};
+use crate::state::Tessera;
 
 pub struct Fixture {
     pub event_loop: EventLoop<'static, Tessera>,
@@ -60,9 +60,8 @@ impl Fixture {
     pub fn add_client(&mut self) -> (TestClient, Client) {
         let (server, client) = UnixStream::pair().unwrap();
         let handle = self
-            .display
-            .handle()
-            .insert_client(server, Arc::new(ClientState::unrestricted()))
+            .state
+            .add_client(server, tessera_protocols::ClientClass::Unrestricted)
             .unwrap();
         let mut c = TestClient::new(client);
         self.roundtrip(&mut c);

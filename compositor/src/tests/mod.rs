@@ -6,5 +6,6 @@ mod client;
 mod fixture;
 mod hostile;
 mod lock;
+mod sandbox;
 mod scenes;
 mod shell;
