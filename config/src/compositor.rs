@@ -519,6 +519,35 @@ mod tests {
     }
 
     #[test]
+    fn security_rules_parse_and_bad_classes_name_line_and_key() {
+        let c = parse(
+            "[[security.rule]]\nengine = \"org.flatpak\"\napp_id = \"org.gnome.Snapshot\"\n\
+             allow = [\"screen-capture\"]\ndeny = [\"gamma\"]\n",
+        )
+        .unwrap();
+        let r = &c.security.rule[0];
+        assert_eq!(r.allow, [Grantable(PrivilegeClass::ScreenCapture)]);
+        assert_eq!(r.deny, [Grantable(PrivilegeClass::Gamma)]);
+        let e = parse("[[security.rule]]\napp_id = \"x\"\nallow = [\"screen-capture\", \"security-context\"]\n")
+            .unwrap_err();
+        let loc = e.location().unwrap();
+        assert_eq!(
+            (loc.line, loc.key.as_str()),
+            (3, "security.rule[0].allow[1]"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("cannot be granted"), "{e}");
+        let e = parse("[[security.rule]]\nallow = [\"screencopy\"]\n").unwrap_err();
+        assert!(
+            e.to_string().contains("unknown variant `screencopy`"),
+            "{e}"
+        );
+        let e =
+            parse("[[security.rule]]\ninterface = \"zwlr_screencopy_manager_v1\"\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field `interface`"), "{e}");
+    }
+
+    #[test]
     fn combos_print_canonically() {
         let c: KeyCombo = "shift+super+a".parse().unwrap();
         assert_eq!(c.to_string(), "Super+Shift+a");

@@ -56,7 +56,7 @@ pub const GROUPS: &[(&str, &str, &[&str])] = &[
     (
         "clients",
         "real Wayland clients and the WLCS conformance suite",
-        &["weston", "foot", "wayland-utils", "wlcs"],
+        &["weston", "foot", "wayland-utils", "wlcs", "grim"],
     ),
     (
         "bench",

@@ -129,7 +129,9 @@ impl TestClient {
             self.data.protocol_error = Some(format!("{}: {}", e.object_interface, e.message));
         } else if let Some(e) = self.conn.backend().last_error() {
             // The compositor hung up (it may have sent an error we could not read).
-            self.data.protocol_error.get_or_insert_with(|| format!("connection lost: {e}"));
+            self.data
+                .protocol_error
+                .get_or_insert_with(|| format!("connection lost: {e}"));
         }
     }
 

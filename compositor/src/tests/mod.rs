@@ -8,4 +8,5 @@ mod hostile;
 mod lock;
 mod sandbox;
 mod scenes;
+mod screencopy;
 mod shell;
