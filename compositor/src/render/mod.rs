@@ -2,6 +2,7 @@
 //! read-back used by every backend.
 
 pub mod decoration;
+pub mod planes;
 pub mod shaders;
 
 use smithay::backend::allocator::Fourcc;
