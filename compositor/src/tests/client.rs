@@ -17,6 +17,7 @@ use wayland_protocols::ext::session_lock::v1::client::{
 use wayland_protocols::wp::security_context::v1::client::{
     wp_security_context_manager_v1, wp_security_context_v1,
 };
+use wayland_protocols::wp::single_pixel_buffer::v1::client::wp_single_pixel_buffer_manager_v1;
 use wayland_protocols::wp::viewporter::client::wp_viewporter;
 use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
 use wayland_protocols_wlr::layer_shell::v1::client::{zwlr_layer_shell_v1, zwlr_layer_surface_v1};
@@ -48,6 +49,7 @@ pub struct ClientData {
     pub output: Option<wl_output::WlOutput>,
     pub subcompositor: Option<wl_subcompositor::WlSubcompositor>,
     pub viewporter: Option<wp_viewporter::WpViewporter>,
+    pub single_pixel: Option<wp_single_pixel_buffer_manager_v1::WpSinglePixelBufferManagerV1>,
     pub security: Option<wp_security_context_manager_v1::WpSecurityContextManagerV1>,
     /// xdg_popup.configure: x, y, width, height.
     pub popup_configures: Vec<(i32, i32, i32, i32)>,
@@ -105,6 +107,9 @@ impl TestClient {
                 }
                 "wl_subcompositor" => self.data.subcompositor = Some(r.bind(name, 1, &qh, ())),
                 "wp_viewporter" => self.data.viewporter = Some(r.bind(name, 1, &qh, ())),
+                "wp_single_pixel_buffer_manager_v1" => {
+                    self.data.single_pixel = Some(r.bind(name, 1, &qh, ()))
+                }
                 "wp_security_context_manager_v1" => {
                     self.data.security = Some(r.bind(name, 1, &qh, ()))
                 }
@@ -488,3 +493,4 @@ delegate_noop!(ClientData: ignore ext_session_lock_manager_v1::ExtSessionLockMan
 delegate_noop!(ClientData: ignore wl_data_device_manager::WlDataDeviceManager);
 delegate_noop!(ClientData: ignore wp_security_context_manager_v1::WpSecurityContextManagerV1);
 delegate_noop!(ClientData: ignore wp_security_context_v1::WpSecurityContextV1);
+delegate_noop!(ClientData: ignore wp_single_pixel_buffer_manager_v1::WpSinglePixelBufferManagerV1);

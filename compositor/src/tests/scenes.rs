@@ -516,3 +516,102 @@ fn a_dialog_dims_its_parent_and_the_focused_floater_has_a_border() {
         },
     );
 }
+
+/// A single-pixel buffer of premultiplied 8-bit channels, scaled by the protocol's
+/// rule (each channel is a u32 where u32::MAX is 1.0).
+fn single_pixel(c: &TestClient, rgba: [u8; 4]) -> wayland_client::protocol::wl_buffer::WlBuffer {
+    let wide = |v: u8| u32::from(v) * 0x0101_0101;
+    c.data
+        .single_pixel
+        .clone()
+        .expect("single-pixel manager")
+        .create_u32_rgba_buffer(
+            wide(rgba[0]),
+            wide(rgba[1]),
+            wide(rgba[2]),
+            wide(rgba[3]),
+            &c.qh(),
+            (),
+        )
+}
+
+/// A floating `w`x`h` window whose only content is a single-pixel buffer stretched
+/// by a viewport.
+fn single_pixel_window(fx: &mut Fixture, app_id: &str, rgba: [u8; 4], w: i32, h: i32) -> Shot {
+    let (mut c, _) = fx.add_client();
+    let t = floating(fx, &mut c, app_id, w, h);
+    let viewport = c
+        .data
+        .viewporter
+        .clone()
+        .unwrap()
+        .get_viewport(&t.surface, &c.qh(), ());
+    viewport.set_destination(w, h);
+    let b = single_pixel(&c, rgba);
+    t.surface.attach(Some(&b), 0, 0);
+    t.surface.damage_buffer(0, 0, 1, 1);
+    t.surface.commit();
+    fx.roundtrip(&mut c);
+    shot(fx, app_id, (w, h), 0)
+}
+
+#[test]
+fn single_pixel_opaque() {
+    check(
+        "single-pixel-opaque",
+        |fx| {
+            let _bg = backdrop(fx);
+            single_pixel_window(fx, "sp-opaque", [0x20, 0xc0, 0x60, 0xff], 300, 200)
+        },
+        |r, s| {
+            for (x, y) in [(0, 0), (150, 100), (299, 199)] {
+                s.expect(r, "the colour everywhere", x, y, [0x20, 0xc0, 0x60, 0xff]);
+            }
+            s.expect(r, "backdrop outside", -10, 100, rgba(BACKDROP));
+            s.expect(r, "backdrop outside", 310, 100, rgba(BACKDROP));
+        },
+    );
+}
+
+#[test]
+fn single_pixel_translucent() {
+    check(
+        "single-pixel-translucent",
+        |fx| {
+            let _bg = backdrop(fx);
+            // Premultiplied 50% black-ish red: (0x80, 0, 0, 0x80).
+            single_pixel_window(fx, "sp-translucent", [0x80, 0x00, 0x00, 0x80], 240, 160)
+        },
+        |r, s| {
+            let [br, bg, bb, _] = rgba(BACKDROP);
+            let over = |src: u8, dst: u8| {
+                (f32::from(src) + f32::from(dst) * (1.0 - 128.0 / 255.0)).round() as u8
+            };
+            let want = [over(0x80, br), over(0, bg), over(0, bb), 0xff];
+            s.expect(r, "blended over the backdrop", 120, 80, want);
+            s.expect(r, "blended at the corner", 1, 1, want);
+        },
+    );
+}
+
+#[test]
+fn single_pixel_scaled_to_a_thin_bar() {
+    // The way clients draw borders and separators: 1x1 stretched to 400x6.
+    check(
+        "single-pixel-bar",
+        |fx| {
+            let _bg = backdrop(fx);
+            single_pixel_window(fx, "sp-bar", [0xff, 0xff, 0xff, 0xff], 400, 6)
+        },
+        |r, s| {
+            for x in [0, 200, 399] {
+                s.expect(r, "the bar", x, 0, rgba(WHITE));
+                s.expect(r, "the bar", x, 5, rgba(WHITE));
+            }
+            // The 2 px focus border sits right outside; the backdrop beyond it.
+            s.expect(r, "focus border below the bar", 200, 7, [0x52, 0x94, 0xe2, 0xff]);
+            s.expect(r, "backdrop below the border", 200, 9, rgba(BACKDROP));
+            s.expect(r, "backdrop above the border", 200, -4, rgba(BACKDROP));
+        },
+    );
+}
