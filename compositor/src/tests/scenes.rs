@@ -609,7 +609,13 @@ fn single_pixel_scaled_to_a_thin_bar() {
                 s.expect(r, "the bar", x, 5, rgba(WHITE));
             }
             // The 2 px focus border sits right outside; the backdrop beyond it.
-            s.expect(r, "focus border below the bar", 200, 7, [0x52, 0x94, 0xe2, 0xff]);
+            s.expect(
+                r,
+                "focus border below the bar",
+                200,
+                7,
+                [0x52, 0x94, 0xe2, 0xff],
+            );
             s.expect(r, "backdrop below the border", 200, 9, rgba(BACKDROP));
             s.expect(r, "backdrop above the border", 200, -4, rgba(BACKDROP));
         },

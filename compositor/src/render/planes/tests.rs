@@ -203,14 +203,14 @@ fn virtio_gpu_offers_no_overlay_tranche_because_no_plane_could_take_it() {
     // The cursor goes to the cursor plane; a cursor too big for it does not.
     let c = cursor_el(2, fmt(ARGB8888, MOD_INVALID), 64);
     assert_eq!(
-        plan(&caps, &Switches::default(), OUT, &[c.clone()]).placement(2),
+        plan(&caps, &Switches::default(), OUT, std::slice::from_ref(&c)).placement(2),
         Some(Placement::Cursor(34))
     );
     let fb = surface_feedback(&caps, &Switches::default(), &render, OUT, &c);
     assert_eq!(fb.tranches[0].plane, Some(PlaneKind::Cursor));
     let big = cursor_el(3, fmt(ARGB8888, MOD_INVALID), 128);
     assert_eq!(
-        plan(&caps, &Switches::default(), OUT, &[big.clone()]).placement(3),
+        plan(&caps, &Switches::default(), OUT, std::slice::from_ref(&big)).placement(3),
         Some(Placement::Composited(Composited::TooLarge))
     );
     assert!(!surface_feedback(&caps, &Switches::default(), &render, OUT, &big).has_scanout());
@@ -288,7 +288,12 @@ fn intel_places_video_on_the_planes_that_read_media_compression() {
 fn vc4_takes_sand128_video_but_not_a_quarter_turn() {
     let caps = table("vc4");
     let video = window(1, fmt(NV12, BROADCOM_SAND128), (0, 0), (1920, 800));
-    let p = plan(&caps, &Switches::default(), OUT, &[video.clone()]);
+    let p = plan(
+        &caps,
+        &Switches::default(),
+        OUT,
+        std::slice::from_ref(&video),
+    );
     assert_eq!(p.placement(1), Some(Placement::Overlay(77)));
     let turned = Element {
         rotation: Rotations::ROTATE_90,
