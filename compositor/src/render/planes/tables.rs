@@ -110,40 +110,62 @@ const ALL_ROTATIONS: Rotations = Rotations(0b11_1111);
 const ROTATE_0_180: Rotations = Rotations(Rotations::ROTATE_0 | Rotations::ROTATE_180);
 const ROTATE_0: Rotations = Rotations(Rotations::ROTATE_0);
 
-#[allow(clippy::too_many_arguments)]
-fn plane(
-    id: u32,
-    kind: PlaneKind,
-    formats: FormatSet,
-    zpos: Option<u32>,
-    scaling: bool,
-    alpha: bool,
-    rotations: Rotations,
-    max_size: Option<(u32, u32)>,
-) -> PlaneCaps {
+/// A plane in the common shape: it has a zpos, scales, blends alpha, and does not
+/// rotate or limit the buffer size. The builder methods below note the exceptions.
+fn plane(id: u32, kind: PlaneKind, formats: FormatSet, zpos: u32) -> PlaneCaps {
     PlaneCaps {
         id,
         kind,
         formats,
-        zpos,
-        scaling,
-        alpha,
-        rotations,
-        max_size,
+        zpos: Some(zpos),
+        scaling: true,
+        alpha: true,
+        rotations: ROTATE_0,
+        max_size: None,
     }
 }
 
-fn cursor(id: u32, zpos: Option<u32>, size: u32) -> PlaneCaps {
+impl PlaneCaps {
+    fn no_scaling(self) -> Self {
+        Self {
+            scaling: false,
+            ..self
+        }
+    }
+
+    fn no_alpha(self) -> Self {
+        Self {
+            alpha: false,
+            ..self
+        }
+    }
+
+    fn no_zpos(self) -> Self {
+        Self { zpos: None, ..self }
+    }
+
+    fn rotating(self, rotations: Rotations) -> Self {
+        Self { rotations, ..self }
+    }
+
+    fn at_most(self, size: u32) -> Self {
+        Self {
+            max_size: Some((size, size)),
+            ..self
+        }
+    }
+}
+
+/// An ARGB8888 cursor plane of `size` x `size`.
+fn cursor(id: u32, zpos: u32, size: u32, modifier: u64) -> PlaneCaps {
     plane(
         id,
         PlaneKind::Cursor,
-        formats(&[ARGB8888], &[MOD_LINEAR]),
+        formats(&[ARGB8888], &[modifier]),
         zpos,
-        false,
-        true,
-        ROTATE_0,
-        Some((size, size)),
     )
+    .no_scaling()
+    .at_most(size)
 }
 
 fn intel_gen12() -> DeviceCaps {
@@ -159,36 +181,17 @@ fn intel_gen12() -> DeviceCaps {
         formats(&[NV12, P010], &[MOD_LINEAR, I915_Y_TILED]),
     );
     // Media compression only on YUV, and only on the planes with a YUV path.
-    let yuv_mc = formats(&[NV12, P010], &[I915_Y_TILED_GEN12_MC_CCS]);
-    let mut planes = vec![plane(
-        31,
-        PlaneKind::Primary,
-        union(base.clone(), yuv_mc.clone()),
-        Some(0),
-        true,
-        true,
-        ALL_ROTATIONS,
-        None,
-    )];
-    for (i, id) in [40, 49, 58, 67].into_iter().enumerate() {
-        let f = if i < 2 {
-            union(base.clone(), yuv_mc.clone())
-        } else {
-            // The upper sprites have no NV12 (gen12 has YUV on the first planes only).
-            formats(&rgb, &tiled)
-        };
-        planes.push(plane(
-            id,
-            PlaneKind::Overlay,
-            f,
-            Some(i as u32 + 1),
-            true,
-            true,
-            ALL_ROTATIONS,
-            None,
-        ));
-    }
-    planes.push(cursor(76, Some(6), 256));
+    let with_yuv = union(base, formats(&[NV12, P010], &[I915_Y_TILED_GEN12_MC_CCS]));
+    // The upper sprites have no NV12 (gen12 has YUV on the first planes only).
+    let rgb_only = formats(&rgb, &tiled);
+    let planes = vec![
+        plane(31, PlaneKind::Primary, with_yuv.clone(), 0).rotating(ALL_ROTATIONS),
+        plane(40, PlaneKind::Overlay, with_yuv.clone(), 1).rotating(ALL_ROTATIONS),
+        plane(49, PlaneKind::Overlay, with_yuv, 2).rotating(ALL_ROTATIONS),
+        plane(58, PlaneKind::Overlay, rgb_only.clone(), 3).rotating(ALL_ROTATIONS),
+        plane(67, PlaneKind::Overlay, rgb_only, 4).rotating(ALL_ROTATIONS),
+        cursor(76, 6, 256, MOD_LINEAR),
+    ];
     DeviceCaps::new("i915", planes)
 }
 
@@ -201,34 +204,15 @@ fn amdgpu_dcn3() -> DeviceCaps {
     DeviceCaps::new(
         "amdgpu",
         vec![
-            plane(
-                55,
-                PlaneKind::Primary,
-                primary,
-                Some(0),
-                true,
-                true,
-                ROTATE_0,
-                None,
-            ),
-            plane(
-                58,
-                PlaneKind::Overlay,
-                overlay,
-                Some(1),
-                true,
-                true,
-                ROTATE_0,
-                None,
-            ),
-            cursor(61, Some(255), 256),
+            plane(55, PlaneKind::Primary, primary, 0),
+            plane(58, PlaneKind::Overlay, overlay, 1),
+            cursor(61, 255, 256, MOD_LINEAR),
         ],
     )
 }
 
 fn msm_dpu() -> DeviceCaps {
     let rgb = [ARGB8888, XRGB8888, ABGR8888, XBGR8888, RGB565];
-    let ubwc = [MOD_LINEAR, QCOM_COMPRESSED];
     // DMA pipes: RGB only, no scaling; UBWC only on the 8888 formats.
     let dma = union(
         formats(&rgb, &[MOD_LINEAR]),
@@ -238,41 +222,21 @@ fn msm_dpu() -> DeviceCaps {
         ),
     );
     // The VIG pipe adds YUV and scaling.
-    let vig = union(formats(&rgb, &[MOD_LINEAR]), formats(&[NV12], &ubwc));
+    let vig = union(
+        formats(&rgb, &[MOD_LINEAR]),
+        formats(&[NV12], &[MOD_LINEAR, QCOM_COMPRESSED]),
+    );
     DeviceCaps::new(
         "msm",
         vec![
-            plane(
-                33,
-                PlaneKind::Primary,
-                dma.clone(),
-                Some(0),
-                false,
-                true,
-                ROTATE_0_180,
-                None,
-            ),
-            plane(
-                39,
-                PlaneKind::Overlay,
-                vig,
-                Some(1),
-                true,
-                true,
-                ROTATE_0_180,
-                None,
-            ),
-            plane(
-                45,
-                PlaneKind::Overlay,
-                dma,
-                Some(2),
-                false,
-                true,
-                ROTATE_0_180,
-                None,
-            ),
-            cursor(51, Some(3), 512),
+            plane(33, PlaneKind::Primary, dma.clone(), 0)
+                .no_scaling()
+                .rotating(ROTATE_0_180),
+            plane(39, PlaneKind::Overlay, vig, 1).rotating(ROTATE_0_180),
+            plane(45, PlaneKind::Overlay, dma, 2)
+                .no_scaling()
+                .rotating(ROTATE_0_180),
+            cursor(51, 3, 512, MOD_LINEAR),
         ],
     )
 }
@@ -286,29 +250,10 @@ fn vc4_pi4() -> DeviceCaps {
         ),
         formats(&[NV12, P010], &[BROADCOM_SAND128]),
     );
-    let mut planes = vec![plane(
-        61,
-        PlaneKind::Primary,
-        f.clone(),
-        Some(0),
-        true,
-        true,
-        ROTATE_0_180,
-        None,
-    )];
-    for i in 0..8u32 {
-        planes.push(plane(
-            70 + i,
-            PlaneKind::Overlay,
-            f.clone(),
-            Some(i + 1),
-            true,
-            true,
-            ROTATE_0_180,
-            None,
-        ));
-    }
-    planes.push(cursor(90, Some(32), 256));
+    let hvs = |id, kind, zpos| plane(id, kind, f.clone(), zpos).rotating(ROTATE_0_180);
+    let mut planes = vec![hvs(61, PlaneKind::Primary, 0)];
+    planes.extend((0..8u32).map(|i| hvs(70 + i, PlaneKind::Overlay, i + 1)));
+    planes.push(cursor(90, 32, 256, MOD_LINEAR));
     DeviceCaps::new("vc4", planes)
 }
 
@@ -323,46 +268,10 @@ fn rockchip_vop2() -> DeviceCaps {
     DeviceCaps::new(
         "rockchip",
         vec![
-            plane(
-                40,
-                PlaneKind::Primary,
-                cluster.clone(),
-                Some(0),
-                true,
-                true,
-                ROTATE_0,
-                None,
-            ),
-            plane(
-                54,
-                PlaneKind::Overlay,
-                cluster,
-                Some(1),
-                true,
-                true,
-                ROTATE_0,
-                None,
-            ),
-            plane(
-                68,
-                PlaneKind::Overlay,
-                esmart.clone(),
-                Some(2),
-                true,
-                true,
-                ROTATE_0,
-                None,
-            ),
-            plane(
-                82,
-                PlaneKind::Overlay,
-                esmart,
-                Some(3),
-                true,
-                true,
-                ROTATE_0,
-                None,
-            ),
+            plane(40, PlaneKind::Primary, cluster.clone(), 0),
+            plane(54, PlaneKind::Overlay, cluster, 1),
+            plane(68, PlaneKind::Overlay, esmart.clone(), 2),
+            plane(82, PlaneKind::Overlay, esmart, 3),
         ],
     )
 }
@@ -373,57 +282,25 @@ fn nvidia() -> DeviceCaps {
     DeviceCaps::new(
         "nvidia-drm",
         vec![
-            plane(
-                80,
-                PlaneKind::Primary,
-                f.clone(),
-                Some(0),
-                true,
-                true,
-                ALL_ROTATIONS,
-                None,
-            ),
-            plane(
-                84,
-                PlaneKind::Overlay,
-                f,
-                Some(1),
-                true,
-                true,
-                ALL_ROTATIONS,
-                None,
-            ),
-            cursor(88, Some(2), 256),
+            plane(80, PlaneKind::Primary, f.clone(), 0).rotating(ALL_ROTATIONS),
+            plane(84, PlaneKind::Overlay, f, 1).rotating(ALL_ROTATIONS),
+            cursor(88, 2, 256, MOD_LINEAR),
         ],
     )
 }
 
 fn virtio_gpu() -> DeviceCaps {
-    // virtio-gpu has no modifier support: buffers have the implicit layout.
+    // virtio-gpu has no modifier support: buffers have the implicit layout, and it
+    // exposes no zpos.
     let f = formats(&[XRGB8888, ARGB8888], &[MOD_INVALID]);
     DeviceCaps::new(
         "virtio_gpu",
         vec![
-            plane(
-                31,
-                PlaneKind::Primary,
-                f.clone(),
-                None,
-                false,
-                false,
-                ROTATE_0,
-                None,
-            ),
-            plane(
-                34,
-                PlaneKind::Cursor,
-                formats(&[ARGB8888], &[MOD_INVALID]),
-                None,
-                false,
-                true,
-                ROTATE_0,
-                Some((64, 64)),
-            ),
+            plane(31, PlaneKind::Primary, f, 0)
+                .no_scaling()
+                .no_alpha()
+                .no_zpos(),
+            cursor(34, 0, 64, MOD_INVALID).no_zpos(),
         ],
     )
 }
