@@ -55,7 +55,7 @@ impl SandboxPolicy {
             Ok(rules) => tessera_protocols::verdict(&data.class, class, &rules),
             Err(_) => tessera_protocols::verdict(&data.class, class, &[]),
         };
-        if !verdict.allowed() && data.note_denial(interface) {
+        if !verdict.allowed() && data.denials.note(interface) {
             let id = data.sandbox();
             tracing::info!(
                 engine = id.and_then(|i| i.engine.as_deref()),
@@ -132,7 +132,7 @@ impl Tessera {
                     engine: id.engine,
                     app_id: id.app_id,
                     instance_id: id.instance_id,
-                    denied: data.denials(),
+                    denied: data.denials.list(),
                 })
             })
             .collect()
@@ -423,14 +423,6 @@ impl ClientState {
             ClientClass::Sandboxed(id) => Some(id),
             ClientClass::Unrestricted => None,
         }
-    }
-
-    pub fn note_denial(&self, interface: &str) -> bool {
-        self.denials.note(interface)
-    }
-
-    pub fn denials(&self) -> Vec<String> {
-        self.denials.list()
     }
 
     pub fn alive(&self) -> bool {

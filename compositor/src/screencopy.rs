@@ -20,7 +20,7 @@ use smithay::reexports::wayland_server::{
 };
 use smithay::utils::{Physical, Rectangle, Size};
 
-use crate::backend::Capture;
+use crate::backend::{Capture, framebuffer_size};
 use crate::sandbox::{GlobalFilter, SandboxPolicy};
 use crate::state::Tessera;
 
@@ -60,12 +60,6 @@ impl GlobalDispatch<ZwlrScreencopyManagerV1, GlobalFilter> for Tessera {
     }
 }
 
-/// The size of an output's framebuffer, transform applied.
-fn buffer_size(output: &Output) -> Option<Size<i32, Physical>> {
-    let mode = output.current_mode()?;
-    Some(output.current_transform().transform_size(mode.size))
-}
-
 impl Dispatch<ZwlrScreencopyManagerV1, ()> for Tessera {
     fn request(
         _state: &mut Self,
@@ -91,7 +85,7 @@ impl Dispatch<ZwlrScreencopyManagerV1, ()> for Tessera {
             _ => return,
         };
         let output = Output::from_resource(&output);
-        let full = output.as_ref().and_then(buffer_size);
+        let full = output.as_ref().and_then(framebuffer_size);
         // A region is in logical output coordinates; the frame is in buffer pixels.
         let region = match (full, region) {
             (Some(full), None) => Some(Rectangle::from_size(full)),
@@ -150,7 +144,7 @@ impl Dispatch<ZwlrScreencopyFrameV1, Frame> for Tessera {
         }
         st.used = true;
         let region = st.region;
-        let Some(output) = st.output.clone().filter(|o| buffer_size(o).is_some()) else {
+        let Some(output) = st.output.clone().filter(|o| framebuffer_size(o).is_some()) else {
             frame.failed();
             return;
         };

@@ -50,12 +50,6 @@ pub struct ClientState {
     pub alive: AtomicBool,
 }
 
-impl ClientState {
-    pub fn unrestricted() -> Self {
-        Self::new(0, ClientClass::Unrestricted)
-    }
-}
-
 impl ClientData for ClientState {
     fn initialized(&self, _client_id: ClientId) {}
     fn disconnected(&self, _client_id: ClientId, _reason: DisconnectReason) {

@@ -64,15 +64,6 @@ fn sandbox(session: &Session, engine: &str, app_id: &str) -> Sandbox {
     }
 }
 
-fn interfaces(wayland_info: &str) -> Vec<String> {
-    wayland_info
-        .lines()
-        .filter_map(|l| l.split("interface: '").nth(1))
-        .filter_map(|l| l.split('\'').next())
-        .map(String::from)
-        .collect()
-}
-
 fn grim(
     session: &Session,
     socket: Option<&PathBuf>,
@@ -140,7 +131,7 @@ fn wayland_info_in_a_sandbox_sees_no_privileged_global() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let seen = interfaces(&String::from_utf8_lossy(&out.stdout));
+    let seen = common::wayland_info_interfaces(&out.stdout);
     for spec in GLOBALS {
         let public = spec.class == PrivilegeClass::Public;
         assert_eq!(
@@ -153,7 +144,7 @@ fn wayland_info_in_a_sandbox_sees_no_privileged_global() {
     }
     // Outside the sandbox, everything is there.
     let out = session.client("wayland-info", &[]).output().unwrap();
-    let seen = interfaces(&String::from_utf8_lossy(&out.stdout));
+    let seen = common::wayland_info_interfaces(&out.stdout);
     assert!(
         GLOBALS
             .iter()

@@ -320,8 +320,7 @@ where
     R: Renderer + ImportAll + ImportMem + ExportMem + Offscreen<T> + Bind<T> + DecorationRenderer,
     R::TextureId: Clone + Texture + 'static,
 {
-    let mode = output.current_mode().ok_or("output has no mode")?;
-    let size: Size<i32, Physical> = output.current_transform().transform_size(mode.size);
+    let size = super::framebuffer_size(output).ok_or("output has no mode")?;
     let name = output.name();
     let needs_new = gpu.targets.get(&name).is_none_or(|t| t.size != size);
     if needs_new {

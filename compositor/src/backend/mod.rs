@@ -3,6 +3,7 @@
 pub mod headless;
 
 use smithay::output::Output;
+use smithay::utils::{Physical, Size};
 
 use headless::Headless;
 
@@ -65,4 +66,10 @@ impl Backend {
             Backend::None => Vec::new(),
         }
     }
+}
+
+/// The size of an output's framebuffer: its mode with the output transform applied.
+pub fn framebuffer_size(output: &Output) -> Option<Size<i32, Physical>> {
+    let mode = output.current_mode()?;
+    Some(output.current_transform().transform_size(mode.size))
 }

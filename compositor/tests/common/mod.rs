@@ -194,3 +194,13 @@ pub fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The interfaces `wayland-info` lists, in its order.
+pub fn wayland_info_interfaces(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| l.split("interface: '").nth(1))
+        .filter_map(|l| l.split('\'').next())
+        .map(String::from)
+        .collect()
+}

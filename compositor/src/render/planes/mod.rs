@@ -421,16 +421,6 @@ pub struct SurfaceFeedback {
 }
 
 impl SurfaceFeedback {
-    pub fn render_only(render: &FormatSet) -> Self {
-        Self {
-            tranches: vec![Tranche {
-                formats: render.clone(),
-                scanout: false,
-                plane: None,
-            }],
-        }
-    }
-
     pub fn has_scanout(&self) -> bool {
         self.tranches.iter().any(|t| t.scanout)
     }
@@ -439,7 +429,13 @@ impl SurfaceFeedback {
 /// The default feedback (`get_default_feedback`): the render formats only. Scanout
 /// tranches are per surface, where the compositor knows which plane it can reach.
 pub fn default_feedback(render: &FormatSet) -> SurfaceFeedback {
-    SurfaceFeedback::render_only(render)
+    SurfaceFeedback {
+        tranches: vec![Tranche {
+            formats: render.clone(),
+            scanout: false,
+            plane: None,
+        }],
+    }
 }
 
 /// The feedback for one surface: a scanout tranche for the plane it can really
@@ -451,7 +447,7 @@ pub fn surface_feedback(
     output: (i32, i32),
     e: &Element,
 ) -> SurfaceFeedback {
-    let mut feedback = SurfaceFeedback::render_only(render);
+    let mut feedback = default_feedback(render);
     if e.keeps_failing() {
         return feedback;
     }
