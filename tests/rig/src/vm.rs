@@ -220,11 +220,19 @@ impl Vm {
         let re = Regex::new(pattern).map_err(|e| RigError::Failed(e.to_string()))?;
         let deadline = Instant::now() + timeout;
         loop {
+            let running = self.service.is_running();
             let serial = self.serial();
-            if let Some(line) = serial.lines().find(|l| re.is_match(l)) {
+            // While the guest runs, its last line may be half written (the file is read
+            // as QEMU appends to it): only lines that ended count. Once it has exited,
+            // nothing more is coming, so the last line is whole too.
+            let complete = match serial.rfind('\n') {
+                Some(end) if running => &serial[..end],
+                None if running => "",
+                _ => serial.as_str(),
+            };
+            if let Some(line) = complete.lines().find(|l| re.is_match(l)) {
                 return Ok(line.trim_end_matches('\r').to_owned());
             }
-            let running = self.service.is_running();
             if !running || Instant::now() >= deadline {
                 let tail: Vec<&str> = serial.lines().rev().take(40).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
