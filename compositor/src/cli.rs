@@ -42,6 +42,10 @@ pub struct Args {
     pub screenshot: Option<std::path::PathBuf>,
     #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
     pub screenshot_after: f64,
+    /// Headless: plan frames against this simulated plane table (intel, amd,
+    /// adreno, vc4, mali, nvidia, virtio-gpu) and report it in `msg planes`.
+    #[arg(long, value_name = "NAME")]
+    pub plane_table: Option<String>,
     /// Quit after this many seconds (for scripts).
     #[arg(long, value_name = "SECONDS")]
     pub exit_after: Option<f64>,
@@ -85,6 +89,9 @@ pub enum MsgCommand {
     /// The connected clients: pid, and for sandboxed ones the security context's
     /// engine, app id and instance id, and the globals they were denied.
     Clients,
+    /// Per output: which plane each element of the last frame took (primary,
+    /// overlay, cursor) or why it was composited, and counters since start.
+    Planes,
     /// Focus (and unminimize) a window by id.
     Focus { id: u64 },
     /// Write a PNG of what an output shows, read back from the renderer.

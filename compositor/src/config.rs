@@ -57,6 +57,16 @@ pub fn sandbox_rules(config: &CompositorConfig) -> Vec<SandboxRule> {
         .collect()
 }
 
+/// The `[scanout]` switches as the plane policy takes them.
+pub fn switches(config: &CompositorConfig) -> crate::render::planes::Switches {
+    let s = &config.scanout;
+    crate::render::planes::Switches {
+        direct: s.direct,
+        overlay_planes: s.overlay_planes,
+        cursor_plane: s.cursor_plane,
+    }
+}
+
 pub fn transform(t: Transform) -> SmithayTransform {
     match t {
         Transform::Normal => SmithayTransform::Normal,

@@ -8,11 +8,13 @@
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod dmabuf;
 mod handlers;
 pub mod input;
 pub mod ipc;
 pub mod render;
 pub mod sandbox;
+pub mod scanout;
 pub mod screencopy;
 pub mod screenshot;
 pub mod session;

@@ -66,6 +66,7 @@ fn msg_main(msg: &tessera::cli::MsgArgs) -> i32 {
         MsgCommand::Outputs => Request::Outputs,
         MsgCommand::Windows => Request::Windows,
         MsgCommand::Clients => Request::Clients,
+        MsgCommand::Planes => Request::Planes,
         MsgCommand::Focus { id } => Request::Focus { id: *id },
         MsgCommand::Screenshot { output, file } => {
             let path = std::path::absolute(file).unwrap_or_else(|_| file.clone());
@@ -93,6 +94,11 @@ fn msg_main(msg: &tessera::cli::MsgArgs) -> i32 {
                 println!("{}", serde_json::to_string(&answer).unwrap_or_default());
             } else if let Some(err) = &answer.error {
                 eprintln!("tessera msg: {err}");
+            } else if let MsgCommand::Planes = msg.request
+                && let Ok(report) =
+                    serde_json::from_value::<tessera::scanout::PlanesReport>(answer.data.clone())
+            {
+                print!("{}", report.to_text());
             } else if !answer.data.is_null() {
                 println!(
                     "{}",

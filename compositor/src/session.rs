@@ -111,6 +111,11 @@ pub fn run(args: &Args) -> Result<(), StartError> {
         })
         .collect();
     let mut state = headless_state(&event_loop, &display, config, renderer, &outputs)?;
+    if let Some(name) = &args.plane_table {
+        state
+            .simulate_planes(name)
+            .map_err(|e| StartError::Config(format!("--plane-table: {e}")))?;
+    }
     state.config_path = config_path;
 
     let socket = match &args.socket {
@@ -242,6 +247,8 @@ impl Tessera {
         }
         self.sandbox
             .set_rules(crate::config::sandbox_rules(&config));
+        // Feedback follows on the next frame, when surfaces are planned again.
+        self.scanout.switches = crate::config::switches(&config);
         self.keys = keys;
         self.bindings = bindings;
         self.config = config;

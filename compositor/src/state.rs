@@ -34,8 +34,10 @@ use tessera_config::compositor::CompositorConfig;
 use tessera_protocols::ClientClass;
 
 use crate::backend::Backend;
+use crate::dmabuf::DmabufGlobals;
 use crate::input::{Bindings, KeyTable};
 use crate::sandbox::{Denials, SandboxPolicy, SecurityContextGlobal};
+use crate::scanout::Scanout;
 use crate::shell::Shell;
 use crate::shell::lock::LockState;
 
@@ -85,6 +87,8 @@ pub struct Tessera {
     pub single_pixel_buffer_state: SinglePixelBufferState,
     pub security_context: SecurityContextGlobal,
     pub sandbox: SandboxPolicy,
+    pub dmabuf: DmabufGlobals,
+    pub scanout: Scanout,
     /// Every client that connected, dead ones pruned on the next connection.
     pub clients: Vec<Client>,
     pub next_client_id: u64,
@@ -146,6 +150,13 @@ impl Tessera {
         let single_pixel_buffer_state = SinglePixelBufferState::new::<Self>(dh);
         let security_context = SecurityContextGlobal::new(dh, &sandbox);
         crate::screencopy::create_global(dh, &sandbox);
+        let dmabuf = DmabufGlobals::new(
+            dh,
+            &sandbox,
+            backend.main_device(),
+            backend.dmabuf_formats(),
+        )?;
+        let scanout = Scanout::without_planes(crate::config::switches(&config));
 
         let mut seat = seat_state.new_wl_seat(dh, "seat0");
         let kb = &config.input.keyboard;
@@ -184,6 +195,8 @@ impl Tessera {
             single_pixel_buffer_state,
             security_context,
             sandbox,
+            dmabuf,
+            scanout,
             clients: Vec::new(),
             next_client_id: 0,
             popups: PopupManager::default(),

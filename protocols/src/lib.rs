@@ -133,6 +133,7 @@ pub const GLOBALS: &[GlobalSpec] = &[
     global("zxdg_decoration_manager_v1", 1, P::Public),
     global("xdg_activation_v1", 1, P::Public),
     global("wp_single_pixel_buffer_manager_v1", 1, P::Public),
+    global("zwp_linux_dmabuf_v1", 5, P::Public),
     global("wp_viewporter", 1, P::Public),
     global("wp_fractional_scale_manager_v1", 1, P::Public),
     global("wp_presentation", 2, P::Public),
@@ -149,7 +150,6 @@ pub const GLOBALS: &[GlobalSpec] = &[
 /// Globals Tessera does not offer yet, classified already so that offering one
 /// later cannot silently hand it to sandboxed clients.
 pub const NOT_YET_OFFERED: &[(&str, PrivilegeClass)] = &[
-    ("zwp_linux_dmabuf_v1", P::Public),
     ("wp_linux_drm_syncobj_manager_v1", P::Public),
     ("ext_image_copy_capture_manager_v1", P::ScreenCapture),
     (

@@ -7,13 +7,15 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use smithay::backend::allocator::Fourcc;
+use smithay::backend::allocator::dmabuf::Dmabuf;
+use smithay::backend::egl::EGLDevice;
 use smithay::backend::egl::native::EGLSurfacelessDisplay;
 use smithay::backend::egl::{EGLContext, EGLDisplay};
 use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::gles::{GlesRenderbuffer, GlesRenderer};
 use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::{
-    Bind, ExportMem, ImportAll, ImportMem, Offscreen, Renderer, Texture,
+    Bind, Color32F, ExportMem, ImportAll, ImportDma, ImportMem, Offscreen, Renderer, Texture,
 };
 use smithay::desktop::layer_map_for_output;
 use smithay::desktop::utils::OutputPresentationFeedback;
@@ -27,7 +29,9 @@ use smithay::wayland::presentation::Refresh;
 use super::{Backend, Capture};
 use crate::render;
 use crate::render::decoration::{DecorationPrograms, DecorationRenderer};
+use crate::render::planes::FormatSet;
 use crate::render::shaders::Programs;
+use crate::scanout::{self, Frame};
 use crate::state::Tessera;
 
 /// One virtual output's offscreen buffer and damage history.
@@ -115,6 +119,45 @@ impl Headless {
 
     pub fn outputs(&self) -> Vec<Output> {
         self.outputs.iter().map(|(o, _)| o.clone()).collect()
+    }
+
+    /// What the renderer can import as dmabufs.
+    pub fn dmabuf_formats(&self) -> FormatSet {
+        let formats = match &self.renderers {
+            Renderers::Pixman(gpu) => gpu.renderer.dmabuf_formats(),
+            Renderers::Gles(gpu, _) => gpu.renderer.dmabuf_formats(),
+        };
+        formats
+            .into_iter()
+            .map(crate::dmabuf::from_format)
+            .collect()
+    }
+
+    /// The render node EGL runs on; 0 for Pixman and for llvmpipe on EGL
+    /// surfaceless, which have no DRM device.
+    pub fn main_device(&self) -> libc::dev_t {
+        let Renderers::Gles(gpu, _) = &self.renderers else {
+            return 0;
+        };
+        EGLDevice::device_for_display(gpu.renderer.egl_context().display())
+            .ok()
+            .and_then(|d| d.try_get_render_node().ok().flatten())
+            .map_or(0, |node| node.dev_id())
+    }
+
+    pub fn import_dmabuf(&mut self, dmabuf: &Dmabuf) -> Result<(), String> {
+        match &mut self.renderers {
+            Renderers::Pixman(gpu) => gpu
+                .renderer
+                .import_dmabuf(dmabuf, None)
+                .map(|_| ())
+                .map_err(|e| format!("pixman: {e:?}")),
+            Renderers::Gles(gpu, _) => gpu
+                .renderer
+                .import_dmabuf(dmabuf, None)
+                .map(|_| ())
+                .map_err(|e| format!("gles: {e:?}")),
+        }
     }
 
     pub fn gles_programs(&self) -> Option<&Programs> {
@@ -244,7 +287,8 @@ impl Tessera {
                         render_with(self, gpu, output, capture, Fourcc::Abgr8888, &programs)
                     }
                 };
-                if r.is_ok() {
+                if let Ok((_, frame)) = &r {
+                    self.scanout.record(&output.name(), frame);
                     *h.seq.entry(output.name()).or_default() += 1;
                     self.frames_rendered += 1;
                     let all: Vec<String> = h.outputs.iter().map(|(o, _)| o.name()).collect();
@@ -266,7 +310,9 @@ impl Tessera {
             Backend::None => Err("no backend".into()),
         };
         self.backend = backend;
-        result
+        let (capture, _) = result?;
+        self.refresh_dmabuf_feedback();
+        Ok(capture)
     }
 
     /// Frame callbacks and presentation feedback for everything on `output`.
@@ -315,7 +361,7 @@ fn render_with<R, T>(
     capture: bool,
     format: Fourcc,
     decorations: &DecorationPrograms,
-) -> Result<Option<Capture>, String>
+) -> Result<(Option<Capture>, Frame), String>
 where
     R: Renderer + ImportAll + ImportMem + ExportMem + Offscreen<T> + Bind<T> + DecorationRenderer,
     R::TextureId: Clone + Texture + 'static,
@@ -346,8 +392,20 @@ where
         target.age = 0;
     }
     let elements = render::output_elements(state, &mut gpu.renderer, output, decorations);
+    let scale = output.current_scale().fractional_scale();
+    let described = scanout::describe(&elements, &mut gpu.renderer, scale);
+    let frame = state.scanout.plan((size.w, size.h), described);
+    let elements: Vec<_> = elements
+        .into_iter()
+        .zip(&frame.plan.placements)
+        .filter(|(_, (_, placement))| scanout::drawn(*placement))
+        .map(|(e, _)| e)
+        .collect();
     tracing::trace!(output = %name, elements = elements.len(), "render");
-    let clear = render::clear_colour(state);
+    let clear = frame.plan.clear_colour.map_or_else(
+        || render::clear_colour(state),
+        |[r, g, b, a]| Color32F::new(r, g, b, a),
+    );
     let mut fb = gpu
         .renderer
         .bind(&mut target.buffer)
@@ -362,12 +420,13 @@ where
     )?;
     target.age = 1;
     if !capture {
-        return Ok(None);
+        return Ok((None, frame));
     }
     let rgba = render::read_rgba(&mut gpu.renderer, &fb, size)?;
-    Ok(Some(Capture {
+    let capture = Capture {
         width: size.w as u32,
         height: size.h as u32,
         rgba,
-    }))
+    };
+    Ok((Some(capture), frame))
 }

@@ -2,6 +2,7 @@
 
 pub mod headless;
 
+use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::output::Output;
 use smithay::utils::{Physical, Size};
 
@@ -57,6 +58,27 @@ impl Backend {
         match self {
             Backend::Headless(h) => h.renderer_name(),
             Backend::None => "none",
+        }
+    }
+
+    pub fn dmabuf_formats(&self) -> crate::render::planes::FormatSet {
+        match self {
+            Backend::Headless(h) => h.dmabuf_formats(),
+            Backend::None => Default::default(),
+        }
+    }
+
+    pub fn main_device(&self) -> libc::dev_t {
+        match self {
+            Backend::Headless(h) => h.main_device(),
+            Backend::None => 0,
+        }
+    }
+
+    pub fn import_dmabuf(&mut self, dmabuf: &Dmabuf) -> Result<(), String> {
+        match self {
+            Backend::Headless(h) => h.import_dmabuf(dmabuf),
+            Backend::None => Err("no renderer".into()),
         }
     }
 

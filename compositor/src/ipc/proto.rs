@@ -9,6 +9,7 @@ pub enum Request {
     Outputs,
     Windows,
     Clients,
+    Planes,
     Focus {
         id: u64,
     },

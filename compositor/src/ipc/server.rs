@@ -121,6 +121,7 @@ pub fn handle(state: &mut Tessera, request: Request) -> Response {
         Request::Outputs => Response::ok(outputs(state)),
         Request::Windows => Response::ok(windows(state)),
         Request::Clients => Response::ok(state.client_infos()),
+        Request::Planes => Response::ok(state.scanout.report()),
         Request::Focus { id } => {
             let w = state
                 .shell

@@ -18,9 +18,9 @@ mod tests;
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-pub use tables::{CapabilityTable, table_by_name};
+pub use tables::{CapabilityTable, TABLES, table_by_name};
 
 /// A DRM fourcc code and format modifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -39,7 +39,7 @@ pub const fn fourcc(code: &[u8; 4]) -> u32 {
     (code[0] as u32) | (code[1] as u32) << 8 | (code[2] as u32) << 16 | (code[3] as u32) << 24
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PlaneKind {
     Primary,
@@ -158,7 +158,7 @@ impl DeviceCaps {
 }
 
 /// The `[scanout]` switches from compositor.toml.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Switches {
     pub direct: bool,
     pub overlay_planes: bool,
@@ -242,7 +242,7 @@ impl Element {
 }
 
 /// Why an element is drawn by the renderer instead of a plane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Composited {
     /// The config switch for that plane kind is off.
@@ -261,7 +261,7 @@ pub enum Composited {
     BehindComposited,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "on", content = "detail")]
 pub enum Placement {
     Primary(u32),
@@ -405,7 +405,7 @@ fn take_overlay(free: &mut Vec<&PlaneCaps>, e: &Element) -> Result<u32, Composit
 }
 
 /// One tranche of dmabuf feedback.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Tranche {
     pub formats: FormatSet,
     /// The protocol's `scanout` tranche flag.
@@ -415,7 +415,7 @@ pub struct Tranche {
 }
 
 /// Feedback for one surface: preferred tranches first, the render tranche last.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct SurfaceFeedback {
     pub tranches: Vec<Tranche>,
 }

@@ -1,0 +1,512 @@
+//! The plane policy ([`crate::render::planes`]) applied to every frame: which
+//! plane each element would take, what the renderer composites, counters for
+//! `tessera msg planes`, and the dmabuf feedback each surface gets from it.
+//!
+//! On headless there are no planes, so the capability table is either empty
+//! (everything composited) or a simulated one (`--plane-table intel`): the
+//! renderer still draws every element, and the plan says what a real CRTC with
+//! those planes would have done. The one decision that changes the picture path
+//! on every backend is the background: an opaque full-output single-pixel buffer
+//! becomes the clear colour instead of being drawn.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+
+use serde::{Deserialize, Serialize};
+use smithay::backend::allocator::Buffer as _;
+use smithay::backend::renderer::element::{Element as _, Id, RenderElement, UnderlyingStorage};
+use smithay::backend::renderer::{ImportAll, ImportMem, Renderer, Texture};
+use smithay::desktop::layer_map_for_output;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::utils::{Physical, Scale, Size, Transform};
+use smithay::wayland::compositor::{TraversalAction, with_surface_tree_downward};
+use smithay::wayland::dmabuf::{SurfaceDmabufFeedbackState, get_dmabuf};
+use smithay::wayland::single_pixel_buffer::get_single_pixel_buffer;
+
+use crate::render::OutputElement;
+use crate::render::decoration::DecorationRenderer;
+use crate::render::planes::{
+    self, Buffer, DeviceCaps, Element, FormatSet, Placement, Plan, PlaneKind, Role, Rotations,
+    SurfaceFeedback, Switches,
+};
+use crate::state::Tessera;
+
+/// Where the planes came from and what the policy did with them.
+pub struct Scanout {
+    pub caps: DeviceCaps,
+    /// `none`, `simulated:<table>`, or the DRM driver's name.
+    pub source: String,
+    pub switches: Switches,
+    outputs: BTreeMap<String, OutputPlanes>,
+    /// What each surface was last drawn as, and the size of the output it was on
+    /// when it fitted inside one output (a plane belongs to one CRTC).
+    surfaces: HashMap<u64, (Element, Option<(i32, i32)>)>,
+}
+
+/// Element-frames per placement, summed since the output appeared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlaneCounters {
+    pub frames: u64,
+    pub primary: u64,
+    pub overlay: u64,
+    pub cursor: u64,
+    pub composited: u64,
+    pub background: u64,
+    pub hidden: u64,
+    /// Frames in which the renderer had something to draw.
+    pub frames_composited: u64,
+    /// Composited element-frames by reason.
+    pub reasons: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElementReport {
+    pub id: u64,
+    /// `dmabuf`, `shm`, `single-pixel` or `internal`.
+    pub buffer: String,
+    pub position: (i32, i32),
+    pub size: (i32, i32),
+    pub placement: Placement,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputPlanes {
+    pub output: String,
+    pub counters: PlaneCounters,
+    /// The last frame, front to back.
+    pub last_frame: Vec<ElementReport>,
+    pub clear_colour: Option<[f32; 4]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaneSummary {
+    pub id: u32,
+    pub kind: PlaneKind,
+    pub formats: usize,
+}
+
+/// The answer to `tessera msg planes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanesReport {
+    pub source: String,
+    pub driver: String,
+    pub switches: Switches,
+    pub no_overlays_quirk: bool,
+    pub planes: Vec<PlaneSummary>,
+    pub outputs: Vec<OutputPlanes>,
+}
+
+impl PlanesReport {
+    /// The human-readable form `tessera msg planes` prints.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let kinds: Vec<String> = self
+            .planes
+            .iter()
+            .map(|p| format!("{:?} {}", p.kind, p.id).to_lowercase())
+            .collect();
+        let _ = writeln!(
+            s,
+            "planes: {} ({}){}",
+            self.source,
+            if kinds.is_empty() {
+                "no planes".into()
+            } else {
+                kinds.join(", ")
+            },
+            if self.no_overlays_quirk {
+                ", overlays off by quirk"
+            } else {
+                ""
+            }
+        );
+        let sw = &self.switches;
+        let _ = writeln!(
+            s,
+            "switches: direct={} overlay_planes={} cursor_plane={}",
+            sw.direct, sw.overlay_planes, sw.cursor_plane
+        );
+        for o in &self.outputs {
+            let c = &o.counters;
+            let _ = writeln!(
+                s,
+                "{}: {} frames, {} composited; element-frames: primary {} overlay {} cursor {} composited {} background {} hidden {}",
+                o.output,
+                c.frames,
+                c.frames_composited,
+                c.primary,
+                c.overlay,
+                c.cursor,
+                c.composited,
+                c.background,
+                c.hidden
+            );
+            for (why, n) in &c.reasons {
+                let _ = writeln!(s, "  composited because {why}: {n}");
+            }
+            let _ = writeln!(s, "  last frame, front to back:");
+            for e in &o.last_frame {
+                let placement = match e.placement {
+                    Placement::Primary(id) => format!("primary plane {id}"),
+                    Placement::Overlay(id) => format!("overlay plane {id}"),
+                    Placement::Cursor(id) => format!("cursor plane {id}"),
+                    Placement::Composited(why) => format!("composited ({})", reason(why)),
+                    Placement::Background => "background (clear colour)".into(),
+                    Placement::Hidden => "hidden".into(),
+                };
+                let _ = writeln!(
+                    s,
+                    "    {:016x} {:<12} {}x{} at {},{}: {placement}",
+                    e.id, e.buffer, e.size.0, e.size.1, e.position.0, e.position.1
+                );
+            }
+        }
+        s
+    }
+}
+
+fn reason(why: planes::Composited) -> String {
+    serde_json::to_value(why)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{why:?}"))
+}
+
+/// One frame's elements as the policy sees them, and its decision.
+pub struct Frame {
+    pub elements: Vec<Element>,
+    pub plan: Plan,
+    pub output_size: (i32, i32),
+}
+
+impl Scanout {
+    pub fn new(caps: DeviceCaps, source: String, switches: Switches) -> Self {
+        Self {
+            caps,
+            source,
+            switches,
+            outputs: BTreeMap::new(),
+            surfaces: HashMap::new(),
+        }
+    }
+
+    /// No planes at all: everything but a background is composited.
+    pub fn without_planes(switches: Switches) -> Self {
+        Self::new(DeviceCaps::new("none", Vec::new()), "none".into(), switches)
+    }
+
+    pub fn plan(&self, output_size: (i32, i32), elements: Vec<Element>) -> Frame {
+        let plan = planes::plan(&self.caps, &self.switches, output_size, &elements);
+        Frame {
+            elements,
+            plan,
+            output_size,
+        }
+    }
+
+    /// Counts a frame that reached the output.
+    pub fn record(&mut self, output: &str, frame: &Frame) {
+        let entry = self
+            .outputs
+            .entry(output.to_owned())
+            .or_insert_with(|| OutputPlanes {
+                output: output.to_owned(),
+                counters: PlaneCounters::default(),
+                last_frame: Vec::new(),
+                clear_colour: None,
+            });
+        let c = &mut entry.counters;
+        c.frames += 1;
+        if frame.plan.composites() {
+            c.frames_composited += 1;
+        }
+        entry.last_frame.clear();
+        for (e, (_, placement)) in frame.elements.iter().zip(&frame.plan.placements) {
+            match placement {
+                Placement::Primary(_) => c.primary += 1,
+                Placement::Overlay(_) => c.overlay += 1,
+                Placement::Cursor(_) => c.cursor += 1,
+                Placement::Composited(why) => {
+                    c.composited += 1;
+                    *c.reasons.entry(reason(*why)).or_default() += 1;
+                }
+                Placement::Background => c.background += 1,
+                Placement::Hidden => c.hidden += 1,
+            }
+            entry.last_frame.push(ElementReport {
+                id: e.id,
+                buffer: buffer_name(&e.buffer).into(),
+                position: e.position,
+                size: e.size,
+                placement: *placement,
+            });
+            let (w, h) = frame.output_size;
+            let inside = e.position.0 >= 0
+                && e.position.1 >= 0
+                && e.position.0 + e.size.0 <= w
+                && e.position.1 + e.size.1 <= h;
+            self.surfaces
+                .insert(e.id, (e.clone(), inside.then_some(frame.output_size)));
+        }
+        entry.clear_colour = frame.plan.clear_colour;
+        // Forget surfaces no output shows any more (closed, minimized).
+        let shown: std::collections::HashSet<u64> = self
+            .outputs
+            .values()
+            .flat_map(|o| o.last_frame.iter().map(|e| e.id))
+            .collect();
+        self.surfaces.retain(|id, _| shown.contains(id));
+    }
+
+    pub fn report(&self) -> PlanesReport {
+        PlanesReport {
+            source: self.source.clone(),
+            driver: self.caps.driver.clone(),
+            switches: self.switches,
+            no_overlays_quirk: self.caps.quirks.no_overlays,
+            planes: self
+                .caps
+                .planes
+                .iter()
+                .map(|p| PlaneSummary {
+                    id: p.id,
+                    kind: p.kind,
+                    formats: p.formats.len(),
+                })
+                .collect(),
+            outputs: self.outputs.values().cloned().collect(),
+        }
+    }
+
+    fn feedback_for_id(&self, id: u64, render: &FormatSet) -> SurfaceFeedback {
+        match self.surfaces.get(&id) {
+            Some((e, Some(output))) => {
+                planes::surface_feedback(&self.caps, &self.switches, render, *output, e)
+            }
+            _ => planes::default_feedback(render),
+        }
+    }
+
+    /// The feedback `surface` should have now.
+    pub fn feedback_for(&self, surface: &WlSurface, render: &FormatSet) -> SurfaceFeedback {
+        self.feedback_for_id(surface_id(surface), render)
+    }
+}
+
+fn buffer_name(b: &Buffer) -> &'static str {
+    match b {
+        Buffer::Dmabuf(_) => "dmabuf",
+        Buffer::Shm => "shm",
+        Buffer::SinglePixel(_) => "single-pixel",
+        Buffer::Internal => "internal",
+    }
+}
+
+fn hash_id(id: &Id) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+/// The element id smithay gives a surface's render element.
+fn surface_id(surface: &WlSurface) -> u64 {
+    hash_id(&Id::from_wayland_resource(surface))
+}
+
+fn rotation_of(t: Transform) -> u8 {
+    use Transform as T;
+    match t {
+        T::Normal => Rotations::ROTATE_0,
+        T::_90 => Rotations::ROTATE_90,
+        T::_180 => Rotations::ROTATE_180,
+        T::_270 => Rotations::ROTATE_270,
+        T::Flipped => Rotations::ROTATE_0 | Rotations::REFLECT_X,
+        T::Flipped90 => Rotations::ROTATE_90 | Rotations::REFLECT_X,
+        T::Flipped180 => Rotations::ROTATE_180 | Rotations::REFLECT_X,
+        T::Flipped270 => Rotations::ROTATE_270 | Rotations::REFLECT_X,
+    }
+}
+
+/// The policy's view of a frame's elements, front to back.
+pub fn describe<R>(elements: &[OutputElement<R>], renderer: &mut R, scale: f64) -> Vec<Element>
+where
+    R: Renderer + ImportAll + ImportMem + DecorationRenderer,
+    R::TextureId: Clone + Texture + 'static,
+{
+    let scale = Scale::from(scale);
+    elements
+        .iter()
+        .map(|el| {
+            let geo = el.geometry(scale);
+            let buffer = match el {
+                OutputElement::Surface(s) => match s.underlying_storage(renderer) {
+                    Some(UnderlyingStorage::Wayland(b)) => {
+                        if let Ok(d) = get_dmabuf(b) {
+                            Buffer::Dmabuf(crate::dmabuf::from_format(d.format()))
+                        } else if let Ok(px) = get_single_pixel_buffer(b) {
+                            Buffer::SinglePixel(px.rgba32f())
+                        } else {
+                            Buffer::Shm
+                        }
+                    }
+                    _ => Buffer::Shm,
+                },
+                OutputElement::Solid(s) => {
+                    let c = s.color();
+                    Buffer::SinglePixel([c.r(), c.g(), c.b(), c.a()])
+                }
+                _ => Buffer::Internal,
+            };
+            let transform = el.transform();
+            let src = transform.transform_size(el.src().size);
+            let src: Size<i32, Physical> = (src.w.round() as i32, src.h.round() as i32).into();
+            let opaque = el
+                .opaque_regions(scale)
+                .iter()
+                .any(|r| r.size == geo.size && r.loc == (0, 0).into());
+            Element {
+                id: hash_id(el.id()),
+                role: Role::Surface,
+                buffer,
+                position: (geo.loc.x, geo.loc.y),
+                size: (geo.size.w, geo.size.h),
+                scaled: matches!(buffer, Buffer::Dmabuf(_) | Buffer::Shm) && src != geo.size,
+                rotation: rotation_of(transform),
+                opaque,
+                alpha: el.alpha(),
+                scanout_failures: 0,
+            }
+        })
+        .collect()
+}
+
+/// Whether the renderer draws an element the plan placed there. Elements on
+/// real planes are not drawn by the renderer on KMS; headless has no planes, so
+/// it draws everything but what the background hides.
+pub fn drawn(placement: Placement) -> bool {
+    !matches!(placement, Placement::Background | Placement::Hidden)
+}
+
+impl Tessera {
+    /// Plans frames against a named capability table. Headless only: a KMS
+    /// device reports its own planes.
+    pub fn simulate_planes(&mut self, name: &str) -> Result<(), String> {
+        let Some(table) = planes::table_by_name(name) else {
+            let known: Vec<&str> = planes::TABLES.iter().map(|t| t.name).collect();
+            return Err(format!(
+                "unknown plane table `{name}` (known: {})",
+                known.join(", ")
+            ));
+        };
+        tracing::info!(table = name, about = table.about, "simulating planes");
+        self.scanout = Scanout::new(
+            (table.build)(),
+            format!("simulated:{name}"),
+            self.scanout.switches,
+        );
+        self.needs_redraw = true;
+        Ok(())
+    }
+
+    /// Sends every surface that asked for dmabuf feedback what the policy says
+    /// now; smithay sends nothing when the answer did not change.
+    pub fn refresh_dmabuf_feedback(&mut self) {
+        let mut asks: Vec<(u64, SurfaceDmabufFeedbackState)> = Vec::new();
+        let mut collect = |root: &WlSurface| {
+            with_surface_tree_downward(
+                root,
+                (),
+                |_, _, _| TraversalAction::DoChildren(()),
+                |surface, states, _| {
+                    if let Some(fb) = SurfaceDmabufFeedbackState::from_states(states) {
+                        asks.push((surface_id(surface), fb.clone()));
+                    }
+                },
+                |_, _, _| true,
+            );
+        };
+        for window in self.space.elements() {
+            if let Some(t) = window.toplevel() {
+                collect(t.wl_surface());
+            }
+        }
+        for output in self.space.outputs() {
+            for layer in layer_map_for_output(output).layers() {
+                collect(layer.wl_surface());
+            }
+        }
+        for (id, state) in asks {
+            let answer = self
+                .scanout
+                .feedback_for_id(id, &self.dmabuf.render_formats);
+            if let Some(feedback) = self.dmabuf.feedback(&answer) {
+                state.set_feedback(&feedback);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn element(id: u64, buffer: Buffer, size: (i32, i32)) -> Element {
+        Element {
+            id,
+            role: Role::Surface,
+            buffer,
+            position: (0, 0),
+            size,
+            scaled: false,
+            rotation: Rotations::ROTATE_0,
+            opaque: true,
+            alpha: 1.0,
+            scanout_failures: 0,
+        }
+    }
+
+    #[test]
+    fn counters_sum_placements_and_keep_the_last_frame() {
+        let mut s = Scanout::without_planes(Switches::default());
+        let out = (100, 50);
+        let frame = s.plan(
+            out,
+            vec![
+                element(1, Buffer::Shm, (10, 10)),
+                element(2, Buffer::SinglePixel([0.0, 0.0, 1.0, 1.0]), out),
+                element(3, Buffer::Shm, out),
+            ],
+        );
+        s.record("Virtual-1", &frame);
+        s.record("Virtual-1", &frame);
+        let r = s.report();
+        let c = &r.outputs[0].counters;
+        assert_eq!((c.frames, c.frames_composited), (2, 2));
+        assert_eq!((c.composited, c.background, c.hidden), (2, 2, 2));
+        assert_eq!(c.reasons.get("no-plane"), Some(&2));
+        assert_eq!(r.outputs[0].last_frame.len(), 3);
+        assert_eq!(r.outputs[0].clear_colour, Some([0.0, 0.0, 1.0, 1.0]));
+        let text = r.to_text();
+        assert!(text.contains("background (clear colour)"), "{text}");
+        assert!(text.contains("composited (no-plane)"), "{text}");
+        let back: PlanesReport = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn straddling_elements_get_the_render_feedback_only() {
+        let caps = (planes::table_by_name("amd").unwrap().build)();
+        let mut s = Scanout::new(caps, "simulated:amd".into(), Switches::default());
+        let render: FormatSet = s.caps.planes[0].formats.clone();
+        let mut e = element(9, Buffer::Shm, (100, 50));
+        let frame = s.plan((100, 50), vec![e.clone()]);
+        s.record("A", &frame);
+        assert!(s.feedback_for_id(9, &render).has_scanout());
+        e.position = (50, 0);
+        let frame = s.plan((100, 50), vec![e]);
+        s.record("A", &frame);
+        assert!(!s.feedback_for_id(9, &render).has_scanout());
+        assert!(!s.feedback_for_id(12345, &render).has_scanout());
+    }
+}
