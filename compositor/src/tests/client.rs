@@ -39,6 +39,9 @@ pub struct ClientData {
     pub selection: Option<wl_data_offer::WlDataOffer>,
     pub source_sends: Vec<String>,
     pub protocol_error: Option<String>,
+    /// The interface and code of the protocol error, when the compositor sent one.
+    pub protocol_error_code: Option<(String, u32)>,
+    pub dmabuf: super::dmabuf_client::DmabufSeen,
     pub compositor: Option<wl_compositor::WlCompositor>,
     pub shm: Option<wl_shm::WlShm>,
     pub wm_base: Option<xdg_wm_base::XdgWmBase>,
@@ -132,6 +135,7 @@ impl TestClient {
         }
         if let Some(e) = self.conn.protocol_error() {
             self.data.protocol_error = Some(format!("{}: {}", e.object_interface, e.message));
+            self.data.protocol_error_code = Some((e.object_interface.clone(), e.code));
         } else if let Some(e) = self.conn.backend().last_error() {
             // The compositor hung up (it may have sent an error we could not read).
             self.data

@@ -3,6 +3,8 @@
 //! `UnixStream::pair`.
 
 mod client;
+mod dmabuf;
+mod dmabuf_client;
 mod fixture;
 mod hostile;
 mod lock;

@@ -1,0 +1,430 @@
+//! linux-dmabuf: default and per-surface feedback against simulated plane tables,
+//! every malformed-params error, and the single-pixel background seen through the
+//! plane counters.
+
+use wayland_client::Proxy;
+use wayland_client::protocol::wl_surface;
+use wayland_protocols::wp::linux_dmabuf::zv1::client::{
+    zwp_linux_buffer_params_v1::{Error as ParamsError, Flags, ZwpLinuxBufferParamsV1},
+    zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1,
+    zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
+};
+use wayland_protocols_wlr::layer_shell::v1::client::{zwlr_layer_shell_v1, zwlr_layer_surface_v1};
+
+use super::client::TestClient;
+use super::dmabuf_client::{Fmt, SeenFeedback, add_plane, memfd};
+use super::fixture::{Fixture, pixel};
+use crate::render::planes::{MOD_LINEAR, Placement, PlaneKind, fourcc};
+
+const XR24: u32 = fourcc(b"XR24");
+const AR24: u32 = fourcc(b"AR24");
+const NV12: u32 = fourcc(b"NV12");
+const I915_X_TILED: u64 = 0x0100_0000_0000_0001;
+
+fn render_formats(fx: &Fixture) -> Vec<Fmt> {
+    let set = &fx.state.dmabuf.render_formats;
+    set.iter().map(|f| (f.fourcc, f.modifier)).collect()
+}
+
+/// The formats of the first plane of `kind` that the renderer can also import.
+fn plane_formats(fx: &Fixture, kind: PlaneKind) -> Vec<Fmt> {
+    let plane = fx.state.scanout.caps.planes.iter().find(|p| p.kind == kind);
+    let render = &fx.state.dmabuf.render_formats;
+    plane
+        .map(|p| p.formats.intersection(render))
+        .into_iter()
+        .flatten()
+        .map(|f| (f.fourcc, f.modifier))
+        .collect()
+}
+
+/// (flags, sorted formats) per tranche.
+fn summary(f: &SeenFeedback) -> Vec<(u32, Vec<Fmt>)> {
+    f.tranches
+        .iter()
+        .map(|t| {
+            let mut formats = t.formats.clone();
+            formats.sort();
+            (t.flags, formats)
+        })
+        .collect()
+}
+
+#[test]
+fn default_feedback_is_the_render_tranche_on_the_main_device() {
+    let mut fx = Fixture::new();
+    let (mut c, _) = fx.add_client();
+    let dmabuf = c.bind_dmabuf();
+    let fb = dmabuf.get_default_feedback(&c.qh(), ());
+    fx.roundtrip(&mut c);
+    let seen = c.data.dmabuf.latest(&fb).expect("default feedback").clone();
+    let device = fx.state.dmabuf.main_device.to_ne_bytes().to_vec();
+    assert_eq!(seen.main_device, device);
+    assert_eq!(summary(&seen), vec![(0, render_formats(&fx))]);
+    assert_eq!(seen.tranches[0].device, device);
+    let formats = &seen.tranches[0].formats;
+    assert!(formats.contains(&(XR24, MOD_LINEAR)) && formats.contains(&(AR24, MOD_LINEAR)));
+}
+
+/// Renders a frame and returns the newest feedback the surface got.
+fn feedback_after_frame(
+    fx: &mut Fixture,
+    c: &mut TestClient,
+    fb: &ZwpLinuxDmabufFeedbackV1,
+) -> SeenFeedback {
+    fx.roundtrip(c);
+    fx.screenshot();
+    fx.roundtrip(c);
+    c.data.dmabuf.latest(fb).cloned().expect("surface feedback")
+}
+
+fn attach_opaque(fx: &mut Fixture, c: &mut TestClient, surface: &wl_surface::WlSurface) {
+    fx.roundtrip(c);
+    c.set_opaque(surface);
+    c.attach_configured(surface, (400, 300), 0xff33_6699);
+}
+
+/// Feedback of one opaque window: floating, fullscreen, fullscreen with
+/// `[scanout] direct = false`, floating again.
+fn fullscreen_round_trip(table: &str) -> (Fixture, [Vec<(u32, Vec<Fmt>)>; 4], usize) {
+    let mut fx = Fixture::new();
+    fx.state.simulate_planes(table).unwrap();
+    let (mut c, _) = fx.add_client();
+    let dmabuf = c.bind_dmabuf();
+    let t = c.create_toplevel("feedback");
+    t.toplevel.set_min_size(400, 300);
+    t.toplevel.set_max_size(400, 300);
+    t.surface.commit();
+    fx.roundtrip(&mut c);
+    let fb = dmabuf.get_surface_feedback(&t.surface, &c.qh(), ());
+    attach_opaque(&mut fx, &mut c, &t.surface);
+    let floating = summary(&feedback_after_frame(&mut fx, &mut c, &fb));
+
+    t.toplevel.set_fullscreen(None);
+    attach_opaque(&mut fx, &mut c, &t.surface);
+    let fullscreen = summary(&feedback_after_frame(&mut fx, &mut c, &fb));
+
+    fx.state.scanout.switches.direct = false;
+    let no_direct = summary(&feedback_after_frame(&mut fx, &mut c, &fb));
+    fx.state.scanout.switches.direct = true;
+
+    t.toplevel.unset_fullscreen();
+    attach_opaque(&mut fx, &mut c, &t.surface);
+    let back = summary(&feedback_after_frame(&mut fx, &mut c, &fb));
+    let sent = c.data.dmabuf.done[&fb.id().protocol_id()].len();
+    assert!(c.data.protocol_error.is_none());
+    (fx, [floating, fullscreen, no_direct, back], sent)
+}
+
+#[test]
+fn surface_feedback_follows_fullscreen_and_the_direct_switch() {
+    let (fx, [floating, fullscreen, no_direct, back], sent) = fullscreen_round_trip("amd");
+    let render = render_formats(&fx);
+    let overlay = plane_formats(&fx, PlaneKind::Overlay);
+    let primary = plane_formats(&fx, PlaneKind::Primary);
+    assert_ne!(overlay, primary, "the table must tell the two apart");
+    assert_eq!(floating, vec![(1, overlay.clone()), (0, render.clone())]);
+    assert_eq!(fullscreen, vec![(1, primary), (0, render.clone())]);
+    assert_eq!(no_direct, vec![(1, overlay), (0, render)]);
+    assert_eq!(back, floating);
+    // Sent at creation (nothing drawn yet: render only), then per change. Going
+    // from fullscreen without direct scanout back to floating keeps the overlay
+    // answer, so nothing is sent for it.
+    assert_eq!(sent, 4, "one feedback per change, none for an unchanged answer");
+}
+
+#[test]
+fn nvidia_gets_a_primary_tranche_but_never_an_overlay_one() {
+    let (fx, [floating, fullscreen, no_direct, back], _) = fullscreen_round_trip("nvidia");
+    let render = render_formats(&fx);
+    let primary = plane_formats(&fx, PlaneKind::Primary);
+    assert_eq!(floating, vec![(0, render.clone())]);
+    assert_eq!(fullscreen, vec![(1, primary), (0, render.clone())]);
+    assert_eq!(no_direct, vec![(0, render)]);
+    assert_eq!(back, floating);
+}
+
+/// A fresh client sends one malformed request; returns the protocol error code
+/// on zwp_linux_buffer_params_v1, if any, and the client.
+fn hostile(
+    fx: &mut Fixture,
+    send: impl FnOnce(&mut TestClient, &ZwpLinuxDmabufV1) -> ZwpLinuxBufferParamsV1,
+) -> (Option<u32>, TestClient, u32) {
+    let (mut c, _) = fx.add_client();
+    let dmabuf = c.bind_dmabuf();
+    let params = send(&mut c, &dmabuf);
+    fx.roundtrip(&mut c);
+    let code = c.data.protocol_error_code.clone().map(|(interface, code)| {
+        assert_eq!(interface, "zwp_linux_buffer_params_v1");
+        code
+    });
+    (code, c, params.id().protocol_id())
+}
+
+fn params(c: &TestClient, dmabuf: &ZwpLinuxDmabufV1) -> ZwpLinuxBufferParamsV1 {
+    dmabuf.create_params(&c.qh(), ())
+}
+
+/// One linear XR24 plane for a `w`x`h` buffer in a `size`-byte file.
+fn one_plane(
+    c: &TestClient,
+    d: &ZwpLinuxDmabufV1,
+    size: u64,
+    stride: u32,
+) -> ZwpLinuxBufferParamsV1 {
+    let p = params(c, d);
+    add_plane(&p, &memfd(size), 0, 0, stride, MOD_LINEAR);
+    p
+}
+
+#[test]
+fn malformed_params_get_the_protocols_errors() {
+    let mut fx = Fixture::new();
+    let (mut bystander, _) = fx.add_client();
+    let t = fx.map_toplevel(&mut bystander, "bystander", (1280, 720), 0xff20_4060);
+    let none = Flags::empty();
+    let cases: Vec<(
+        &str,
+        ParamsError,
+        Box<dyn FnOnce(&mut TestClient, &ZwpLinuxDmabufV1) -> ZwpLinuxBufferParamsV1>,
+    )> = vec![
+        (
+            "plane index 4 of 4",
+            ParamsError::PlaneIdx,
+            Box::new(|c, d| {
+                let p = params(c, d);
+                add_plane(&p, &memfd(4096), 4, 0, 64, MOD_LINEAR);
+                p
+            }),
+        ),
+        (
+            "plane 0 twice",
+            ParamsError::PlaneSet,
+            Box::new(|c, d| {
+                let p = params(c, d);
+                let fd = memfd(4096);
+                add_plane(&p, &fd, 0, 0, 64, MOD_LINEAR);
+                add_plane(&p, &fd, 0, 0, 64, MOD_LINEAR);
+                p
+            }),
+        ),
+        (
+            "a second create",
+            ParamsError::AlreadyUsed,
+            Box::new(move |c, d| {
+                let p = one_plane(c, d, 64 * 16, 64);
+                p.create(16, 16, XR24, none);
+                p.create(16, 16, XR24, none);
+                p
+            }),
+        ),
+        (
+            "no planes",
+            ParamsError::Incomplete,
+            Box::new(move |c, d| {
+                let p = params(c, d);
+                p.create(16, 16, XR24, none);
+                p
+            }),
+        ),
+        (
+            "a format the renderer cannot import",
+            ParamsError::InvalidFormat,
+            Box::new(move |c, d| {
+                let p = params(c, d);
+                let fd = memfd(4096);
+                add_plane(&p, &fd, 0, 0, 16, MOD_LINEAR);
+                add_plane(&p, &fd, 1, 256, 16, MOD_LINEAR);
+                p.create(16, 16, NV12, none);
+                p
+            }),
+        ),
+        (
+            "a modifier the renderer cannot import",
+            ParamsError::InvalidFormat,
+            Box::new(move |c, d| {
+                let p = params(c, d);
+                add_plane(&p, &memfd(64 * 16), 0, 0, 64, I915_X_TILED);
+                p.create(16, 16, XR24, none);
+                p
+            }),
+        ),
+        (
+            "zero width",
+            ParamsError::InvalidDimensions,
+            Box::new(move |c, d| {
+                let p = one_plane(c, d, 64 * 16, 64);
+                p.create(0, 16, XR24, none);
+                p
+            }),
+        ),
+        (
+            "an offset past the end",
+            ParamsError::OutOfBounds,
+            Box::new(move |c, d| {
+                let p = params(c, d);
+                add_plane(&p, &memfd(4096), 0, 8192, 64, MOD_LINEAR);
+                p.create(16, 16, XR24, none);
+                p
+            }),
+        ),
+        (
+            "a stride times height that overflows",
+            ParamsError::OutOfBounds,
+            Box::new(move |c, d| {
+                let p = one_plane(c, d, 4096, 1 << 30);
+                p.create(16, 16, XR24, none);
+                p
+            }),
+        ),
+        (
+            "rows that run past the end",
+            ParamsError::OutOfBounds,
+            Box::new(move |c, d| {
+                let p = one_plane(c, d, 64 * 8, 64);
+                p.create(16, 16, XR24, none);
+                p
+            }),
+        ),
+        (
+            "create_immed with a stride shorter than a row",
+            ParamsError::InvalidWlBuffer,
+            Box::new(move |c, d| {
+                let p = one_plane(c, d, 64 * 16, 32);
+                p.create_immed(16, 16, XR24, none, &c.qh(), ());
+                p
+            }),
+        ),
+        (
+            "create_immed of a file that is not a dmabuf",
+            ParamsError::InvalidWlBuffer,
+            Box::new(move |c, d| {
+                let p = one_plane(c, d, 64 * 16, 64);
+                p.create_immed(16, 16, XR24, none, &c.qh(), ());
+                p
+            }),
+        ),
+    ];
+    for (what, want, send) in cases {
+        let (code, _, _) = hostile(&mut fx, send);
+        assert_eq!(code, Some(want as u32), "{what}");
+    }
+
+    // `create` refusals the client can recover from are a `failed` event.
+    let failures: Vec<(
+        &str,
+        Box<dyn FnOnce(&mut TestClient, &ZwpLinuxDmabufV1) -> ZwpLinuxBufferParamsV1>,
+    )> = vec![
+        (
+            "a stride shorter than a row",
+            Box::new(move |c, d| {
+                let p = one_plane(c, d, 64 * 16, 32);
+                p.create(16, 16, XR24, none);
+                p
+            }),
+        ),
+        (
+            "a file that is not a dmabuf",
+            Box::new(move |c, d| {
+                let p = one_plane(c, d, 64 * 16, 64);
+                p.create(16, 16, XR24, none);
+                p
+            }),
+        ),
+        (
+            "a pipe",
+            Box::new(move |c, d| {
+                let p = params(c, d);
+                let (read, _write) = std::io::pipe().unwrap();
+                add_plane(&p, &read, 0, 0, 64, MOD_LINEAR);
+                p.create(16, 16, XR24, none);
+                p
+            }),
+        ),
+    ];
+    for (what, send) in failures {
+        let (code, c, id) = hostile(&mut fx, send);
+        assert_eq!(code, None, "{what}");
+        assert_eq!(c.data.dmabuf.failed, vec![id], "{what}");
+    }
+
+    // The bystander never noticed.
+    t.surface.frame(&bystander.qh(), bystander.sync());
+    fx.screenshot();
+    fx.roundtrip(&mut bystander);
+    assert!(bystander.data.protocol_error.is_none());
+    assert_eq!(fx.focused_app().as_deref(), Some("bystander"));
+}
+
+#[test]
+fn an_opaque_full_output_single_pixel_background_becomes_the_clear_colour() {
+    let mut fx = Fixture::new();
+    fx.state.simulate_planes("intel").unwrap();
+    let (mut c, _) = fx.add_client();
+    let qh = c.qh();
+    let surface = c.data.compositor.as_ref().unwrap().create_surface(&qh, ());
+    let layer = c.data.layer_shell.as_ref().unwrap().get_layer_surface(
+        &surface,
+        None,
+        zwlr_layer_shell_v1::Layer::Background,
+        "wallpaper".into(),
+        &qh,
+        (),
+    );
+    use zwlr_layer_surface_v1::Anchor;
+    layer.set_anchor(Anchor::Top | Anchor::Bottom | Anchor::Left | Anchor::Right);
+    surface.commit();
+    fx.roundtrip(&mut c);
+    let viewport = c
+        .data
+        .viewporter
+        .as_ref()
+        .unwrap()
+        .get_viewport(&surface, &qh, ());
+    viewport.set_destination(1280, 720);
+    let wide = |v: u8| u32::from(v) * 0x0101_0101;
+    let spb = c.data.single_pixel.as_ref().unwrap();
+    let buffer = spb.create_u32_rgba_buffer(wide(0x10), wide(0x80), wide(0x40), u32::MAX, &qh, ());
+    surface.attach(Some(&buffer), 0, 0);
+    surface.damage_buffer(0, 0, 1, 1);
+    surface.commit();
+    fx.roundtrip(&mut c);
+    // A floating window above it.
+    let t = c.create_toplevel("above");
+    t.toplevel.set_min_size(200, 100);
+    t.toplevel.set_max_size(200, 100);
+    t.surface.commit();
+    fx.roundtrip(&mut c);
+    c.attach_configured(&t.surface, (200, 100), 0xffff_ffff);
+    fx.roundtrip(&mut c);
+
+    let frame = fx.screenshot();
+    assert_eq!(
+        pixel(&frame, 5, 5),
+        [0x10, 0x80, 0x40, 0xff],
+        "the wallpaper colour"
+    );
+    assert_eq!(
+        pixel(&frame, 640, 360),
+        [0xff, 0xff, 0xff, 0xff],
+        "the window"
+    );
+
+    let report = fx.state.scanout.report();
+    assert_eq!(report.source, "simulated:intel");
+    let out = &report.outputs[0];
+    let placement_of = |buffer: &str| {
+        let e = out.last_frame.iter().find(|e| e.buffer == buffer);
+        e.map(|e| e.placement)
+    };
+    assert_eq!(placement_of("single-pixel"), Some(Placement::Background));
+    assert!(matches!(
+        placement_of("shm"),
+        Some(Placement::Composited(_))
+    ));
+    assert!(out.counters.background >= 1);
+    assert_eq!(out.counters.hidden, 0);
+    let [r, g, b, a] = out.clear_colour.expect("a clear colour from the wallpaper");
+    let to8 = |v: f32| (v * 255.0).round() as u8;
+    assert_eq!([to8(r), to8(g), to8(b), to8(a)], [0x10, 0x80, 0x40, 0xff]);
+}
