@@ -84,6 +84,29 @@ impl Fixture {
         panic!("roundtrip never completed");
     }
 
+    /// Asks for a frame callback on `surface` and runs the loop until the output's
+    /// refresh timer delivers it; false if none came within two seconds.
+    pub fn next_frame(
+        &mut self,
+        client: &mut TestClient,
+        surface: &wayland_client::protocol::wl_surface::WlSurface,
+    ) -> bool {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        surface.frame(&client.qh(), done.clone());
+        surface.commit();
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            client.pump();
+            self.dispatch();
+            client.pump();
+            if done.load(Ordering::SeqCst) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        false
+    }
+
     /// Renders the first output and reads it back.
     pub fn screenshot(&mut self) -> Capture {
         let output = self.state.outputs()[0].clone();

@@ -6,6 +6,7 @@ mod client;
 mod dmabuf;
 mod dmabuf_client;
 mod fixture;
+mod fuzz;
 mod hostile;
 mod lock;
 mod sandbox;
