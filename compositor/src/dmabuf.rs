@@ -13,13 +13,23 @@ use std::os::fd::AsFd;
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::allocator::format::get_bpp;
 use smithay::backend::allocator::{Buffer, Format, Fourcc, Modifier};
-use smithay::delegate_dmabuf;
-use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::TrancheFlags;
-use smithay::reexports::wayland_server::DisplayHandle;
+use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::{
+    zwp_linux_buffer_params_v1::{
+        Error as ParamsError, Request as params_request, ZwpLinuxBufferParamsV1,
+    },
+    zwp_linux_dmabuf_feedback_v1::{TrancheFlags, ZwpLinuxDmabufFeedbackV1},
+    zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
+};
+use smithay::reexports::wayland_server::backend::ClientId;
+use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::reexports::wayland_server::{
+    Client, DataInit, Dispatch, DisplayHandle, Resource, delegate_dispatch,
+    delegate_global_dispatch,
+};
 use smithay::wayland::dmabuf::{
-    DmabufFeedback, DmabufFeedbackBuilder, DmabufGlobal, DmabufHandler, DmabufState,
-    ImportNotifier,
+    DmabufData, DmabufFeedback, DmabufFeedbackBuilder, DmabufFeedbackData, DmabufGlobal,
+    DmabufGlobalData, DmabufHandler, DmabufParamsData, DmabufState, ImportNotifier,
 };
 
 use crate::render::planes::{self, FormatSet, MOD_LINEAR, PlaneFormat, SurfaceFeedback};
@@ -332,7 +342,53 @@ impl DmabufHandler for Tessera {
     }
 }
 
-delegate_dmabuf!(Tessera);
+// smithay's `delegate_dmabuf!`, except for buffer params: smithay posts
+// `invalid_dimensions` for a width or height below 1 but then goes on to build a
+// Dmabuf of that size, which panics (a debug assertion in `Size::new`); found by
+// the proptest suite. Tessera refuses such a request before smithay sees it.
+delegate_global_dispatch!(Tessera: [ZwpLinuxDmabufV1: DmabufGlobalData] => DmabufState);
+delegate_dispatch!(Tessera: [ZwpLinuxDmabufV1: DmabufData] => DmabufState);
+delegate_dispatch!(Tessera: [WlBuffer: Dmabuf] => DmabufState);
+delegate_dispatch!(Tessera: [ZwpLinuxDmabufFeedbackV1: DmabufFeedbackData] => DmabufState);
+
+impl Dispatch<ZwpLinuxBufferParamsV1, DmabufParamsData> for Tessera {
+    fn request(
+        state: &mut Self,
+        client: &Client,
+        params: &ZwpLinuxBufferParamsV1,
+        request: params_request,
+        data: &DmabufParamsData,
+        dh: &DisplayHandle,
+        data_init: &mut DataInit<'_, Self>,
+    ) {
+        if let params_request::Create { width, height, .. }
+        | params_request::CreateImmed { width, height, .. } = &request
+            && (*width < 1 || *height < 1)
+        {
+            // The client is dead after this, so the new wl_buffer of a
+            // create_immed needs no data.
+            params.post_error(
+                ParamsError::InvalidDimensions,
+                format!("{width}x{height} is not a buffer size"),
+            );
+            return;
+        }
+        <DmabufState as Dispatch<ZwpLinuxBufferParamsV1, DmabufParamsData, Self>>::request(
+            state, client, params, request, data, dh, data_init,
+        );
+    }
+
+    fn destroyed(
+        state: &mut Self,
+        client: ClientId,
+        params: &ZwpLinuxBufferParamsV1,
+        data: &DmabufParamsData,
+    ) {
+        <DmabufState as Dispatch<ZwpLinuxBufferParamsV1, DmabufParamsData, Self>>::destroyed(
+            state, client, params, data,
+        );
+    }
+}
 
 #[cfg(test)]
 mod tests {
