@@ -130,6 +130,6 @@ fn wayland_info_gets_the_default_feedback() {
         .nth(1)
         .and_then(|s| s.trim_end_matches("])").parse().ok())
         .unwrap();
-    assert!(table >= 16 && table % 16 == 0, "{}", lines[1]);
+    assert!(table >= 16 && table.is_multiple_of(16), "{}", lines[1]);
     assert_eq!(indices, table / 16 * 2);
 }
