@@ -72,6 +72,28 @@ pub fn headless_state(
     Ok(state)
 }
 
+/// Dispatches client requests whenever the display's socket has some.
+pub fn insert_display_source(
+    event_loop: &EventLoop<'static, Tessera>,
+    display: Display<Tessera>,
+) -> anyhow::Result<()> {
+    event_loop
+        .handle()
+        .insert_source(
+            Generic::new(display, Interest::READ, Mode::Level),
+            |_, display, state| {
+                // SAFETY: the display is not dropped while the loop runs.
+                let display = unsafe { display.get_mut() };
+                if let Err(err) = display.dispatch_clients(state) {
+                    tracing::warn!(%err, "dispatching clients failed");
+                }
+                Ok(PostAction::Continue)
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("display source: {e}"))?;
+    Ok(())
+}
+
 pub fn run(args: &Args) -> Result<(), StartError> {
     let (config, config_path) = crate::config::load(args.config.as_deref())
         .map_err(|e| StartError::Config(format!("{e:#}")))?;
@@ -130,20 +152,7 @@ pub fn run(args: &Args) -> Result<(), StartError> {
             state.add_client(stream, ClientClass::Unrestricted);
         })
         .map_err(|e| anyhow::anyhow!("socket source: {e}"))?;
-    event_loop
-        .handle()
-        .insert_source(
-            Generic::new(display, Interest::READ, Mode::Level),
-            |_, display, state| {
-                // SAFETY: the display is not dropped while the loop runs.
-                let display = unsafe { display.get_mut() };
-                if let Err(err) = display.dispatch_clients(state) {
-                    tracing::warn!(%err, "dispatching clients failed");
-                }
-                Ok(PostAction::Continue)
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("display source: {e}"))?;
+    insert_display_source(&event_loop, display)?;
     state.socket_name = Some(socket_name.clone());
     let ipc_path = crate::ipc::server::default_path(&socket_name.to_string_lossy());
     crate::ipc::server::listen(&mut state, &ipc_path)?;
