@@ -23,6 +23,7 @@ pub struct CompositorConfig {
     pub autostart: Autostart,
     pub renderer: RendererConfig,
     pub scanout: ScanoutConfig,
+    pub shell: ShellConfig,
     pub lock: LockConfig,
     pub security: SecurityConfig,
 }
@@ -259,6 +260,23 @@ impl FromStr for Colour {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShellConfig {
+    pub new_windows: NewWindows,
+}
+
+/// How a new main window opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NewWindows {
+    /// Maximized in the usable area, as on a Chromebook.
+    #[default]
+    Maximized,
+    /// Floating at the size the client picks, as on a desktop.
+    Floating,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScanoutConfig {
@@ -489,6 +507,20 @@ mod tests {
             Some(&Action::SwitchVt(2))
         );
         assert!(c.scanout.direct && c.scanout.overlay_planes);
+    }
+
+    #[test]
+    fn new_windows_policy_parses_and_a_bad_one_names_line_and_key() {
+        assert_eq!(
+            parse(DEFAULT_TOML).unwrap().shell.new_windows,
+            NewWindows::Maximized
+        );
+        let c = parse("[shell]\nnew_windows = \"floating\"\n").unwrap();
+        assert_eq!(c.shell.new_windows, NewWindows::Floating);
+        let e = parse("[shell]\n\nnew_windows = \"tiled\"\n").unwrap_err();
+        let loc = e.location().unwrap();
+        assert_eq!(loc.line, 3);
+        assert_eq!(loc.key, "shell.new_windows");
     }
 
     #[test]

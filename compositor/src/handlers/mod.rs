@@ -4,3 +4,4 @@ mod compositor;
 mod layer;
 mod seat;
 mod xdg;
+mod xdg_wm_base;

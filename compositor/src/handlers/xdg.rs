@@ -3,6 +3,7 @@
 use smithay::desktop::{PopupKind, find_popup_root_surface, get_popup_toplevel_coords};
 use smithay::input::pointer::Focus;
 use smithay::reexports::wayland_protocols::xdg::decoration::zv1::server::zxdg_toplevel_decoration_v1::Mode as DecorationMode;
+use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
 use smithay::reexports::wayland_server::protocol::{wl_output::WlOutput, wl_seat, wl_surface::WlSurface};
 use smithay::utils::Serial;
 use smithay::wayland::shell::xdg::decoration::XdgDecorationHandler;
@@ -13,7 +14,7 @@ use smithay::wayland::xdg_activation::{
     XdgActivationHandler, XdgActivationState, XdgActivationToken, XdgActivationTokenData,
 };
 use smithay::output::Output;
-use smithay::{delegate_xdg_activation, delegate_xdg_decoration, delegate_xdg_shell};
+use smithay::{delegate_xdg_activation, delegate_xdg_decoration};
 
 use crate::state::Tessera;
 
@@ -103,8 +104,18 @@ impl XdgShellHandler for Tessera {
             .window_for_surface(&self.space, surface.wl_surface())
         {
             Some(w) => self.set_maximized(&w, true),
-            // Before mapping, the initial configure is already maximized.
-            None => surface.send_configure_if_needed(),
+            // Not mapped yet: the initial configure honours it (desktop policy),
+            // or, when that went out already, a new configure does.
+            None => {
+                surface.with_pending_state(|s| s.states.set(xdg_toplevel::State::Maximized));
+                if surface.is_initial_configure_sent() {
+                    if let Some(output) = self.focused_output() {
+                        let usable = crate::shell::usable_area(&self.space, &output);
+                        surface.with_pending_state(|s| s.size = Some(usable.size));
+                    }
+                    surface.send_pending_configure();
+                }
+            }
         }
     }
 
@@ -129,7 +140,7 @@ impl XdgShellHandler for Tessera {
                 let output = output.or_else(|| self.focused_output());
                 if let Some(geo) = output.as_ref().and_then(|o| self.space.output_geometry(o)) {
                     surface.with_pending_state(|s| {
-                        s.states.set(smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel::State::Fullscreen);
+                        s.states.set(xdg_toplevel::State::Fullscreen);
                         s.size = Some(geo.size);
                     });
                 }
@@ -237,6 +248,5 @@ impl XdgActivationHandler for Tessera {
     }
 }
 
-delegate_xdg_shell!(Tessera);
 delegate_xdg_decoration!(Tessera);
 delegate_xdg_activation!(Tessera);

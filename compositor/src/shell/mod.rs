@@ -7,6 +7,7 @@ pub mod policy;
 use smithay::backend::renderer::element::Id;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tessera_config::compositor::NewWindows;
 
 use smithay::desktop::{Space, Window, layer_map_for_output};
 use smithay::output::Output;
@@ -138,9 +139,14 @@ impl Tessera {
         };
         let usable = usable_area(&self.space, &output);
         let parent = self.parent_geometry(toplevel);
+        let asked_maximized =
+            toplevel.with_pending_state(|s| s.states.contains(xdg_toplevel::State::Maximized));
         let role = match parent {
             Some(parent) => Role::Dialog { parent },
-            None => Role::Normal,
+            None => match self.config.shell.new_windows {
+                NewWindows::Floating if !asked_maximized => Role::Desktop,
+                _ => Role::Normal,
+            },
         };
         meta(&window, |m| m.dialog = parent.is_some());
         let (min, max) = with_states(surface, |states| {

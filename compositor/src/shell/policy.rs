@@ -8,6 +8,9 @@ use smithay::utils::{Logical, Point, Rectangle, Size};
 pub enum Role {
     /// A main window: opens maximized, Chromebook style.
     Normal,
+    /// A main window in a desktop-style session (`[shell] new_windows =
+    /// "floating"`): floats at the size the client picks.
+    Desktop,
     /// A window with a parent: floats centred over it.
     Dialog { parent: Rectangle<i32, Logical> },
 }
@@ -30,7 +33,7 @@ pub fn initial_placement(
     max: Size<i32, Logical>,
 ) -> Placement {
     match role {
-        Role::Dialog { .. } => Placement::Floating {
+        Role::Dialog { .. } | Role::Desktop => Placement::Floating {
             size: Size::from((0, 0)),
         },
         Role::Normal => {
@@ -194,6 +197,18 @@ mod tests {
         let usable = rect(0, 32, 1280, 688);
         let p = initial_placement(Role::Normal, usable, (0, 0).into(), (0, 0).into());
         assert_eq!(p, Placement::Maximized(usable));
+    }
+
+    #[test]
+    fn desktop_sessions_let_the_client_pick_the_size() {
+        let usable = rect(0, 0, 1280, 720);
+        let p = initial_placement(Role::Desktop, usable, (0, 0).into(), (0, 0).into());
+        assert_eq!(
+            p,
+            Placement::Floating {
+                size: (0, 0).into()
+            }
+        );
     }
 
     #[test]

@@ -441,3 +441,49 @@ fn an_opaque_full_output_single_pixel_background_becomes_the_clear_colour() {
     let to8 = |v: f32| (v * 255.0).round() as u8;
     assert_eq!([to8(r), to8(g), to8(b), to8(a)], [0x10, 0x80, 0x40, 0xff]);
 }
+
+#[test]
+fn a_window_straddling_two_outputs_loses_its_scanout_tranche_until_it_fits_one() {
+    use crate::backend::headless::VirtualOutput;
+    let mut fx = Fixture::new();
+    fx.state.simulate_planes("amd").unwrap();
+    let second = fx
+        .state
+        .add_virtual_output(VirtualOutput {
+            width: 1280,
+            height: 720,
+            refresh_mhz: 60_000,
+            scale: 1.0,
+        })
+        .unwrap();
+    let (mut c, _) = fx.add_client();
+    let dmabuf = c.bind_dmabuf();
+    let t = c.create_toplevel("mover");
+    t.toplevel.set_min_size(400, 300);
+    t.toplevel.set_max_size(400, 300);
+    t.surface.commit();
+    fx.roundtrip(&mut c);
+    let fb = dmabuf.get_surface_feedback(&t.surface, &c.qh(), ());
+    attach_opaque(&mut fx, &mut c, &t.surface);
+    fx.roundtrip(&mut c);
+    let render = render_formats(&fx);
+    let overlay = plane_formats(&fx, PlaneKind::Overlay);
+    let window = fx.state.space.elements().next().unwrap().clone();
+
+    let at = |fx: &mut Fixture, c: &mut TestClient, x: i32| {
+        fx.state.space.map_element(window.clone(), (x, 100), false);
+        let first = fx.state.outputs()[0].clone();
+        fx.state.render_headless(&first, false).unwrap();
+        fx.state.render_headless(&second, false).unwrap();
+        fx.roundtrip(c);
+        summary(c.data.dmabuf.latest(&fb).expect("feedback"))
+    };
+    assert_eq!(
+        at(&mut fx, &mut c, 100),
+        vec![(1, overlay.clone()), (0, render.clone())]
+    );
+    // Across the boundary at x = 1280: no single CRTC can scan it out.
+    assert_eq!(at(&mut fx, &mut c, 1100), vec![(0, render.clone())]);
+    // Wholly on the second output.
+    assert_eq!(at(&mut fx, &mut c, 1500), vec![(1, overlay), (0, render)]);
+}

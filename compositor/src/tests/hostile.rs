@@ -92,3 +92,50 @@ fn a_commit_flood_is_absorbed() {
     assert!(c.data.protocol_error.is_none());
     assert_eq!(pixel(&fx.screenshot(), 640, 360), [0, 0xff, 0, 0xff]);
 }
+
+#[test]
+fn an_xdg_surface_for_a_surface_with_a_role_or_a_buffer_is_a_protocol_error() {
+    use wayland_protocols::xdg::shell::client::xdg_wm_base;
+    let mut fx = Fixture::new();
+
+    // A subsurface already has a role.
+    let (mut c, _) = fx.add_client();
+    let qh = c.qh();
+    let compositor = c.data.compositor.clone().unwrap();
+    let parent = compositor.create_surface(&qh, ());
+    let child = compositor.create_surface(&qh, ());
+    let sub = c.data.subcompositor.clone().unwrap();
+    let _subsurface = sub.get_subsurface(&child, &parent, &qh, ());
+    let _xdg = c
+        .data
+        .wm_base
+        .clone()
+        .unwrap()
+        .get_xdg_surface(&child, &qh, ());
+    fx.roundtrip(&mut c);
+    let (interface, code) = c.data.protocol_error_code.clone().expect("a role error");
+    assert_eq!(interface, "xdg_wm_base");
+    assert_eq!(code, xdg_wm_base::Error::Role as u32);
+
+    // A buffer attached before the xdg_surface exists.
+    let (mut c, _) = fx.add_client();
+    let qh = c.qh();
+    let surface = c.data.compositor.clone().unwrap().create_surface(&qh, ());
+    let buffer = c.buffer(16, 16, 0xff00_ff00);
+    surface.attach(Some(&buffer), 0, 0);
+    let _xdg = c
+        .data
+        .wm_base
+        .clone()
+        .unwrap()
+        .get_xdg_surface(&surface, &qh, ());
+    fx.roundtrip(&mut c);
+    let (interface, code) = c.data.protocol_error_code.clone().expect("a state error");
+    assert_eq!(interface, "xdg_wm_base");
+    assert_eq!(code, xdg_wm_base::Error::InvalidSurfaceState as u32);
+
+    // A well-behaved client is unaffected.
+    let (mut good, _) = fx.add_client();
+    let _t = fx.map_toplevel(&mut good, "good", (0, 0), 0xff00_00ff);
+    assert!(good.data.protocol_error.is_none());
+}

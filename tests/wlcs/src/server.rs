@@ -26,10 +26,13 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let mut event_loop: EventLoop<'static, Tessera> = EventLoop::try_new()?;
     let display: Display<Tessera> = Display::new()?;
-    let config = tessera_config::parse(
+    let mut config: tessera_config::compositor::CompositorConfig = tessera_config::parse(
         tessera_config::compositor::DEFAULT_TOML,
         std::path::Path::new("<defaults>"),
     )?;
+    // WLCS places windows itself and expects them at the size the client picks:
+    // the desktop policy, not the Chromebook one.
+    config.shell.new_windows = tessera_config::compositor::NewWindows::Floating;
     let mut state =
         tessera::session::headless_state(&event_loop, &display, config, renderer, &[output])?;
     tessera::session::insert_display_source(&event_loop, display)?;

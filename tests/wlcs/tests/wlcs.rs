@@ -25,11 +25,16 @@ struct SuiteResult {
     crashed: bool,
 }
 
+/// The cdylib cargo built beside this test: test builds leave it in
+/// `target/<profile>/deps/`; `cargo build` also copies it one level up.
 fn integration() -> PathBuf {
-    // target/<profile>/deps/wlcs-HASH -> target/<profile>/libtessera_wlcs.so
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    dir.join("libtessera_wlcs.so")
+    let deps = exe.parent().unwrap();
+    let here = deps.join("libtessera_wlcs.so");
+    if here.exists() {
+        return here;
+    }
+    deps.parent().unwrap().join("libtessera_wlcs.so")
 }
 
 fn suites(so: &Path) -> Vec<String> {
