@@ -452,18 +452,7 @@ mod tests {
     use super::*;
 
     fn element(id: u64, buffer: Buffer, size: (i32, i32)) -> Element {
-        Element {
-            id,
-            role: Role::Surface,
-            buffer,
-            position: (0, 0),
-            size,
-            scaled: false,
-            rotation: Rotations::ROTATE_0,
-            opaque: true,
-            alpha: 1.0,
-            scanout_failures: 0,
-        }
+        Element::surface(id, buffer, (0, 0), size)
     }
 
     #[test]

@@ -187,6 +187,29 @@ fn one_plane(
     p
 }
 
+/// How the buffer is asked for: `create` (answered by an event) or
+/// `create_immed` (the buffer exists at once; refusals are protocol errors).
+#[derive(Clone, Copy)]
+enum Create {
+    Queued,
+    Immed,
+}
+
+/// One linear XR24 plane of `stride` in a `file`-byte memfd, then a buffer of
+/// `size` asked for the `how` way.
+fn buffer(file: u64, stride: u32, size: (i32, i32), how: Create) -> Send {
+    Box::new(move |c, d| {
+        let p = one_plane(c, d, file, stride);
+        match how {
+            Create::Queued => p.create(size.0, size.1, XR24, Flags::empty()),
+            Create::Immed => {
+                p.create_immed(size.0, size.1, XR24, Flags::empty(), &c.qh(), ());
+            }
+        }
+        p
+    })
+}
+
 #[test]
 fn malformed_params_get_the_protocols_errors() {
     let mut fx = Fixture::new();
@@ -258,20 +281,12 @@ fn malformed_params_get_the_protocols_errors() {
         (
             "zero width",
             ParamsError::InvalidDimensions,
-            Box::new(move |c, d| {
-                let p = one_plane(c, d, 64 * 16, 64);
-                p.create(0, 16, XR24, none);
-                p
-            }),
+            buffer(64 * 16, 64, (0, 16), Create::Queued),
         ),
         (
             "a negative height on create_immed (smithay would panic)",
             ParamsError::InvalidDimensions,
-            Box::new(move |c, d| {
-                let p = one_plane(c, d, 64 * 16, 64);
-                p.create_immed(16, -1, XR24, none, &c.qh(), ());
-                p
-            }),
+            buffer(64 * 16, 64, (16, -1), Create::Immed),
         ),
         (
             "an offset past the end",
@@ -286,38 +301,22 @@ fn malformed_params_get_the_protocols_errors() {
         (
             "a stride times height that overflows",
             ParamsError::OutOfBounds,
-            Box::new(move |c, d| {
-                let p = one_plane(c, d, 4096, 1 << 30);
-                p.create(16, 16, XR24, none);
-                p
-            }),
+            buffer(4096, 1 << 30, (16, 16), Create::Queued),
         ),
         (
             "rows that run past the end",
             ParamsError::OutOfBounds,
-            Box::new(move |c, d| {
-                let p = one_plane(c, d, 64 * 8, 64);
-                p.create(16, 16, XR24, none);
-                p
-            }),
+            buffer(64 * 8, 64, (16, 16), Create::Queued),
         ),
         (
             "create_immed with a stride shorter than a row",
             ParamsError::InvalidWlBuffer,
-            Box::new(move |c, d| {
-                let p = one_plane(c, d, 64 * 16, 32);
-                p.create_immed(16, 16, XR24, none, &c.qh(), ());
-                p
-            }),
+            buffer(64 * 16, 32, (16, 16), Create::Immed),
         ),
         (
             "create_immed of a file that is not a dmabuf",
             ParamsError::InvalidWlBuffer,
-            Box::new(move |c, d| {
-                let p = one_plane(c, d, 64 * 16, 64);
-                p.create_immed(16, 16, XR24, none, &c.qh(), ());
-                p
-            }),
+            buffer(64 * 16, 64, (16, 16), Create::Immed),
         ),
     ];
     for (what, want, send) in cases {
@@ -329,19 +328,11 @@ fn malformed_params_get_the_protocols_errors() {
     let failures: Vec<(&str, Send)> = vec![
         (
             "a stride shorter than a row",
-            Box::new(move |c, d| {
-                let p = one_plane(c, d, 64 * 16, 32);
-                p.create(16, 16, XR24, none);
-                p
-            }),
+            buffer(64 * 16, 32, (16, 16), Create::Queued),
         ),
         (
             "a file that is not a dmabuf",
-            Box::new(move |c, d| {
-                let p = one_plane(c, d, 64 * 16, 64);
-                p.create(16, 16, XR24, none);
-                p
-            }),
+            buffer(64 * 16, 64, (16, 16), Create::Queued),
         ),
         (
             "a pipe",

@@ -216,6 +216,22 @@ pub struct Element {
 }
 
 impl Element {
+    /// An opaque, unscaled, unrotated surface with no scanout failures yet.
+    pub fn surface(id: u64, buffer: Buffer, position: (i32, i32), size: (i32, i32)) -> Self {
+        Self {
+            id,
+            role: Role::Surface,
+            buffer,
+            position,
+            size,
+            scaled: false,
+            rotation: Rotations::ROTATE_0,
+            opaque: true,
+            alpha: 1.0,
+            scanout_failures: 0,
+        }
+    }
+
     fn translucent(&self) -> bool {
         !self.opaque || self.alpha < 1.0
     }

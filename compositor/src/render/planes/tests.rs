@@ -20,18 +20,7 @@ fn render_formats(caps: &DeviceCaps) -> FormatSet {
 }
 
 fn window(id: u64, f: PlaneFormat, pos: (i32, i32), size: (i32, i32)) -> Element {
-    Element {
-        id,
-        role: Role::Surface,
-        buffer: Buffer::Dmabuf(f),
-        position: pos,
-        size,
-        scaled: false,
-        rotation: Rotations::ROTATE_0,
-        opaque: true,
-        alpha: 1.0,
-        scanout_failures: 0,
-    }
+    Element::surface(id, Buffer::Dmabuf(f), pos, size)
 }
 
 fn fullscreen(id: u64, f: PlaneFormat) -> Element {
