@@ -11,7 +11,7 @@ use wayland_protocols::wp::linux_dmabuf::zv1::client::{
 };
 use wayland_protocols_wlr::layer_shell::v1::client::{zwlr_layer_shell_v1, zwlr_layer_surface_v1};
 
-use super::client::TestClient;
+use super::client::{TestClient, Toplevel};
 use super::dmabuf_client::{Fmt, SeenFeedback, add_plane, memfd};
 use super::fixture::{Fixture, pixel};
 use crate::render::planes::{MOD_LINEAR, Placement, PlaneKind, fourcc};
@@ -84,6 +84,23 @@ fn attach_opaque(fx: &mut Fixture, c: &mut TestClient, surface: &wl_surface::WlS
     c.attach_configured(surface, (400, 300), 0xff33_6699);
 }
 
+/// A mapped, opaque, floating 400x300 window that asked for surface feedback.
+fn floating_with_feedback(
+    fx: &mut Fixture,
+    c: &mut TestClient,
+    app_id: &str,
+) -> (Toplevel, ZwpLinuxDmabufFeedbackV1) {
+    let dmabuf = c.bind_dmabuf();
+    let t = c.create_toplevel(app_id);
+    t.toplevel.set_min_size(400, 300);
+    t.toplevel.set_max_size(400, 300);
+    t.surface.commit();
+    fx.roundtrip(c);
+    let fb = dmabuf.get_surface_feedback(&t.surface, &c.qh(), ());
+    attach_opaque(fx, c, &t.surface);
+    (t, fb)
+}
+
 /// Feedback of one opaque window: floating, fullscreen, fullscreen with
 /// `[scanout] direct = false`, floating again.
 type Summary = Vec<(u32, Vec<Fmt>)>;
@@ -92,14 +109,7 @@ fn fullscreen_round_trip(table: &str) -> (Fixture, [Summary; 4], Vec<Summary>) {
     let mut fx = Fixture::new();
     fx.state.simulate_planes(table).unwrap();
     let (mut c, _) = fx.add_client();
-    let dmabuf = c.bind_dmabuf();
-    let t = c.create_toplevel("feedback");
-    t.toplevel.set_min_size(400, 300);
-    t.toplevel.set_max_size(400, 300);
-    t.surface.commit();
-    fx.roundtrip(&mut c);
-    let fb = dmabuf.get_surface_feedback(&t.surface, &c.qh(), ());
-    attach_opaque(&mut fx, &mut c, &t.surface);
+    let (t, fb) = floating_with_feedback(&mut fx, &mut c, "feedback");
     let floating = summary(&feedback_after_frame(&mut fx, &mut c, &fb));
 
     t.toplevel.set_fullscreen(None);
@@ -448,14 +458,7 @@ fn a_window_straddling_two_outputs_loses_its_scanout_tranche_until_it_fits_one()
         })
         .unwrap();
     let (mut c, _) = fx.add_client();
-    let dmabuf = c.bind_dmabuf();
-    let t = c.create_toplevel("mover");
-    t.toplevel.set_min_size(400, 300);
-    t.toplevel.set_max_size(400, 300);
-    t.surface.commit();
-    fx.roundtrip(&mut c);
-    let fb = dmabuf.get_surface_feedback(&t.surface, &c.qh(), ());
-    attach_opaque(&mut fx, &mut c, &t.surface);
+    let (_t, fb) = floating_with_feedback(&mut fx, &mut c, "mover");
     fx.roundtrip(&mut c);
     let render = render_formats(&fx);
     let overlay = plane_formats(&fx, PlaneKind::Overlay);
