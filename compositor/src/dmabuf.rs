@@ -98,11 +98,6 @@ impl DmabufGlobals {
             }
         }
     }
-
-    pub fn default_feedback(&mut self) -> Option<DmabufFeedback> {
-        let default = planes::default_feedback(&self.render_formats);
-        self.feedback(&default)
-    }
 }
 
 fn to_format(f: &PlaneFormat) -> Option<Format> {
