@@ -178,6 +178,31 @@ enum Command {
     /// dm-verity hash trees, compatible with veritysetup.
     #[command(subcommand)]
     Verity(VerityCommand),
+    /// Recover a LUKS2 volume's key from its systemd-tpm2 token through the TPM and
+    /// open the volume (or, with --test, only check the key against its keyslot).
+    ///
+    /// Reads tokens enrolled by systemd-cryptenroll. Exit status: 0 unlocked (or key
+    /// verified), 1 error, 4 the TPM refused this boot state (PCR mismatch, no valid
+    /// signed policy: use the recovery key), 5 no usable TPM (missing, or in
+    /// dictionary-attack lockout).
+    Unlock {
+        /// The LUKS2 device or image.
+        #[arg(long)]
+        device: PathBuf,
+        /// Check the recovered key against the keyslot; activate nothing.
+        #[arg(long)]
+        test: bool,
+        /// The device-mapper name to open the volume as.
+        #[arg(long, default_value = "root", conflicts_with = "test")]
+        name: String,
+        /// The TPM: device:/dev/tpmrm0 or swtpm:host=H,port=N.
+        #[arg(long, default_value = "device:/dev/tpmrm0")]
+        tpm: String,
+        /// Signed PCR policies (a UKI's .pcrsig JSON), for tokens bound through
+        /// tpm2_pubkey. The stub drops it at /.extra/tpm2-pcr-signature.json.
+        #[arg(long)]
+        signature: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,6 +305,13 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Unlock {
+            device,
+            test,
+            name,
+            tpm,
+            signature,
+        } => cmd::unlock::unlock_cmd(&device, test, &name, &tpm, signature.as_deref(), cli.json),
         Command::Build {
             definition,
             output,

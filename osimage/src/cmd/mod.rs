@@ -1,4 +1,5 @@
 //! Command implementations too long to keep in main.rs.
 
 pub(crate) mod boot;
+pub(crate) mod unlock;
 pub(crate) mod verity;

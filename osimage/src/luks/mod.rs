@@ -1,0 +1,129 @@
+//! LUKS2 volumes: reading their tokens and checking or using a key, through
+//! libcryptsetup (the library cryptsetup and systemd-cryptsetup use).
+
+pub mod token;
+pub mod unlock;
+
+use std::path::{Path, PathBuf};
+
+use libcryptsetup_rs::consts::flags::CryptActivate;
+use libcryptsetup_rs::consts::vals::EncryptionFormat;
+use libcryptsetup_rs::{CryptDevice, CryptInit, LibcryptErr};
+
+pub use token::{SealedBlob, SystemdTpm2Token};
+
+/// LUKS2 allows 32 tokens.
+const MAX_TOKENS: u32 = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LuksError {
+    #[error("{path}: not a readable LUKS2 volume (missing, or its header is corrupt): {detail}")]
+    NotLuks { path: PathBuf, detail: String },
+    #[error("bad systemd-tpm2 token: {0}")]
+    BadToken(String),
+    #[error("{path}: no systemd-tpm2 token")]
+    NoToken { path: PathBuf },
+    #[error("{path}: the key does not open keyslot {keyslot}")]
+    WrongKey { path: PathBuf, keyslot: String },
+    #[error("{path}: {what}: {detail}")]
+    Library {
+        path: PathBuf,
+        what: &'static str,
+        detail: String,
+    },
+}
+
+/// An opened LUKS2 header.
+pub struct Luks2 {
+    path: PathBuf,
+    device: CryptDevice,
+}
+
+impl std::fmt::Debug for Luks2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Luks2").field("path", &self.path).finish()
+    }
+}
+
+impl Luks2 {
+    pub fn open(path: &Path) -> Result<Luks2, LuksError> {
+        let not_luks = |e: LibcryptErr| LuksError::NotLuks {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        };
+        let mut device = CryptInit::init(path).map_err(not_luks)?;
+        device
+            .context_handle()
+            .load::<()>(Some(EncryptionFormat::Luks2), None)
+            .map_err(not_luks)?;
+        Ok(Luks2 {
+            path: path.to_path_buf(),
+            device,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every token's JSON, by id.
+    pub fn tokens(&mut self) -> Vec<(u32, serde_json::Value)> {
+        (0..MAX_TOKENS)
+            .filter_map(|id| {
+                self.device
+                    .token_handle()
+                    .json_get(id)
+                    .ok()
+                    .map(|json| (id, json))
+            })
+            .collect()
+    }
+
+    /// The systemd-tpm2 tokens, parsed; tokens of that type that do not parse are
+    /// reported, not skipped.
+    pub fn tpm2_tokens(&mut self) -> Result<Vec<(u32, SystemdTpm2Token)>, LuksError> {
+        let mut out = Vec::new();
+        for (id, json) in self.tokens() {
+            if json.get("type").and_then(|t| t.as_str()) == Some(token::TOKEN_TYPE) {
+                let t = SystemdTpm2Token::from_json(&json)
+                    .map_err(|e| LuksError::BadToken(format!("token {id}: {e}")))?;
+                out.push((id, t));
+            }
+        }
+        if out.is_empty() {
+            return Err(LuksError::NoToken {
+                path: self.path.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Checks `passphrase` against `keyslot` (or any) without activating anything:
+    /// no device-mapper needed. Returns the keyslot it opened.
+    pub fn check(&mut self, keyslot: Option<u32>, passphrase: &[u8]) -> Result<u32, LuksError> {
+        self.device
+            .activate_handle()
+            .activate_by_passphrase(None, keyslot, passphrase, CryptActivate::empty())
+            .map_err(|_| LuksError::WrongKey {
+                path: self.path.clone(),
+                keyslot: keyslot.map_or_else(|| "any".into(), |k| k.to_string()),
+            })
+    }
+
+    /// Opens the volume as `/dev/mapper/<name>` (needs device-mapper).
+    pub fn activate(
+        &mut self,
+        name: &str,
+        keyslot: Option<u32>,
+        passphrase: &[u8],
+    ) -> Result<u32, LuksError> {
+        self.device
+            .activate_handle()
+            .activate_by_passphrase(Some(name), keyslot, passphrase, CryptActivate::empty())
+            .map_err(|e| LuksError::Library {
+                path: self.path.clone(),
+                what: "activate",
+                detail: e.to_string(),
+            })
+    }
+}
