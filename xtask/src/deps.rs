@@ -35,6 +35,8 @@ pub const GROUPS: &[(&str, &str, &[&str])] = &[
             "swtpm",
             "swtpm-tools",
             "tpm2-tools",
+            "libtss2-tcti-swtpm0",
+            "systemd",
             "cryptsetup-bin",
             "qemu-system-x86",
             "ovmf",

@@ -32,6 +32,10 @@ pub const RH_OWNER: u32 = 0x4000_0001;
 pub const RH_NULL: u32 = 0x4000_0007;
 
 const ST_NO_SESSIONS: u16 = 0x8001;
+const RC_RETRY: u32 = 0x922;
+const RC_YIELDED: u32 = 0x908;
+const RC_TESTING: u32 = 0x90a;
+const RETRIES: u64 = 50;
 const ST_SESSIONS: u16 = 0x8002;
 
 /// How a command is authorized.
@@ -126,10 +130,11 @@ impl Tpm {
             Auth::None => None,
             Auth::Password => Some(session::password_auth()),
             Auth::Session(ref mut s, names) => {
+                s.roll_nonce()?;
                 if s.attributes & session::DECRYPT != 0 {
                     s.encrypt_command(&mut cmd.params)?;
                 }
-                Some(s.command_auth(cmd.cc, names, &cmd.params)?)
+                Some(s.command_auth(cmd.cc, names, &cmd.params))
             }
         };
         let mut frame = Vec::with_capacity(32 + cmd.handles.len() + cmd.params.len());
@@ -150,16 +155,27 @@ impl Tpm {
         let size = (frame.len() as u32).to_be_bytes();
         frame[2..6].copy_from_slice(&size);
 
-        let response = self.transport.transact(&frame)?;
         let short = || Tpm2Error::Malformed(format!("{}: short response", cmd.name));
-        if response.len() < 10 {
-            return Err(short());
-        }
+        let mut attempt = 0;
+        let response = loop {
+            let response = self.transport.transact(&frame)?;
+            if response.len() < 10 {
+                return Err(short());
+            }
+            let rc = u32::from_be_bytes([response[6], response[7], response[8], response[9]]);
+            // The TPM did not run the command (busy, self-testing, yielded): the same
+            // frame, nonces included, is still valid.
+            if matches!(rc, RC_RETRY | RC_YIELDED | RC_TESTING) && attempt < RETRIES {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10 * attempt));
+                continue;
+            }
+            if rc != 0 {
+                return Err(rc_error(&cmd.name, rc));
+            }
+            break response;
+        };
         let rtag = u16::from_be_bytes([response[0], response[1]]);
-        let rc = u32::from_be_bytes([response[6], response[7], response[8], response[9]]);
-        if rc != 0 {
-            return Err(rc_error(&cmd.name, rc));
-        }
         let body = &response[10..];
         let handle_len = R::HANDLES * 4;
         if body.len() < handle_len {

@@ -62,16 +62,16 @@ impl Session {
         !self.key.is_empty()
     }
 
-    /// The TPMS_AUTH_COMMAND for a command whose parameters (as sent, i.e. already
-    /// encrypted) are `params`, on handles whose Names are `names`. Rolls the caller
-    /// nonce.
-    pub fn command_auth(
-        &mut self,
-        cc: u32,
-        names: &[&[u8]],
-        params: &[u8],
-    ) -> Result<Vec<u8>, Tpm2Error> {
+    /// A fresh caller nonce for the next command. Call before
+    /// [`encrypt_command`](Self::encrypt_command): the parameter key depends on it.
+    pub fn roll_nonce(&mut self) -> Result<(), Tpm2Error> {
         self.nonce_caller = crypto::random(32)?;
+        Ok(())
+    }
+
+    /// The TPMS_AUTH_COMMAND for a command whose parameters (as sent, i.e. already
+    /// encrypted) are `params`, on handles whose Names are `names`.
+    pub fn command_auth(&self, cc: u32, names: &[&[u8]], params: &[u8]) -> Vec<u8> {
         let cp_hash = cp_hash(cc, names, params);
         let hmac = crypto::hmac_sha256(
             &self.key,
@@ -87,7 +87,7 @@ impl Session {
         put_tpm2b(&mut out, &self.nonce_caller);
         out.push(self.attributes);
         put_tpm2b(&mut out, &hmac);
-        Ok(out)
+        out
     }
 
     /// Checks the TPMS_AUTH_RESPONSE of a successful command and rolls the TPM
@@ -199,7 +199,8 @@ mod tests {
     #[test]
     fn response_hmac_detects_tampering() {
         let mut s = salted();
-        let _ = s.command_auth(0x15e, &[b"name"], &[]).ok();
+        s.roll_nonce().ok();
+        let _ = s.command_auth(0x15e, &[b"name"], &[]);
         let params = [0, 3, 9, 9, 9];
         let nonce = [5u8; 32];
         // What an honest TPM would send.
