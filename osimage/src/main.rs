@@ -202,6 +202,9 @@ enum Command {
         /// tpm2_pubkey. The stub drops it at /.extra/tpm2-pcr-signature.json.
         #[arg(long)]
         signature: Option<PathBuf>,
+        /// Use only this token (by LUKS2 token id) instead of trying each in turn.
+        #[arg(long)]
+        token: Option<u32>,
     },
 }
 
@@ -311,7 +314,18 @@ fn main() -> ExitCode {
             name,
             tpm,
             signature,
-        } => cmd::unlock::unlock_cmd(&device, test, &name, &tpm, signature.as_deref(), cli.json),
+            token,
+        } => cmd::unlock::unlock_cmd(
+            &cmd::unlock::UnlockArgs {
+                device: &device,
+                test,
+                name: &name,
+                tpm: &tpm,
+                signature: signature.as_deref(),
+                token,
+            },
+            cli.json,
+        ),
         Command::Build {
             definition,
             output,

@@ -399,3 +399,115 @@ fn bad_input_gets_clear_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("bad TPM address"), "{}", stderr(&out));
 }
+
+fn token_json(img: &Path, id: u32) -> serde_json::Value {
+    let out = run(Command::new("cryptsetup")
+        .args(["token", "export", "--token-id", &id.to_string()])
+        .arg(img));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn our_enrollment_matches_systemd_cryptenroll_and_systemd_reads_it() {
+    use osimage::luks::Luks2;
+    use osimage::luks::enroll::{Tpm2Binding, enroll_recovery_key, enroll_tpm2};
+
+    let tpm = Swtpm::tcp().unwrap();
+    extend(&tpm, 7, b"secure boot state");
+    extend(&tpm, 11, b"uki v1");
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("pcr.key");
+    let public = dir.path().join("pcr.pub");
+    run(Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .stderr(std::process::Stdio::null()));
+    run(Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&public)
+        .stderr(std::process::Stdio::null()));
+    let img = luks_image(dir.path());
+
+    // systemd's tokens first: token 0 (PCR 7), token 1 (PCR 7 + signed PCR 11).
+    cryptenroll(&tpm, &img, &["--tpm2-pcrs=7"]);
+    let signed_args = [
+        "--tpm2-pcrs=7".to_string(),
+        format!("--tpm2-public-key={}", public.display()),
+        "--tpm2-public-key-pcrs=11".to_string(),
+    ];
+    let signed_args: Vec<&str> = signed_args.iter().map(String::as_str).collect();
+    cryptenroll(&tpm, &img, &signed_args);
+
+    // Ours: the same two bindings, and a recovery key.
+    let pem = std::fs::read_to_string(&public).unwrap();
+    let mut luks = Luks2::open(&img).unwrap();
+    let mut c = client(&tpm);
+    let plain = Tpm2Binding {
+        pcrs: vec![7],
+        signed: None,
+    };
+    let signed = Tpm2Binding {
+        pcrs: vec![7],
+        signed: Some((pem, vec![11])),
+    };
+    let (ours_plain, _) = enroll_tpm2(&mut luks, b"pass1", &mut c, &plain).unwrap();
+    let (ours_signed, _) = enroll_tpm2(&mut luks, b"pass1", &mut c, &signed).unwrap();
+    let raw: [u8; 32] = osimage::tpm2::crypto::random(32)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let (recovery, _) = enroll_recovery_key(&mut luks, b"pass1", &raw).unwrap();
+    drop(c);
+    drop(luks);
+
+    // Same fields, same policy digests as systemd computed on the TPM.
+    for (theirs, ours) in [(0, ours_plain), (1, ours_signed)] {
+        let (t, o) = (token_json(&img, theirs), token_json(&img, ours));
+        assert_eq!(keys(&t), keys(&o), "{t}\n{o}");
+        assert_eq!(t["tpm2-policy-hash"], o["tpm2-policy-hash"], "{t}\n{o}");
+        assert_eq!(t["tpm2_pubkey"], o["tpm2_pubkey"]);
+    }
+
+    // systemd-cryptenroll, listing the slots, sees our tpm2 and recovery slots.
+    let listing = run(Command::new("systemd-cryptenroll").arg(&img));
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    let types: Vec<&str> = listing
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        types,
+        ["password", "tpm2", "tpm2", "tpm2", "tpm2", "recovery"],
+        "{listing}"
+    );
+    assert!(cryptsetup_accepts(&img, &recovery));
+
+    // And our own unlock opens our tokens' keyslots.
+    let sig = pcrsig_for_current(&tpm, &key, dir.path());
+    for id in [ours_plain, ours_signed] {
+        let out = unlock(
+            &tpm,
+            &img,
+            &[
+                "--json",
+                "--token",
+                &id.to_string(),
+                "--signature",
+                sig.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["token"], id);
+    }
+}

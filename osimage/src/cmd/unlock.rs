@@ -13,15 +13,20 @@ const EXIT_REFUSED: u8 = 4;
 /// Exit status when there is no usable TPM.
 const EXIT_NO_TPM: u8 = 5;
 
-pub(crate) fn unlock_cmd(
-    device: &Path,
-    test: bool,
-    name: &str,
-    tpm: &str,
-    signature: Option<&Path>,
-    json: bool,
-) -> ExitCode {
-    match unlock(device, test, name, tpm, signature) {
+pub(crate) struct UnlockArgs<'a> {
+    pub device: &'a Path,
+    pub test: bool,
+    pub name: &'a str,
+    pub tpm: &'a str,
+    pub signature: Option<&'a Path>,
+    pub token: Option<u32>,
+}
+
+pub(crate) fn unlock_cmd(args: &UnlockArgs<'_>, json: bool) -> ExitCode {
+    let UnlockArgs {
+        device, test, name, ..
+    } = *args;
+    match unlock(args) {
         Ok((token, keyslot)) => {
             if json {
                 println!(
@@ -58,13 +63,15 @@ pub(crate) fn unlock_cmd(
     }
 }
 
-fn unlock(
-    device: &Path,
-    test: bool,
-    name: &str,
-    tpm: &str,
-    signature: Option<&Path>,
-) -> anyhow::Result<(u32, u32)> {
+fn unlock(args: &UnlockArgs<'_>) -> anyhow::Result<(u32, u32)> {
+    let UnlockArgs {
+        device,
+        test,
+        name,
+        tpm,
+        signature,
+        token: only,
+    } = *args;
     let spec: TctiSpec = tpm.parse()?;
     let signature: Option<PcrSig> = match signature {
         Some(path) => {
@@ -78,7 +85,16 @@ fn unlock(
         None => None,
     };
     let mut luks = Luks2::open(device)?;
-    let tokens = luks.tpm2_tokens()?;
+    let mut tokens = luks.tpm2_tokens()?;
+    if let Some(only) = only {
+        tokens.retain(|(id, _)| *id == only);
+        if tokens.is_empty() {
+            anyhow::bail!(
+                "{}: token {only} is not a systemd-tpm2 token",
+                device.display()
+            );
+        }
+    }
     let mut tpm = Tpm::open(&spec).map_err(UnlockError::from)?;
     let mut last = None;
     // Like systemd-cryptsetup: try each TPM2 token in turn; report the last failure.

@@ -1,6 +1,7 @@
 //! LUKS2 volumes: reading their tokens and checking or using a key, through
 //! libcryptsetup (the library cryptsetup and systemd-cryptsetup use).
 
+pub mod enroll;
 pub mod token;
 pub mod unlock;
 
@@ -36,7 +37,7 @@ pub enum LuksError {
 /// An opened LUKS2 header.
 pub struct Luks2 {
     path: PathBuf,
-    device: CryptDevice,
+    pub(super) device: CryptDevice,
 }
 
 impl std::fmt::Debug for Luks2 {
