@@ -99,6 +99,11 @@ fn osimage(size_mib: u64, runs: u32) -> anyhow::Result<()> {
         .env("BENCH_SIZE_MIB", size_mib.to_string())
         .status()?;
     ensure!(status.success(), "the update benchmark failed");
+    let status = Command::new(env!("CARGO"))
+        .args(["bench", "--quiet", "-p", "osimage", "--bench", "unlock"])
+        .env("BENCH_RUNS", runs.max(10).to_string())
+        .status()?;
+    ensure!(status.success(), "the unlock benchmark failed");
     Ok(())
 }
 
