@@ -16,6 +16,7 @@ pub mod install;
 pub mod luks;
 pub mod pcr;
 pub mod provenance;
+pub mod reset;
 pub mod sign;
 pub mod tpm2;
 pub mod uki;

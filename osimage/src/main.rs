@@ -178,6 +178,20 @@ enum Command {
     /// dm-verity hash trees, compatible with veritysetup.
     #[command(subcommand)]
     Verity(VerityCommand),
+    /// Request, cancel or show a factory reset (systemd's FactoryReset EFI variable),
+    /// honoured in the initrd on the next boot.
+    ///
+    /// Exit status: 0 done, 1 error, 3 no efivarfs (EFI variables unavailable).
+    FactoryReset {
+        /// An efivarfs directory instead of /sys/firmware/efi/efivars.
+        #[arg(long, global = true)]
+        efivars: Option<PathBuf>,
+        /// Say what would change; write nothing.
+        #[arg(long, global = true)]
+        dry_run: bool,
+        #[command(subcommand)]
+        command: ResetCommand,
+    },
     /// Recover a LUKS2 volume's key from its systemd-tpm2 token through the TPM and
     /// open the volume (or, with --test, only check the key against its keyslot).
     ///
@@ -206,6 +220,16 @@ enum Command {
         #[arg(long)]
         token: Option<u32>,
     },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub(crate) enum ResetCommand {
+    /// Erase and re-create every FactoryReset partition on the next boot.
+    Request,
+    /// Withdraw a pending request.
+    Cancel,
+    /// What the next boot will do.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -308,6 +332,11 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::FactoryReset {
+            efivars,
+            dry_run,
+            command,
+        } => cmd::reset::reset_cmd(command, efivars.as_deref(), dry_run, cli.json),
         Command::Unlock {
             device,
             test,
