@@ -31,7 +31,7 @@ pub fn cmdline_request(cmdline: &str) -> Option<bool> {
             None if word == "systemd.factory_reset" => Some(Some(true)),
             _ => None,
         })
-        .last()
+        .next_back()
         .flatten()
 }
 
