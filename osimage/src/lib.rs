@@ -1,10 +1,11 @@
 //! osimage: the image-based OS tooling under Tessera.
 //!
-//! Built so far: [`version`], systemd's version comparison, which decides which image,
-//! UKI or update is newest everywhere else in this crate; and [`verity`], dm-verity
-//! hash trees byte-identical to `veritysetup format`, hashed on all cores. The formats (GPT, verity,
-//! UKI, LUKS2/TPM2) land with their issues, each as a module of pure planning logic
-//! with the I/O behind small traits.
+//! [`version`] is systemd's version comparison, which decides which image, UKI or
+//! update is newest everywhere else in this crate. The formats each live in a module
+//! of pure planning logic with the I/O behind small traits: [`gpt`], [`verity`],
+//! [`uki`], [`pcr`], [`build`], [`update`], [`boot`]. [`tpm2`] is a TPM 2.0 client
+//! (salted sessions, parameter encryption, policy digests), [`luks`] reads and writes
+//! systemd-tpm2 tokens on LUKS2 volumes, and [`reset`] handles factory reset requests.
 
 pub mod boot;
 pub mod build;
