@@ -43,6 +43,26 @@ fn extend(tpm: &Swtpm, pcr: u32, data: &[u8]) {
     run(tool(tpm, "tpm2_pcrextend").arg(format!("{pcr}:sha256={digest}")));
 }
 
+/// An RSA-2048 PCR signing key pair from openssl: (`NAME.key`, `NAME.pub`) in `dir`.
+fn pcr_keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (key, public) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.pub")),
+    );
+    run(Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .stderr(std::process::Stdio::null()));
+    run(Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&public)
+        .stderr(std::process::Stdio::null()));
+    (key, public)
+}
+
 /// A LUKS2 image with passphrase "pass1" in keyslot 0 (cheap PBKDF: tests only).
 fn luks_image(dir: &Path) -> PathBuf {
     let img = dir.join("disk.img");
@@ -138,20 +158,10 @@ fn policy_digests_equal_tpm2_tools_trial_sessions() {
     drop(ours);
 
     // PolicyAuthorize with a loaded RSA key's name.
-    run(Command::new("openssl")
-        .args(["genrsa", "-out"])
-        .arg(d("k.pem"))
-        .arg("2048")
-        .stderr(std::process::Stdio::null()));
-    run(Command::new("openssl")
-        .args(["rsa", "-pubout", "-in"])
-        .arg(d("k.pem"))
-        .arg("-out")
-        .arg(d("k.pub"))
-        .stderr(std::process::Stdio::null()));
+    let (_, public) = pcr_keypair(dir.path(), "k");
     run(tool(&tpm, "tpm2_loadexternal")
         .args(["-C", "o", "-G", "rsa", "-u"])
-        .arg(d("k.pub"))
+        .arg(&public)
         .arg("-c")
         .arg(d("k.ctx"))
         .arg("-n")
@@ -283,19 +293,7 @@ fn pcrsig_for_current(tpm: &Swtpm, key: &Path, dir: &Path) -> PathBuf {
 fn signed_pcr11_policy_survives_an_update_without_reenrollment() {
     let mut tpm = Swtpm::tcp().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("pcr.key");
-    let public = dir.path().join("pcr.pub");
-    run(Command::new("openssl")
-        .args(["genrsa", "-out"])
-        .arg(&key)
-        .arg("2048")
-        .stderr(std::process::Stdio::null()));
-    run(Command::new("openssl")
-        .args(["rsa", "-pubout", "-in"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&public)
-        .stderr(std::process::Stdio::null()));
+    let (key, public) = pcr_keypair(dir.path(), "pcr");
     let img = luks_image(dir.path());
     extend(&tpm, 7, b"secure boot state");
     cryptenroll(
@@ -333,12 +331,7 @@ fn signed_pcr11_policy_survives_an_update_without_reenrollment() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     // A policy signed by someone else's key gets nowhere.
-    let other = dir.path().join("other.key");
-    run(Command::new("openssl")
-        .args(["genrsa", "-out"])
-        .arg(&other)
-        .arg("2048")
-        .stderr(std::process::Stdio::null()));
+    let (other, _) = pcr_keypair(dir.path(), "other");
     let forged = dir.path().join("forged");
     std::fs::create_dir(&forged).unwrap();
     let sig_forged = pcrsig_for_current(&tpm, &other, &forged);
@@ -422,19 +415,7 @@ fn our_enrollment_matches_systemd_cryptenroll_and_systemd_reads_it() {
     extend(&tpm, 7, b"secure boot state");
     extend(&tpm, 11, b"uki v1");
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("pcr.key");
-    let public = dir.path().join("pcr.pub");
-    run(Command::new("openssl")
-        .args(["genrsa", "-out"])
-        .arg(&key)
-        .arg("2048")
-        .stderr(std::process::Stdio::null()));
-    run(Command::new("openssl")
-        .args(["rsa", "-pubout", "-in"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&public)
-        .stderr(std::process::Stdio::null()));
+    let (key, public) = pcr_keypair(dir.path(), "pcr");
     let img = luks_image(dir.path());
 
     // systemd's tokens first: token 0 (PCR 7), token 1 (PCR 7 + signed PCR 11).

@@ -26,10 +26,6 @@ pub const DEFAULT_PHASES: [&str; 4] = [
 ];
 
 pub const PCR: u32 = 11;
-/// TPM_CC_PolicyPCR
-const TPM_CC_POLICY_PCR: u32 = 0x0000_017f;
-/// TPM_ALG_SHA256
-const TPM_ALG_SHA256: u16 = 0x000b;
 
 pub type PcrValue = [u8; 32];
 
@@ -66,19 +62,8 @@ pub fn after_phases(mut pcr: PcrValue, phase_path: &str) -> PcrValue {
 /// The TPM2_PolicyPCR policy digest for PCR 11 (sha256 bank) holding `value`, from
 /// an empty policy session.
 pub fn policy_pcr_digest(value: &PcrValue) -> [u8; 32] {
-    let pcr_digest = Sha256::digest(value);
-    let mut h = Sha256::new();
-    h.update([0u8; 32]);
-    h.update(TPM_CC_POLICY_PCR.to_be_bytes());
-    // TPML_PCR_SELECTION { count 1, { sha256, sizeofSelect 3, bitmap } }
-    h.update(1u32.to_be_bytes());
-    h.update(TPM_ALG_SHA256.to_be_bytes());
-    let mut bitmap = [0u8; 3];
-    bitmap[(PCR / 8) as usize] |= 1 << (PCR % 8);
-    h.update([3u8]);
-    h.update(bitmap);
-    h.update(pcr_digest);
-    h.finalize().into()
+    use crate::tpm2::policy::{PcrSelection, policy_pcr};
+    policy_pcr(&[0; 32], &PcrSelection::sha256(&[PCR]), &[*value])
 }
 
 /// One entry of `.pcrsig`, as systemd-measure writes it.
