@@ -492,3 +492,29 @@ fn our_enrollment_matches_systemd_cryptenroll_and_systemd_reads_it() {
         assert_eq!(json["token"], id);
     }
 }
+
+#[test]
+fn a_tpm_without_a_sha256_bank_is_named_as_such() {
+    use osimage::luks::Luks2;
+    use osimage::luks::enroll::{EnrollError, Tpm2Binding, enroll_tpm2};
+    use osimage::tpm2::Tpm2Error;
+
+    let tpm = Swtpm::tcp_with_banks(&["sha1"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let img = luks_image(dir.path());
+    let before = std::fs::read(&img).unwrap();
+    let mut luks = Luks2::open(&img).unwrap();
+    let binding = Tpm2Binding {
+        pcrs: vec![7],
+        signed: None,
+    };
+    let err = enroll_tpm2(&mut luks, b"pass1", &mut client(&tpm), &binding).unwrap_err();
+    assert!(
+        matches!(err, EnrollError::Tpm(Tpm2Error::NoSha256Bank)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no sha256 PCR bank"), "{err}");
+    drop(luks);
+    // Refused before a keyslot or token was written.
+    assert_eq!(std::fs::read(&img).unwrap(), before);
+}

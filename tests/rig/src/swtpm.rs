@@ -35,6 +35,10 @@ impl Swtpm {
             .prefix("tessera-swtpm-")
             .tempdir()
             .map_err(io_err("swtpm state dir"))?;
+        Swtpm::tcp_in(state)
+    }
+
+    fn tcp_in(state: TempDir) -> Result<Swtpm> {
         let mut last = String::new();
         // The ports can be taken between probing and binding; try a few pairs.
         for _ in 0..5 {
@@ -55,6 +59,29 @@ impl Swtpm {
             service: "swtpm".into(),
             detail: last,
         })
+    }
+
+    /// A TPM on free loopback TCP ports whose only active PCR banks are `banks`
+    /// (e.g. `["sha1"]`), manufactured with `swtpm_setup --pcr-banks`: the firmware
+    /// setting some machines ship with.
+    pub fn tcp_with_banks(banks: &[&str]) -> Result<Swtpm> {
+        let state = tempfile::Builder::new()
+            .prefix("tessera-swtpm-")
+            .tempdir()
+            .map_err(io_err("swtpm state dir"))?;
+        let out = Command::new(which("swtpm_setup")?)
+            .args(["--tpm2", "--overwrite", "--pcr-banks", &banks.join(",")])
+            .arg("--tpmstate")
+            .arg(state.path())
+            .output()
+            .map_err(io_err("swtpm_setup"))?;
+        if !out.status.success() {
+            return Err(RigError::NotReady {
+                service: "swtpm_setup".into(),
+                detail: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Swtpm::tcp_in(state)
     }
 
     /// A fresh TPM behind a unix control socket, for `-tpmdev emulator`.
