@@ -7,19 +7,11 @@ use std::io;
 use serde::Serialize;
 
 use crate::boot::efivars::{ATTR_NV_BS_RT, EfiVars};
+use crate::definition::parse_boolean;
 
 /// systemd's vendor GUID for its own EFI variables.
 pub const SYSTEMD_VENDOR: &str = "8cf2644b-4b0b-428f-9387-6d876050dc67";
 pub const FACTORY_RESET_VAR: &str = "FactoryReset";
-
-/// systemd's `parse_boolean`.
-pub fn parse_boolean(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "yes" | "y" | "true" | "t" | "on" => Some(true),
-        "0" | "no" | "n" | "false" | "f" | "off" => Some(false),
-        _ => None,
-    }
-}
 
 /// What the kernel command line says: the last `systemd.factory_reset` wins, and the
 /// bare switch means yes. `None` when it says nothing (or nothing parseable).

@@ -11,6 +11,16 @@ use serde::Deserialize;
 
 pub use partition::{FsFormat, PartitionDefinition, Size, VerityRole};
 
+/// systemd's `parse_boolean`: the spellings every systemd config and switch accepts,
+/// in any case.
+pub fn parse_boolean(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "y" | "true" | "t" | "on" => Some(true),
+        "0" | "no" | "n" | "false" | "f" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 use crate::gpt::PartitionType;
 
 #[derive(Debug, thiserror::Error)]

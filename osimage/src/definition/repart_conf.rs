@@ -20,11 +20,7 @@ const IGNORED: &[&str] = &[
 ];
 
 fn parse_bool(v: &str) -> Result<bool, String> {
-    match v {
-        "1" | "yes" | "y" | "true" | "t" | "on" => Ok(true),
-        "0" | "no" | "n" | "false" | "f" | "off" => Ok(false),
-        _ => Err(format!("`{v}` is not a boolean")),
-    }
+    super::parse_boolean(v).ok_or_else(|| format!("`{v}` is not a boolean"))
 }
 
 /// Parses one `.conf` file's text; `path` names it in errors.

@@ -3,9 +3,8 @@
 
 use libcryptsetup_rs::consts::vals::CryptKdf;
 use libcryptsetup_rs::{CryptPbkdfType, TokenInput};
-use rsa::traits::PublicKeyParts;
 
-use super::token::{SystemdTpm2Token, TOKEN_TYPE};
+use super::token::{PcrSigningKey, SystemdTpm2Token, TOKEN_TYPE, encode_blob};
 use super::unlock::passphrase;
 use super::{Luks2, LuksError};
 use crate::tpm2::{self, PcrSelection, Tpm, Tpm2Error, policy};
@@ -42,25 +41,18 @@ pub fn mixed_random(tpm: &mut Tpm, n: usize) -> Result<Vec<u8>, Tpm2Error> {
 /// The policy digest systemd computes for a binding: PolicyAuthorize with the signing
 /// key first (when there is one), then PolicyPCR over `values` of `binding.pcrs`.
 pub fn binding_policy(
-    signing_key: Option<&rsa::RsaPublicKey>,
+    signing_key: Option<&PcrSigningKey>,
     selection: &PcrSelection,
     values: &[[u8; 32]],
 ) -> [u8; 32] {
     let mut digest = [0u8; 32];
     if let Some(key) = signing_key {
-        digest = policy::policy_authorize(&signing_key_name(key), b"");
+        digest = policy::policy_authorize(&key.name(), b"");
     }
     if !selection.is_empty() {
         digest = policy::policy_pcr(&digest, selection, values);
     }
     digest
-}
-
-/// The Name the TPM gives the signing key when it is loaded the way systemd loads it.
-pub fn signing_key_name(key: &rsa::RsaPublicKey) -> Vec<u8> {
-    let e = key.e().to_bytes_be();
-    let exponent = e.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b));
-    policy::object_name(&policy::rsa_public_area(&key.n().to_bytes_be(), exponent))
 }
 
 /// Seals a fresh secret to `binding`, adds a keyslot whose passphrase is its base64
@@ -74,9 +66,7 @@ pub fn enroll_tpm2(
     use base64::Engine;
     let (key, pem, signed_pcrs) = match &binding.signed {
         Some((pem, pcrs)) => {
-            use rsa::pkcs8::DecodePublicKey;
-            let key = rsa::RsaPublicKey::from_public_key_pem(pem)
-                .map_err(|e| EnrollError::Key(e.to_string()))?;
+            let key = PcrSigningKey::from_pem(pem).map_err(EnrollError::Key)?;
             (Some(key), Some(pem.clone()), pcrs.clone())
         }
         None => (None, None, Vec::new()),
@@ -99,11 +89,7 @@ pub fn enroll_tpm2(
     let token = SystemdTpm2Token {
         kind: TOKEN_TYPE.into(),
         keyslots: vec![keyslot.to_string()],
-        blob: super::SealedBlob {
-            private: sealed.private,
-            public: sealed.public,
-        }
-        .encode(),
+        blob: encode_blob(&sealed),
         pcrs: binding.pcrs.clone(),
         pcr_bank: "sha256".into(),
         primary_alg: "ecc".into(),

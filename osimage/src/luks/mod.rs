@@ -11,7 +11,7 @@ use libcryptsetup_rs::consts::flags::CryptActivate;
 use libcryptsetup_rs::consts::vals::EncryptionFormat;
 use libcryptsetup_rs::{CryptDevice, CryptInit, LibcryptErr};
 
-pub use token::{SealedBlob, SystemdTpm2Token};
+pub use token::{PcrSigningKey, SystemdTpm2Token};
 
 /// LUKS2 allows 32 tokens.
 const MAX_TOKENS: u32 = 32;

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::LuksError;
-use crate::tpm2::PcrSelection;
+use crate::tpm2::{PcrSelection, Sealed};
 
 pub const TOKEN_TYPE: &str = "systemd-tpm2";
 
@@ -48,6 +48,38 @@ pub struct SystemdTpm2Token {
     pub pubkey_pcrs: Vec<u32>,
 }
 
+/// An RSA PCR signing key, in the two numbers the TPM is given for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PcrSigningKey {
+    pub modulus: Vec<u8>,
+    pub exponent: u32,
+}
+
+impl PcrSigningKey {
+    /// From a PEM SubjectPublicKeyInfo (what `--tpm2-public-key` and `.pcrpkey` hold).
+    pub fn from_pem(pem: &str) -> Result<PcrSigningKey, String> {
+        use rsa::pkcs8::DecodePublicKey;
+        use rsa::traits::PublicKeyParts;
+        let key = rsa::RsaPublicKey::from_public_key_pem(pem).map_err(|e| e.to_string())?;
+        let e = key.e().to_bytes_be();
+        if e.len() > 4 {
+            return Err("the public exponent does not fit the TPM's 32 bits".into());
+        }
+        Ok(PcrSigningKey {
+            modulus: key.n().to_bytes_be(),
+            exponent: e.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)),
+        })
+    }
+
+    /// The Name the TPM gives this key when it is loaded the way systemd loads it.
+    pub fn name(&self) -> Vec<u8> {
+        crate::tpm2::policy::object_name(&crate::tpm2::policy::rsa_public_area(
+            &self.modulus,
+            self.exponent,
+        ))
+    }
+}
+
 fn sha256() -> String {
     "sha256".into()
 }
@@ -56,19 +88,11 @@ fn ecc() -> String {
     "ecc".into()
 }
 
-/// The sealed object's two halves, still marshalled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SealedBlob {
-    pub private: Vec<u8>,
-    pub public: Vec<u8>,
-}
-
-impl SealedBlob {
-    pub fn encode(&self) -> String {
-        let mut raw = self.private.clone();
-        raw.extend_from_slice(&self.public);
-        STANDARD.encode(raw)
-    }
+/// `tpm2-blob`: base64 of the sealed object's TPM2B_PRIVATE then TPM2B_PUBLIC.
+pub fn encode_blob(sealed: &Sealed) -> String {
+    let mut raw = sealed.private.clone();
+    raw.extend_from_slice(&sealed.public);
+    STANDARD.encode(raw)
 }
 
 impl SystemdTpm2Token {
@@ -130,7 +154,7 @@ impl SystemdTpm2Token {
     }
 
     /// Splits the blob into TPM2B_PRIVATE and TPM2B_PUBLIC by their size prefixes.
-    pub fn sealed(&self) -> Result<SealedBlob, LuksError> {
+    pub fn sealed(&self) -> Result<Sealed, LuksError> {
         let raw = STANDARD
             .decode(&self.blob)
             .map_err(|_| LuksError::BadToken("tpm2-blob is not base64".into()))?;
@@ -151,15 +175,14 @@ impl SystemdTpm2Token {
         if private_len + public_len != raw.len() {
             return Err(LuksError::BadToken("tpm2-blob has trailing bytes".into()));
         }
-        Ok(SealedBlob {
+        Ok(Sealed {
             private: raw[..private_len].to_vec(),
             public: raw[private_len..].to_vec(),
         })
     }
 
     /// The PCR signing key, decoded from the PEM in `tpm2_pubkey`.
-    pub fn signing_key(&self) -> Result<Option<rsa::RsaPublicKey>, LuksError> {
-        use rsa::pkcs8::DecodePublicKey;
+    pub fn signing_key(&self) -> Result<Option<PcrSigningKey>, LuksError> {
         let Some(b64) = &self.pubkey else {
             return Ok(None);
         };
@@ -168,7 +191,7 @@ impl SystemdTpm2Token {
             .map_err(|_| LuksError::BadToken("tpm2_pubkey is not base64".into()))?;
         let pem = String::from_utf8(pem)
             .map_err(|_| LuksError::BadToken("tpm2_pubkey is not PEM text".into()))?;
-        rsa::RsaPublicKey::from_public_key_pem(&pem)
+        PcrSigningKey::from_pem(&pem)
             .map(Some)
             .map_err(|e| LuksError::BadToken(format!("tpm2_pubkey: {e}")))
     }
@@ -201,12 +224,15 @@ mod tests {
         let sealed = token.and_then(|t| t.sealed().ok());
         assert_eq!(
             sealed,
-            Some(SealedBlob {
+            Some(Sealed {
                 private: vec![0, 2, 0xaa, 0xbb],
                 public: vec![0, 3, 1, 2, 3]
             })
         );
-        assert_eq!(sealed.map(|s| s.encode()), token.map(|t| t.blob.clone()));
+        assert_eq!(
+            sealed.map(|s| encode_blob(&s)),
+            token.map(|t| t.blob.clone())
+        );
     }
 
     #[test]

@@ -6,7 +6,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rsa::traits::PublicKeyParts;
 
 use super::{LuksError, SystemdTpm2Token};
 use crate::pcr::PcrSig;
@@ -132,12 +131,7 @@ fn authorize_signed(
     let sig = STANDARD
         .decode(&entry.sig)
         .map_err(|_| LuksError::BadToken("PCR signature is not base64".into()))?;
-    let e = key.e().to_bytes_be();
-    if e.len() > 4 {
-        return Err(LuksError::BadToken("PCR public key exponent too large".into()).into());
-    }
-    let exponent = e.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b));
-    let loaded = tpm.load_external_rsa(&key.n().to_bytes_be(), exponent)?;
+    let loaded = tpm.load_external_rsa(&key.modulus, key.exponent)?;
     handles.push(loaded.handle);
     let digest = tpm2::policy::authorized_hash(&approved, b"");
     let ticket = tpm.verify_signature(&loaded, &digest, &sig).map_err(|e| {

@@ -4,9 +4,8 @@
 use tpm2_protocol::basic::{TpmHandle, TpmUint16};
 use tpm2_protocol::data::{
     Tpm2bDigest, Tpm2bName, Tpm2bNonce, Tpm2bPrivate, Tpm2bPublic, Tpm2bSensitiveCreate,
-    Tpm2bSensitiveData, TpmAlgId, TpmCc, TpmRc, TpmRcBase, TpmSe, TpmlPcrSelection, TpmsPcrSelect,
-    TpmsPcrSelection, TpmsSensitiveCreate, TpmtSymDef, TpmtTkVerified, TpmuPublicId,
-    TpmuSymKeyBits, TpmuSymMode,
+    Tpm2bSensitiveData, TpmAlgId, TpmCc, TpmRc, TpmRcBase, TpmSe, TpmlPcrSelection,
+    TpmsSensitiveCreate, TpmtSymDef, TpmtTkVerified, TpmuPublicId, TpmuSymKeyBits, TpmuSymMode,
 };
 use tpm2_protocol::frame::{
     TpmCreateCommand, TpmCreatePrimaryCommand, TpmCreatePrimaryResponse, TpmCreateResponse,
@@ -100,7 +99,7 @@ pub struct Loaded {
 }
 
 /// A sealed data object as TPM2_Create returns it: what goes into a token's blob.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
     pub private: Vec<u8>,
     pub public: Vec<u8>,
@@ -523,18 +522,10 @@ impl Tpm {
     }
 }
 
+/// The crate's TPML_PCR_SELECTION, read back from the one encoding in
+/// [`PcrSelection::marshal`] so that policy math and commands cannot disagree.
 fn pcr_list(selection: &PcrSelection) -> Result<TpmlPcrSelection, Tpm2Error> {
-    let mut list = TpmlPcrSelection::default();
-    let bitmap = selection.mask.to_le_bytes();
-    list.try_push(TpmsPcrSelection {
-        hash: if selection.bank == super::policy::ALG_SHA1 {
-            TpmAlgId::Sha1
-        } else {
-            TpmAlgId::Sha256
-        },
-        pcr_select: TpmsPcrSelect::try_from(&bitmap[..3]).map_err(marshal)?,
-    })
-    .map_err(marshal)?;
+    let (list, _) = TpmlPcrSelection::unmarshal(&selection.marshal()).map_err(marshal)?;
     Ok(list)
 }
 

@@ -10,8 +10,6 @@ pub const CC_POLICY_PCR: u32 = 0x0000_017f;
 pub const CC_POLICY_AUTHORIZE: u32 = 0x0000_016a;
 /// TPM_ALG_SHA256.
 pub const ALG_SHA256: u16 = 0x000b;
-/// TPM_ALG_SHA1.
-pub const ALG_SHA1: u16 = 0x0004;
 
 /// A set of PCRs in one bank: one TPMS_PCR_SELECTION with a 3-byte bitmap (PCRs
 /// 0-23), which is what PC-client TPMs implement and what systemd sends.
