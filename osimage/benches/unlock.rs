@@ -5,7 +5,6 @@
 //! to attach, which the host lacks, so systemd's own unlock is timed only in the
 //! guest. Run by `cargo xtask bench osimage`.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,9 @@ use base64::engine::general_purpose::STANDARD;
 use osimage::luks::Luks2;
 use osimage::luks::unlock::recover_passphrase;
 use osimage::tpm2::{TctiSpec, Tpm};
+
+#[path = "../tests/support/cryptsetup.rs"]
+mod cryptsetup;
 
 fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.stderr(Stdio::inherit()).output().unwrap();
@@ -106,7 +108,10 @@ fn main() {
         run(tool("tpm2_flushcontext").arg("-l"));
         run(tool("tpm2_flushcontext").arg("-s"));
         let pass = STANDARD.encode(secret);
-        test_passphrase(&img, keyslot, &pass);
+        assert!(
+            cryptsetup::accepts(&img, Some(keyslot), &pass),
+            "cryptsetup refused the unsealed key"
+        );
         theirs = theirs.min(t.elapsed());
     }
     println!(
@@ -120,28 +125,5 @@ fn main() {
     println!(
         "bench: unlock {:.2}x faster than the tpm2-tools peer (target >= 1.0x of systemd's)",
         theirs.as_secs_f64() / ours.as_secs_f64()
-    );
-}
-
-fn test_passphrase(img: &Path, keyslot: u32, pass: &str) {
-    use std::io::Write;
-    // The keyslot, as ours is told: otherwise cryptsetup first tries the password
-    // slot's slow Argon2id.
-    let mut child = Command::new("cryptsetup")
-        .args(["open", "--test-passphrase", "--key-file", "-", "--key-slot"])
-        .arg(keyslot.to_string())
-        .arg(img)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(pass.as_bytes())
-        .unwrap();
-    assert!(
-        child.wait().unwrap().success(),
-        "cryptsetup refused the unsealed key"
     );
 }

@@ -13,6 +13,9 @@ use osimage::tpm2::{SessionKind, TctiSpec, Tpm};
 use sha2::{Digest, Sha256};
 use tessera_rig::Swtpm;
 
+#[path = "support/cryptsetup.rs"]
+mod cryptsetup;
+
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap();
     assert!(
@@ -101,25 +104,6 @@ fn unlock(tpm: &Swtpm, img: &Path, extra: &[&str]) -> Output {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// `cryptsetup open --test-passphrase`: the peer's own check of a passphrase.
-fn cryptsetup_accepts(img: &Path, passphrase: &str) -> bool {
-    use std::io::Write;
-    let mut child = Command::new("cryptsetup")
-        .args(["open", "--test-passphrase", "--key-file", "-"])
-        .arg(img)
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(passphrase.as_bytes())
-        .unwrap();
-    child.wait().unwrap().success()
 }
 
 #[test]
@@ -265,7 +249,7 @@ fn unlocks_a_systemd_cryptenroll_pcr7_token_and_refuses_after_pcr7_changes() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("PCR 7"), "{}", stderr(&out));
     // The recovery key still opens the volume.
-    assert!(cryptsetup_accepts(&img, &recovery));
+    assert!(cryptsetup::accepts(&img, None, &recovery));
 }
 
 /// A `.pcrsig` as systemd-measure writes it, for the PCR 11 value the TPM holds now,
@@ -471,7 +455,7 @@ fn our_enrollment_matches_systemd_cryptenroll_and_systemd_reads_it() {
         ["password", "tpm2", "tpm2", "tpm2", "tpm2", "recovery"],
         "{listing}"
     );
-    assert!(cryptsetup_accepts(&img, &recovery));
+    assert!(cryptsetup::accepts(&img, None, &recovery));
 
     // And our own unlock opens our tokens' keyslots.
     let sig = pcrsig_for_current(&tpm, &key, dir.path());
