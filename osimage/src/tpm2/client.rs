@@ -242,6 +242,8 @@ impl Tpm {
     /// bank answers with an empty selection, which is reported as such.
     pub fn pcr_read(&mut self, selection: &PcrSelection) -> Result<Vec<[u8; 32]>, Tpm2Error> {
         let mut values = Vec::new();
+        // One PCR per command: a TPM answers at most 8 digests per PCR_Read and
+        // silently leaves out the rest, and a missing bank shows as an empty answer.
         for pcr in selection.pcrs() {
             let one = PcrSelection {
                 bank: selection.bank,

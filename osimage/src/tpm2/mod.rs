@@ -58,8 +58,8 @@ impl Tpm2Error {
         }
     }
 
-    /// The policy did not match: TPM_RC_POLICY_FAIL (with its parameter/session bits)
-    /// or TPM_RC_VALUE from PolicyPCR.
+    /// The policy did not match: TPM_RC_POLICY_FAIL, whatever session or parameter
+    /// index it carries.
     pub fn is_policy_failure(&self) -> bool {
         self.rc().is_some_and(|rc| rc & 0xbf == 0x9d)
     }
