@@ -76,7 +76,7 @@ pub fn free_extents(gpt: &Gpt) -> Vec<(u64, u64)> {
 }
 
 /// First fit of `bytes`, 1 MiB aligned, into the free space; marks it used.
-fn allocate(free: &mut Vec<(u64, u64)>, bytes: u64, ss: u64) -> Option<(u64, u64)> {
+pub(crate) fn allocate(free: &mut Vec<(u64, u64)>, bytes: u64, ss: u64) -> Option<(u64, u64)> {
     let align = (1u64 << 20) / ss;
     let sectors = bytes.div_ceil(ss);
     for i in 0..free.len() {

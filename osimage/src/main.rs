@@ -192,6 +192,60 @@ enum Command {
         #[command(subcommand)]
         command: ResetCommand,
     },
+    /// Complete an installed disk in the initrd: add the B usr slot and the encrypted
+    /// root, home and swap from the partition definitions, in free space only, with
+    /// LUKS2 keys made here and bound to the TPM2, and a recovery key shown once.
+    /// Honours a factory reset request. Safe to run on every boot.
+    ///
+    /// Exit status: 0 done (or nothing to do), 1 error, 5 the TPM cannot be used as it
+    /// is (dictionary-attack lockout, no sha256 bank, or none where one is required),
+    /// 6 the definitions do not fit the disk (too small, a conflicting partition, an
+    /// unreadable LUKS2 header). On 1, 5 and 6 nothing outside free space was written.
+    Firstboot {
+        /// The disk: a block device or an image file.
+        #[arg(long)]
+        disk: PathBuf,
+        /// Settings (see config/osimage/firstboot.toml); a missing file means defaults.
+        #[arg(long, default_value = osimage::firstboot::config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// A repart.d directory instead of the configured one.
+        #[arg(long)]
+        definitions: Option<PathBuf>,
+        /// The TPM: auto, none, device:/dev/tpmrm0 or swtpm:host=H,port=N.
+        #[arg(long)]
+        tpm: Option<String>,
+        /// The PEM public key of the PCR signatures (the UKI's .pcrpkey).
+        #[arg(long)]
+        pcr_public_key: Option<PathBuf>,
+        /// Write the recovery key to this file (mode 0600) instead of showing it.
+        #[arg(long)]
+        recovery_key_file: Option<PathBuf>,
+        /// An efivarfs directory instead of /sys/firmware/efi/efivars.
+        #[arg(long)]
+        efivars: Option<PathBuf>,
+        /// The kernel command line to read systemd.factory_reset= from.
+        #[arg(long, default_value = "/proc/cmdline")]
+        cmdline: PathBuf,
+        /// Where LUKS2 headers are built (a tmpfs).
+        #[arg(long)]
+        staging: Option<PathBuf>,
+        /// Print the plan (reset and new partitions); write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show a disk's partitions, how each encrypted one opens (TPM2 and recovery key,
+    /// or the weaker recovery-key-only mode firstboot uses without a TPM), and whether
+    /// a factory reset is pending.
+    ///
+    /// Exit status: 0 shown, 1 error.
+    Status {
+        /// The disk: a block device or an image file.
+        #[arg(long)]
+        disk: PathBuf,
+        /// An efivarfs directory instead of /sys/firmware/efi/efivars.
+        #[arg(long)]
+        efivars: Option<PathBuf>,
+    },
     /// Recover a LUKS2 volume's key from its systemd-tpm2 token through the TPM and
     /// open the volume (or, with --test, only check the key against its keyslot).
     ///
@@ -337,6 +391,35 @@ fn main() -> ExitCode {
             dry_run,
             command,
         } => cmd::reset::reset_cmd(command, efivars.as_deref(), dry_run, cli.json),
+        Command::Firstboot {
+            disk,
+            config,
+            definitions,
+            tpm,
+            pcr_public_key,
+            recovery_key_file,
+            efivars,
+            cmdline,
+            staging,
+            dry_run,
+        } => cmd::firstboot::firstboot_cmd(
+            cmd::firstboot::FirstbootArgs {
+                disk,
+                config,
+                definitions,
+                tpm,
+                pcr_public_key,
+                recovery_key_file,
+                efivars,
+                cmdline,
+                staging,
+                dry_run,
+            },
+            cli.json,
+        ),
+        Command::Status { disk, efivars } => {
+            report(cmd::firstboot::status_cmd(&disk, efivars.as_deref(), cli.json))
+        }
         Command::Unlock {
             device,
             test,

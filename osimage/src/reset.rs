@@ -89,6 +89,49 @@ pub fn cancel(vars: &EfiVars) -> io::Result<()> {
     vars.delete(FACTORY_RESET_VAR, SYSTEMD_VENDOR)
 }
 
+/// The request as the initrd sees it: the `FactoryReset` EFI variable, or
+/// `systemd.factory_reset=yes` on this boot's command line (the one-shot entry made
+/// where there is no efivarfs). A command-line request cannot be withdrawn, so once
+/// honoured a file on the per-boot /run says so: firstboot run twice in one boot
+/// must not erase the root it just made.
+#[derive(Debug)]
+pub struct BootRequest {
+    pub vars: Option<EfiVars>,
+    pub cmdline: Option<bool>,
+    pub done: std::path::PathBuf,
+}
+
+impl BootRequest {
+    pub const DONE: &'static str = "/run/osimage/factory-reset-done";
+}
+
+impl crate::firstboot::ResetRequest for BootRequest {
+    fn requested(&self) -> io::Result<bool> {
+        let var = match &self.vars {
+            Some(v) => v
+                .get_string(FACTORY_RESET_VAR, SYSTEMD_VENDOR)?
+                .as_deref()
+                .and_then(parse_boolean)
+                .unwrap_or(false),
+            None => false,
+        };
+        Ok(var || (self.cmdline == Some(true) && !self.done.exists()))
+    }
+
+    fn clear(&mut self) -> io::Result<()> {
+        if let Some(v) = &self.vars {
+            cancel(v)?;
+        }
+        if self.cmdline == Some(true) {
+            if let Some(dir) = self.done.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&self.done, b"")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +172,23 @@ mod tests {
             status(Some(&vars), "").ok().map(|s| s.requested),
             Some(false)
         );
+    }
+
+    #[test]
+    fn a_command_line_request_is_honoured_once_per_boot() {
+        use crate::firstboot::ResetRequest;
+        let Ok(dir) = tempfile::tempdir() else { return };
+        let vars = EfiVars::new(dir.path());
+        assert!(request(&vars).is_ok());
+        let mut r = BootRequest {
+            vars: Some(vars),
+            cmdline: Some(true),
+            done: dir.path().join("run/done"),
+        };
+        assert!(r.requested().unwrap_or(false));
+        assert!(r.clear().is_ok());
+        assert!(!r.requested().unwrap_or(true), "cleared, and done for this boot");
+        assert!(r.done.exists());
     }
 
     #[test]

@@ -393,7 +393,7 @@ fn keys(v: &serde_json::Value) -> Vec<String> {
 #[test]
 fn our_enrollment_matches_systemd_cryptenroll_and_systemd_reads_it() {
     use osimage::luks::Luks2;
-    use osimage::luks::enroll::{Tpm2Binding, enroll_recovery_key, enroll_tpm2};
+    use osimage::luks::enroll::{Existing, Tpm2Binding, enroll_recovery_key, enroll_tpm2};
 
     let tpm = Swtpm::tcp().unwrap();
     extend(&tpm, 7, b"secure boot state");
@@ -424,13 +424,13 @@ fn our_enrollment_matches_systemd_cryptenroll_and_systemd_reads_it() {
         pcrs: vec![7],
         signed: Some((pem, vec![11])),
     };
-    let (ours_plain, _) = enroll_tpm2(&mut luks, b"pass1", &mut c, &plain).unwrap();
-    let (ours_signed, _) = enroll_tpm2(&mut luks, b"pass1", &mut c, &signed).unwrap();
+    let (ours_plain, _) = enroll_tpm2(&mut luks, Existing::Passphrase(b"pass1"), &mut c, &plain).unwrap();
+    let (ours_signed, _) = enroll_tpm2(&mut luks, Existing::Passphrase(b"pass1"), &mut c, &signed).unwrap();
     let raw: [u8; 32] = osimage::tpm2::crypto::random(32)
         .unwrap()
         .try_into()
         .unwrap();
-    let (recovery, _) = enroll_recovery_key(&mut luks, b"pass1", &raw).unwrap();
+    let (recovery, _) = enroll_recovery_key(&mut luks, Existing::Passphrase(b"pass1"), &raw).unwrap();
     drop(c);
     drop(luks);
 
@@ -480,7 +480,7 @@ fn our_enrollment_matches_systemd_cryptenroll_and_systemd_reads_it() {
 #[test]
 fn a_tpm_without_a_sha256_bank_is_named_as_such() {
     use osimage::luks::Luks2;
-    use osimage::luks::enroll::{EnrollError, Tpm2Binding, enroll_tpm2};
+    use osimage::luks::enroll::{EnrollError, Existing, Tpm2Binding, enroll_tpm2};
     use osimage::tpm2::Tpm2Error;
 
     let tpm = Swtpm::tcp_with_banks(&["sha1"]).unwrap();
@@ -492,7 +492,7 @@ fn a_tpm_without_a_sha256_bank_is_named_as_such() {
         pcrs: vec![7],
         signed: None,
     };
-    let err = enroll_tpm2(&mut luks, b"pass1", &mut client(&tpm), &binding).unwrap_err();
+    let err = enroll_tpm2(&mut luks, Existing::Passphrase(b"pass1"), &mut client(&tpm), &binding).unwrap_err();
     assert!(
         matches!(err, EnrollError::Tpm(Tpm2Error::NoSha256Bank)),
         "{err}"

@@ -1,6 +1,7 @@
 //! Command implementations too long to keep in main.rs.
 
 pub(crate) mod boot;
+pub(crate) mod firstboot;
 pub(crate) mod reset;
 pub(crate) mod unlock;
 pub(crate) mod verity;

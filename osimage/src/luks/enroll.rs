@@ -9,6 +9,23 @@ use super::unlock::passphrase;
 use super::{Luks2, LuksError};
 use crate::tpm2::{self, PcrSelection, Tpm, Tpm2Error, policy};
 
+/// What opens the volume while a keyslot is added: a passphrase of an existing
+/// keyslot, or, right after formatting (before any keyslot exists), the volume key.
+#[derive(Clone, Copy)]
+pub enum Existing<'a> {
+    Passphrase(&'a [u8]),
+    VolumeKey(&'a [u8]),
+}
+
+impl std::fmt::Debug for Existing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Existing::Passphrase(_) => "Existing::Passphrase(..)",
+            Existing::VolumeKey(_) => "Existing::VolumeKey(..)",
+        })
+    }
+}
+
 /// What a TPM2 token binds to.
 #[derive(Debug, Clone, Default)]
 pub struct Tpm2Binding {
@@ -59,7 +76,7 @@ pub fn binding_policy(
 /// (unlocked with `existing`), and writes the token. Returns (token id, keyslot).
 pub fn enroll_tpm2(
     luks: &mut Luks2,
-    existing: &[u8],
+    existing: Existing<'_>,
     tpm: &mut Tpm,
     binding: &Tpm2Binding,
 ) -> Result<(u32, u32), EnrollError> {
@@ -126,7 +143,7 @@ pub fn format_recovery_key(raw: &[u8; 32]) -> String {
 /// to be shown once, and the keyslot.
 pub fn enroll_recovery_key(
     luks: &mut Luks2,
-    existing: &[u8],
+    existing: Existing<'_>,
     raw: &[u8; 32],
 ) -> Result<(String, u32), EnrollError> {
     let key = format_recovery_key(raw);
@@ -168,11 +185,17 @@ impl Luks2 {
             .map_err(|e| self.library("set PBKDF", e))
     }
 
-    fn add_keyslot(&mut self, existing: &[u8], new: &[u8]) -> Result<u32, LuksError> {
-        self.device
-            .keyslot_handle()
-            .add_by_passphrase(None, existing, new)
-            .map_err(|e| self.library("add keyslot (is the existing key right?)", e))
+    fn add_keyslot(&mut self, existing: Existing<'_>, new: &[u8]) -> Result<u32, LuksError> {
+        let added = match existing {
+            Existing::Passphrase(p) => self.device.keyslot_handle().add_by_passphrase(None, p, new),
+            Existing::VolumeKey(vk) => self.device.keyslot_handle().add_by_key(
+                None,
+                Some(libcryptsetup_rs::Either::Left(vk)),
+                new,
+                libcryptsetup_rs::consts::flags::CryptVolumeKey::empty(),
+            ),
+        };
+        added.map_err(|e| self.library("add keyslot (is the existing key right?)", e))
     }
 
     fn add_token(&mut self, json: &serde_json::Value, keyslot: u32) -> Result<u32, LuksError> {

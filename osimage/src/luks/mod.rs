@@ -2,6 +2,8 @@
 //! libcryptsetup (the library cryptsetup and systemd-cryptsetup use).
 
 pub mod enroll;
+pub mod format;
+pub mod header;
 pub mod token;
 pub mod unlock;
 

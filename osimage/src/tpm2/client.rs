@@ -1,15 +1,16 @@
 //! The TPM client: frames commands with their authorization areas, sends them, checks
 //! and decrypts responses, and unmarshals them with tpm2-protocol.
 
-use tpm2_protocol::basic::{TpmHandle, TpmUint16};
+use tpm2_protocol::basic::{TpmHandle, TpmUint16, TpmUint32};
 use tpm2_protocol::data::{
     Tpm2bDigest, Tpm2bName, Tpm2bNonce, Tpm2bPrivate, Tpm2bPublic, Tpm2bSensitiveCreate,
-    Tpm2bSensitiveData, TpmAlgId, TpmCc, TpmRc, TpmRcBase, TpmSe, TpmlPcrSelection,
+    Tpm2bSensitiveData, TpmAlgId, TpmCap, TpmCc, TpmPt, TpmuCapabilities, TpmRc, TpmRcBase, TpmSe, TpmlPcrSelection,
     TpmsSensitiveCreate, TpmtSymDef, TpmtTkVerified, TpmuPublicId, TpmuSymKeyBits, TpmuSymMode,
 };
 use tpm2_protocol::frame::{
     TpmCreateCommand, TpmCreatePrimaryCommand, TpmCreatePrimaryResponse, TpmCreateResponse,
-    TpmFlushContextCommand, TpmFlushContextResponse, TpmFrame, TpmGetRandomCommand,
+    TpmFlushContextCommand, TpmFlushContextResponse, TpmFrame, TpmGetCapabilityCommand,
+    TpmGetCapabilityResponse, TpmGetRandomCommand,
     TpmGetRandomResponse, TpmHeader, TpmLoadCommand, TpmLoadExternalResponse, TpmLoadResponse,
     TpmPcrExtendResponse, TpmPcrReadCommand, TpmPcrReadResponse, TpmPolicyAuthorizeCommand,
     TpmPolicyAuthorizeResponse, TpmPolicyGetDigestCommand, TpmPolicyGetDigestResponse,
@@ -510,6 +511,62 @@ impl Tpm {
         let names: [&[u8]; 1] = [&object.name];
         let r: TpmUnsealResponse = self.run(&cmd, Auth::Session(session, &names))?;
         Ok(r.out_data.to_vec())
+    }
+
+    /// TPMA_PERMANENT.inLockout, from TPM2_GetCapability(TPM_PT_PERMANENT): whether
+    /// the TPM refuses authorizations of DA-protected objects (sealed keys among them).
+    pub fn in_lockout(&mut self) -> Result<bool, Tpm2Error> {
+        const IN_LOCKOUT: u32 = 1 << 9;
+        let cmd = TpmGetCapabilityCommand {
+            handles: [],
+            cap: TpmCap::TpmProperties,
+            property: TpmUint32::new(TpmPt::Permanent as u32),
+            property_count: TpmUint32::new(1),
+        };
+        let r: TpmGetCapabilityResponse = self.run(&cmd, Auth::None)?;
+        let TpmuCapabilities::TpmProperties(props) = r.capability_data.data else {
+            return Err(Tpm2Error::Malformed(
+                "TPM2_GetCapability answered another capability".into(),
+            ));
+        };
+        let permanent = props
+            .iter()
+            .find(|p| p.property == TpmPt::Permanent)
+            .ok_or_else(|| Tpm2Error::Malformed("no TPM_PT_PERMANENT property".into()))?;
+        Ok(permanent.value.value() & IN_LOCKOUT != 0)
+    }
+
+    /// The loaded transient objects (TPM_HT_TRANSIENT handles), from
+    /// TPM2_GetCapability(TPM_CAP_HANDLES).
+    pub fn transient_handles(&mut self) -> Result<Vec<u32>, Tpm2Error> {
+        const FIRST_TRANSIENT: u32 = 0x8000_0000;
+        let cmd = TpmGetCapabilityCommand {
+            handles: [],
+            cap: TpmCap::Handles,
+            property: TpmUint32::new(FIRST_TRANSIENT),
+            property_count: TpmUint32::new(64),
+        };
+        let r: TpmGetCapabilityResponse = self.run(&cmd, Auth::None)?;
+        let TpmuCapabilities::Handles(list) = r.capability_data.data else {
+            return Err(Tpm2Error::Malformed(
+                "TPM2_GetCapability answered another capability".into(),
+            ));
+        };
+        Ok(list
+            .iter()
+            .map(|h| h.value())
+            .filter(|h| h >> 24 == 0x80)
+            .collect())
+    }
+
+    /// Flushes every transient object: what a factory reset leaves behind when an
+    /// earlier run died between load and flush on a TPM without a resource manager.
+    pub fn flush_transient(&mut self) -> Result<usize, Tpm2Error> {
+        let handles = self.transient_handles()?;
+        for &h in &handles {
+            self.flush(h)?;
+        }
+        Ok(handles.len())
     }
 
     /// TPM2_FlushContext. Without a resource manager (swtpm over TCP) transient

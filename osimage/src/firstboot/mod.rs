@@ -1,0 +1,519 @@
+//! `osimage firstboot`: completes an installed disk in the initrd, before root is
+//! mounted. It adds the B usr slot and the encrypted root, home and swap the
+//! definitions ask for, in free space only, and honours a factory reset request.
+//! Idempotent: on a complete disk with no request it reads and writes nothing more.
+//!
+//! Crash safety comes from ordering, never from luck:
+//! - a new partition's LUKS2 header is written into free space, which nothing
+//!   references, and the partition table points at it only in one final table write;
+//! - the recovery key is shown before that write, so no volume exists whose key
+//!   nobody saw;
+//! - a reset first relabels its targets [`RESET_LABEL`] (one table write): from then
+//!   on the disk itself says the reset must finish, whatever the request's source.
+
+pub mod config;
+pub mod plan;
+pub mod status;
+
+use std::io;
+use std::path::Path;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::definition::PartitionDefinition;
+use crate::definition::partition::Encrypt;
+use crate::disk::{Disk, read_gpt, write_gpt};
+use crate::gpt::{Gpt, GptPartition};
+use crate::luks::LuksError;
+use crate::luks::enroll::{
+    EnrollError, Existing, Tpm2Binding, enroll_recovery_key, enroll_tpm2, mixed_random,
+};
+use crate::luks::format::{FormatSpec, VOLUME_KEY_BYTES, format_header};
+use crate::luks::header::{DEFAULT_METADATA_BYTES, Luks2Header, Protection, has_magic};
+use crate::tpm2::{PcrSelection, Tpm, Tpm2Error, crypto};
+pub use plan::{PlanError, PlannedPartition, RESET_LABEL};
+
+/// Headers and wipes go to the disk in pieces of this size: each is one write of the
+/// crash sweep.
+const CHUNK: usize = 1 << 20;
+/// Enough of a partition to read any LUKS2 header copy.
+const HEADER_AREA: u64 = 8 << 20;
+
+/// Where a factory reset request comes from, and how it is withdrawn.
+pub trait ResetRequest {
+    fn requested(&self) -> io::Result<bool>;
+    fn clear(&mut self) -> io::Result<()>;
+}
+
+/// What is shown once: the recovery key, and the volumes it opens.
+pub struct RecoveryKey {
+    pub key: String,
+    pub partitions: Vec<String>,
+    pub luks_uuids: Vec<Uuid>,
+}
+
+impl std::fmt::Debug for RecoveryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryKey")
+            .field("partitions", &self.partitions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to do without a TPM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum WithoutTpm {
+    /// Enroll only the recovery key (the documented weaker mode), with a warning.
+    #[default]
+    RecoveryKey,
+    /// Refuse: encrypted partitions need a TPM.
+    Fail,
+}
+
+pub struct Firstboot<'a> {
+    pub definitions: &'a [PartitionDefinition],
+    pub tpm: Option<&'a mut Tpm>,
+    pub binding: &'a Tpm2Binding,
+    pub without_tpm: WithoutTpm,
+    pub reset: &'a mut dyn ResetRequest,
+    /// A directory for building LUKS2 headers (a tmpfs in the initrd).
+    pub staging: &'a Path,
+    pub show_recovery_key: &'a mut dyn FnMut(&RecoveryKey) -> io::Result<()>,
+    pub dry_run: bool,
+}
+
+impl std::fmt::Debug for Firstboot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Firstboot")
+            .field("definitions", &self.definitions.len())
+            .field("tpm", &self.tpm.is_some())
+            .field("without_tpm", &self.without_tpm)
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FirstbootError {
+    #[error("no usable partition table ({0}): firstboot completes an installed disk")]
+    NoTable(String),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("partition {number} (`{label}`): {why}; nothing was written")]
+    Partition {
+        number: usize,
+        label: String,
+        why: String,
+    },
+    #[error(transparent)]
+    Tpm(#[from] Tpm2Error),
+    #[error(
+        "there is no TPM and the configuration says without-tpm = \"fail\"; nothing was written"
+    )]
+    TpmRequired,
+    #[error(transparent)]
+    Enroll(#[from] EnrollError),
+    #[error(transparent)]
+    Luks(#[from] LuksError),
+    #[error("showing the recovery key failed ({0}); the new partitions were not committed")]
+    RecoveryKey(io::Error),
+    #[error("the factory reset request: {0}")]
+    Request(io::Error),
+    #[error("writing the disk: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl FirstbootError {
+    /// The TPM cannot be used as it is: a state for its owner to fix, not a bug.
+    pub fn is_tpm_unusable(&self) -> bool {
+        matches!(
+            self,
+            FirstbootError::TpmRequired
+                | FirstbootError::Tpm(
+                    Tpm2Error::Lockout | Tpm2Error::NoSha256Bank | Tpm2Error::NoTpm(_)
+                )
+                | FirstbootError::Enroll(EnrollError::Tpm(
+                    Tpm2Error::Lockout | Tpm2Error::NoSha256Bank
+                ))
+        )
+    }
+
+    /// The disk and the definitions do not fit together.
+    pub fn is_layout(&self) -> bool {
+        matches!(
+            self,
+            FirstbootError::Plan(_) | FirstbootError::Partition { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetReport {
+    /// The partitions erased, as `<number>:<label>`.
+    pub erased: Vec<String>,
+    pub tpm_objects_flushed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddedPartition {
+    #[serde(flatten)]
+    pub planned: PlannedPartition,
+    pub uuid: Uuid,
+    pub luks_uuid: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub dry_run: bool,
+    pub reset: Option<ResetReport>,
+    pub added: Vec<AddedPartition>,
+    /// How the new encrypted partitions can be opened.
+    pub protection: Option<Protection>,
+    pub warnings: Vec<String>,
+}
+
+fn gpt_err(e: crate::gpt::GptError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+fn random_uuid() -> Result<Uuid, Tpm2Error> {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&crypto::random(16)?);
+    Ok(uuid::Builder::from_random_bytes(b).into_uuid())
+}
+
+/// Key material: the OS RNG mixed with the TPM's when there is one.
+fn random(n: usize, tpm: Option<&mut Tpm>) -> Result<Vec<u8>, Tpm2Error> {
+    match tpm {
+        Some(t) => mixed_random(t, n),
+        None => crypto::random(n),
+    }
+}
+
+fn uses_tpm(e: Encrypt) -> bool {
+    matches!(e, Encrypt::Tpm2 | Encrypt::KeyFileTpm2)
+}
+
+/// Runs firstboot on `disk`.
+pub fn run(disk: &mut dyn Disk, fb: Firstboot<'_>) -> Result<Report, FirstbootError> {
+    let Firstboot {
+        definitions: defs,
+        mut tpm,
+        binding,
+        without_tpm,
+        reset,
+        staging,
+        show_recovery_key,
+        dry_run,
+    } = fb;
+    let mut gpt = read_gpt(disk).map_err(|e| FirstbootError::NoTable(e.to_string()))?;
+    gpt.validate().map_err(PlanError::Table)?;
+    plan::check_definitions(defs)?;
+    let ss = gpt.sector_size as u64;
+    let mut report = Report {
+        dry_run,
+        reset: None,
+        added: Vec::new(),
+        protection: None,
+        warnings: Vec::new(),
+    };
+
+    // Everything is decided before the first write: the reset's targets, the checks
+    // of what stays, the new layout, and whether the TPM can take part.
+    let requested = reset.requested().map_err(FirstbootError::Request)?;
+    let targets: Vec<usize> = if requested {
+        plan::reset_targets(defs, &gpt)
+    } else {
+        (0..gpt.partitions.len())
+            .filter(|&i| gpt.partitions[i].label == RESET_LABEL)
+            .collect()
+    };
+    let mut after_reset = gpt.clone();
+    for &i in targets.iter().rev() {
+        after_reset.partitions.remove(i);
+    }
+    check_existing(disk, defs, &after_reset, &gpt)?;
+    after_reset.total_sectors = disk.size() / ss;
+    let planned = plan::plan(defs, &after_reset)?;
+    let encrypted = planned.iter().any(|p| p.encrypted());
+    let want_tpm = planned.iter().any(|p| uses_tpm(p.encrypt));
+    if want_tpm {
+        match tpm.as_deref_mut() {
+            Some(t) => preflight(t, binding)?,
+            None if without_tpm == WithoutTpm::Fail => return Err(FirstbootError::TpmRequired),
+            None => report.warnings.push(
+                "no TPM: the encrypted partitions get only a recovery key, which must be typed \
+                 at every boot (the weaker mode; `osimage status` shows it)"
+                    .into(),
+            ),
+        }
+    }
+    if encrypted {
+        report.protection = Some(if want_tpm && tpm.is_some() {
+            Protection::Tpm2AndRecoveryKey
+        } else {
+            Protection::RecoveryKeyOnly
+        });
+    }
+    if requested || !targets.is_empty() {
+        report.reset = Some(ResetReport {
+            erased: targets
+                .iter()
+                .map(|&i| format!("{}:{}", i + 1, gpt.partitions[i].label))
+                .collect(),
+            tpm_objects_flushed: 0,
+        });
+    }
+    if dry_run {
+        report.added = planned
+            .into_iter()
+            .map(|planned| AddedPartition {
+                planned,
+                uuid: Uuid::nil(),
+                luks_uuid: None,
+            })
+            .collect();
+        return Ok(report);
+    }
+
+    if !targets.is_empty() {
+        erase(disk, &mut gpt, &targets)?;
+    }
+    if requested {
+        reset.clear().map_err(FirstbootError::Request)?;
+    }
+    if let (Some(r), Some(t)) = (report.reset.as_mut(), tpm.as_deref_mut()) {
+        // A TPM without a resource manager keeps what an interrupted run loaded.
+        r.tpm_objects_flushed = t.flush_transient()?;
+    }
+    if planned.is_empty() {
+        return Ok(report);
+    }
+    let mut gpt = read_gpt(disk).map_err(gpt_err)?;
+    gpt.total_sectors = disk.size() / ss;
+    report.added = create(
+        disk,
+        &mut gpt,
+        planned,
+        tpm,
+        binding,
+        staging,
+        show_recovery_key,
+    )?;
+    Ok(report)
+}
+
+/// The TPM must be able to seal now and unseal later: not locked out, with the
+/// sha256 bank that every PCR of the binding is read from.
+fn preflight(tpm: &mut Tpm, binding: &Tpm2Binding) -> Result<(), Tpm2Error> {
+    if tpm.in_lockout()? {
+        return Err(Tpm2Error::Lockout);
+    }
+    let mut pcrs = binding.pcrs.clone();
+    if let Some((_, signed)) = &binding.signed {
+        pcrs.extend(signed);
+    }
+    if !pcrs.is_empty() {
+        tpm.pcr_read(&PcrSelection::sha256(&pcrs))?;
+    }
+    Ok(())
+}
+
+/// Partitions that stay must be what their definitions say: an encrypted one must
+/// hold a readable LUKS2 header.
+fn check_existing(
+    disk: &dyn Disk,
+    defs: &[PartitionDefinition],
+    staying: &Gpt,
+    whole: &Gpt,
+) -> Result<(), FirstbootError> {
+    let ss = staying.sector_size as u64;
+    for (d, m) in defs.iter().zip(plan::match_existing(defs, staying)) {
+        let (Some(i), true) = (m, d.encrypt != Encrypt::Off) else {
+            continue;
+        };
+        let p = &staying.partitions[i];
+        let number = whole.partitions.iter().position(|q| q == p).unwrap_or(i) + 1;
+        let bad = |why: String| FirstbootError::Partition {
+            number,
+            label: p.label.clone(),
+            why,
+        };
+        let mut area = vec![0u8; HEADER_AREA.min(p.sectors() * ss) as usize];
+        disk.read_at(p.first_lba * ss, &mut area)?;
+        if !has_magic(&area) {
+            return Err(bad(format!(
+                "the {} definition says Encrypt=, but this partition holds no LUKS2 header; \
+                 refusing to touch it (a factory reset re-creates it{})",
+                d.kind,
+                if d.factory_reset {
+                    ""
+                } else {
+                    ", once its definition has FactoryReset=yes"
+                }
+            )));
+        }
+        Luks2Header::parse(&area).map_err(|e| {
+            bad(format!(
+                "{e}, in both header copies: the volume cannot be opened by anyone; \
+                 `osimage factory-reset request` re-creates it empty"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` at `offset` in [`CHUNK`]s. In `reverse`, the last chunk goes
+/// first: shredding destroys the keyslots before the header that locates them.
+fn write_chunks(disk: &mut dyn Disk, offset: u64, bytes: &[u8], reverse: bool) -> io::Result<()> {
+    let chunks: Vec<(usize, &[u8])> = bytes
+        .chunks(CHUNK)
+        .enumerate()
+        .map(|(n, c)| (n * CHUNK, c))
+        .collect();
+    let order: Box<dyn Iterator<Item = &(usize, &[u8])>> = if reverse {
+        Box::new(chunks.iter().rev())
+    } else {
+        Box::new(chunks.iter())
+    };
+    for (at, c) in order {
+        disk.write_at(offset + *at as u64, c)?;
+    }
+    Ok(())
+}
+
+/// The reset itself: mark the targets (the durable request), crypto-shred each,
+/// then delete them from the table.
+fn erase(disk: &mut dyn Disk, gpt: &mut Gpt, targets: &[usize]) -> Result<(), FirstbootError> {
+    let ss = gpt.sector_size as u64;
+    if targets
+        .iter()
+        .any(|&i| gpt.partitions[i].label != RESET_LABEL)
+    {
+        for &i in targets {
+            gpt.partitions[i].label = RESET_LABEL.into();
+        }
+        write_gpt(disk, gpt)?;
+        disk.flush()?;
+    }
+    for &i in targets {
+        let p = &gpt.partitions[i];
+        let size = p.sectors() * ss;
+        let mut area = vec![0u8; HEADER_AREA.min(size) as usize];
+        disk.read_at(p.first_lba * ss, &mut area)?;
+        // Every keyslot and both header copies, even when the header no longer
+        // parses (an earlier, interrupted shred): at least cryptsetup's default
+        // metadata size.
+        let extent = Luks2Header::parse(&area)
+            .map_or(DEFAULT_METADATA_BYTES, |h| {
+                h.data_offset.max(DEFAULT_METADATA_BYTES)
+            })
+            .min(size);
+        tracing::info!(partition = i + 1, bytes = extent, "crypto-shredding");
+        write_chunks(disk, p.first_lba * ss, &vec![0u8; extent as usize], true)?;
+    }
+    disk.flush()?;
+    for &i in targets.iter().rev() {
+        gpt.partitions.remove(i);
+    }
+    write_gpt(disk, gpt)?;
+    disk.flush()?;
+    Ok(())
+}
+
+/// Makes the planned partitions: headers and wipes into free space, the recovery
+/// key shown, then one table write that adds them all.
+fn create(
+    disk: &mut dyn Disk,
+    gpt: &mut Gpt,
+    planned: Vec<PlannedPartition>,
+    mut tpm: Option<&mut Tpm>,
+    binding: &Tpm2Binding,
+    staging: &Path,
+    show_recovery_key: &mut dyn FnMut(&RecoveryKey) -> io::Result<()>,
+) -> Result<Vec<AddedPartition>, FirstbootError> {
+    let mut recovery = [0u8; 32];
+    recovery.copy_from_slice(&random(32, tpm.as_deref_mut())?);
+    let mut shown = RecoveryKey {
+        key: String::new(),
+        partitions: Vec::new(),
+        luks_uuids: Vec::new(),
+    };
+    let mut added = Vec::new();
+    for p in planned {
+        let uuid = if p.b_slot {
+            crate::build::derived_uuid(
+                &format!("{}-{}", gpt.disk_guid, p.first_lba),
+                &format!("empty-{}", p.kind),
+            )
+        } else {
+            random_uuid()?
+        };
+        let mut luks_uuid = None;
+        if p.encrypted() {
+            let mut volume_key = random(VOLUME_KEY_BYTES, tpm.as_deref_mut())?;
+            let id = random_uuid()?;
+            let spec = FormatSpec {
+                label: &p.label,
+                uuid: id,
+                volume_key: &volume_key,
+                sector_size: gpt.sector_size,
+            };
+            let with_tpm = if uses_tpm(p.encrypt) {
+                tpm.as_deref_mut()
+            } else {
+                None
+            };
+            let made = format_header(staging, &spec, |luks| {
+                if let Some(t) = with_tpm {
+                    enroll_tpm2(luks, Existing::VolumeKey(&volume_key), t, binding)?;
+                }
+                enroll_recovery_key(luks, Existing::VolumeKey(&volume_key), &recovery)
+                    .map(|(key, _)| key)
+            });
+            volume_key.fill(0);
+            let (header, key) = made?;
+            if header.bytes.len() as u64 > p.size {
+                return Err(PlanError::TooSmall {
+                    needs: format!("{} needs room for its LUKS2 header", p.label),
+                    free_mib: p.size >> 20,
+                }
+                .into());
+            }
+            write_chunks(disk, p.offset, &header.bytes, false)?;
+            shown.key = key;
+            shown.partitions.push(p.label.clone());
+            shown.luks_uuids.push(id);
+            luks_uuid = Some(id);
+        } else if !p.b_slot {
+            // A stale file system signature must not make the new partition look
+            // formatted.
+            write_chunks(disk, p.offset, &vec![0u8; CHUNK.min(p.size as usize)], false)?;
+        }
+        added.push(AddedPartition {
+            planned: p,
+            uuid,
+            luks_uuid,
+        });
+    }
+    disk.flush()?;
+    if !shown.partitions.is_empty() {
+        show_recovery_key(&shown).map_err(FirstbootError::RecoveryKey)?;
+    }
+    gpt.partitions.extend(added.iter().map(|a| GptPartition {
+        kind: a.planned.kind,
+        uuid: a.uuid,
+        label: a.planned.label.clone(),
+        first_lba: a.planned.first_lba,
+        last_lba: a.planned.last_lba,
+        attributes: a.planned.attributes,
+    }));
+    write_gpt(disk, gpt)?;
+    disk.flush()?;
+    Ok(added)
+}
