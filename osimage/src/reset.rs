@@ -92,17 +92,14 @@ pub fn cancel(vars: &EfiVars) -> io::Result<()> {
 /// The request as the initrd sees it: the `FactoryReset` EFI variable, or
 /// `systemd.factory_reset=yes` on this boot's command line (the one-shot entry made
 /// where there is no efivarfs). A command-line request cannot be withdrawn, so once
-/// honoured a file on the per-boot /run says so: firstboot run twice in one boot
+/// honoured a file on the per-boot /run (firstboot's staging
+/// directory) says so: firstboot run twice in one boot
 /// must not erase the root it just made.
 #[derive(Debug)]
 pub struct BootRequest {
     pub vars: Option<EfiVars>,
     pub cmdline: Option<bool>,
     pub done: std::path::PathBuf,
-}
-
-impl BootRequest {
-    pub const DONE: &'static str = "/run/osimage/factory-reset-done";
 }
 
 impl crate::firstboot::ResetRequest for BootRequest {

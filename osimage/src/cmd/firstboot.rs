@@ -201,7 +201,7 @@ fn run(args: FirstbootArgs) -> anyhow::Result<Report> {
     let mut request = BootRequest {
         vars,
         cmdline: reset::cmdline_request(&cmdline),
-        done: BootRequest::DONE.into(),
+        done: staging.join("factory-reset-done"),
     };
     let hook = config.recovery_key_hook.clone();
     let key_file = args.recovery_key_file.clone();
