@@ -180,7 +180,7 @@ pub fn plan(defs: &[PartitionDefinition], gpt: &Gpt) -> Result<Vec<PlannedPartit
             [a] => a,
             _ => continue,
         };
-        let bytes = (a.sectors() * ss).max(bounds(d).0);
+        let bytes = (a.sectors() * ss).max(d.size_min_bytes.map_or(0, |s| s.0));
         let sectors = bytes.div_ceil(ss).div_ceil(align) * align;
         let (first, _) = crate::install::allocate(&mut free, sectors * ss, ss).ok_or_else(|| {
             PlanError::TooSmall {
