@@ -417,9 +417,11 @@ fn main() -> ExitCode {
             },
             cli.json,
         ),
-        Command::Status { disk, efivars } => {
-            report(cmd::firstboot::status_cmd(&disk, efivars.as_deref(), cli.json))
-        }
+        Command::Status { disk, efivars } => report(cmd::firstboot::status_cmd(
+            &disk,
+            efivars.as_deref(),
+            cli.json,
+        )),
         Command::Unlock {
             device,
             test,

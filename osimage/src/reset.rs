@@ -184,7 +184,10 @@ mod tests {
         };
         assert!(r.requested().unwrap_or(false));
         assert!(r.clear().is_ok());
-        assert!(!r.requested().unwrap_or(true), "cleared, and done for this boot");
+        assert!(
+            !r.requested().unwrap_or(true),
+            "cleared, and done for this boot"
+        );
         assert!(r.done.exists());
     }
 

@@ -151,9 +151,7 @@ fn kept(s: &Setup) -> Vec<(String, String)> {
     let d = s.disk();
     table(&d)
         .iter()
-        .filter(|p| {
-            !matches!(p.kind, PartitionType::Root | PartitionType::Swap)
-        })
+        .filter(|p| !matches!(p.kind, PartitionType::Root | PartitionType::Swap))
         .map(|p| (format!("{} {}", p.kind, p.label), digest(&read(&d, p))))
         .collect()
 }
@@ -185,7 +183,11 @@ fn old_keys(s: &Setup, swtpm: &Swtpm, root: &Path, sig: &Path) -> OldKeys {
 }
 
 fn assert_old_keys_open_nothing(old: &OldKeys, s: &Setup, root: &Path) {
-    assert_ne!(luks_uuid(root), old.uuid, "the new root has a new LUKS UUID");
+    assert_ne!(
+        luks_uuid(root),
+        old.uuid,
+        "the new root has a new LUKS UUID"
+    );
     assert!(!cryptsetup::accepts(root, None, &old.recovery));
     let old_pass = String::from_utf8(old.tpm_passphrase.clone()).unwrap();
     assert!(!cryptsetup::accepts(root, None, &old_pass));
@@ -246,7 +248,11 @@ fn firstboot_completes_the_disk_and_a_factory_reset_replaces_every_key() {
     let d = s.disk();
     let usr_a = find(&d, PartitionType::Usr);
     let usr_b = &table(&d)[4];
-    assert_eq!(usr_b.sectors(), usr_a.sectors(), "the B slot is as large as A");
+    assert_eq!(
+        usr_b.sectors(),
+        usr_a.sectors(),
+        "the B slot is as large as A"
+    );
     drop(d);
 
     // cryptsetup reads what libcryptsetup made; the recovery key opens it.
@@ -268,7 +274,10 @@ fn firstboot_completes_the_disk_and_a_factory_reset_replaces_every_key() {
     // systemd-cryptenroll reads our tokens and lists both kinds of slot.
     let listed = run(Command::new("systemd-cryptenroll").arg(&root1));
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
-    assert!(listed.contains("tpm2") && listed.contains("recovery"), "{listed}");
+    assert!(
+        listed.contains("tpm2") && listed.contains("recovery"),
+        "{listed}"
+    );
     // The TPM unlocks it with the signed PCR 11 policy.
     let sig1 = pcrsig_for_current(&swtpm, &s.key, s.dir.path());
     let out = s
@@ -325,7 +334,11 @@ fn firstboot_completes_the_disk_and_a_factory_reset_replaces_every_key() {
         .output()
         .unwrap());
     assert!(status.contains("no factory reset is requested"), "{status}");
-    assert_eq!(kept(&s), before, "ESP, usr slots and home are byte-identical");
+    assert_eq!(
+        kept(&s),
+        before,
+        "ESP, usr slots and home are byte-identical"
+    );
     let root2 = s.extract(PartitionType::Root, "root2.img");
     assert_old_keys_open_nothing(&old, &s, &root2);
     let k2 = s.recovery_key();
@@ -405,7 +418,11 @@ fn bad_input_is_refused_before_anything_is_written() {
     let pristine = s.image_digest();
     let out = s.firstboot(Some(&swtpm), &[]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-    assert!(stderr(&out).contains("holds no LUKS2 header"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("holds no LUKS2 header"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(s.image_digest(), pristine);
 
     // A corrupted LUKS2 header (both copies): refused, shown as damaged, and a

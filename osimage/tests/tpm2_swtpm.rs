@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use osimage::tpm2::policy::{self, PcrSelection};
 use osimage::tpm2::SessionKind;
+use osimage::tpm2::policy::{self, PcrSelection};
 use sha2::{Digest, Sha256};
 use tessera_rig::Swtpm;
 
@@ -354,13 +354,16 @@ fn our_enrollment_matches_systemd_cryptenroll_and_systemd_reads_it() {
         pcrs: vec![7],
         signed: Some((pem, vec![11])),
     };
-    let (ours_plain, _) = enroll_tpm2(&mut luks, Existing::Passphrase(b"pass1"), &mut c, &plain).unwrap();
-    let (ours_signed, _) = enroll_tpm2(&mut luks, Existing::Passphrase(b"pass1"), &mut c, &signed).unwrap();
+    let (ours_plain, _) =
+        enroll_tpm2(&mut luks, Existing::Passphrase(b"pass1"), &mut c, &plain).unwrap();
+    let (ours_signed, _) =
+        enroll_tpm2(&mut luks, Existing::Passphrase(b"pass1"), &mut c, &signed).unwrap();
     let raw: [u8; 32] = osimage::tpm2::crypto::random(32)
         .unwrap()
         .try_into()
         .unwrap();
-    let (recovery, _) = enroll_recovery_key(&mut luks, Existing::Passphrase(b"pass1"), &raw).unwrap();
+    let (recovery, _) =
+        enroll_recovery_key(&mut luks, Existing::Passphrase(b"pass1"), &raw).unwrap();
     drop(c);
     drop(luks);
 
@@ -422,7 +425,13 @@ fn a_tpm_without_a_sha256_bank_is_named_as_such() {
         pcrs: vec![7],
         signed: None,
     };
-    let err = enroll_tpm2(&mut luks, Existing::Passphrase(b"pass1"), &mut client(&tpm), &binding).unwrap_err();
+    let err = enroll_tpm2(
+        &mut luks,
+        Existing::Passphrase(b"pass1"),
+        &mut client(&tpm),
+        &binding,
+    )
+    .unwrap_err();
     assert!(
         matches!(err, EnrollError::Tpm(Tpm2Error::NoSha256Bank)),
         "{err}"

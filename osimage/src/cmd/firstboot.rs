@@ -77,7 +77,10 @@ fn print_report(r: &Report) {
             );
         }
         if reset.tpm_objects_flushed > 0 {
-            println!("factory reset: flushed {} TPM objects", reset.tpm_objects_flushed);
+            println!(
+                "factory reset: flushed {} TPM objects",
+                reset.tpm_objects_flushed
+            );
         }
     }
     if r.added.is_empty() {
@@ -173,12 +176,9 @@ fn run(args: FirstbootArgs) -> anyhow::Result<Report> {
     let definitions_dir = args.definitions.unwrap_or(config.definitions.clone());
     let defs = repart_conf::load_dir(&definitions_dir)?;
     let staging = args.staging.unwrap_or(config.staging.clone());
-    std::fs::create_dir_all(&staging)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", staging.display()))?;
+    std::fs::create_dir_all(&staging).map_err(|e| anyhow::anyhow!("{}: {e}", staging.display()))?;
     let mut tpm = open_tpm(args.tpm.as_deref().unwrap_or(&config.tpm))?;
-    let key_path = args
-        .pcr_public_key
-        .unwrap_or(config.pcr_public_key.clone());
+    let key_path = args.pcr_public_key.unwrap_or(config.pcr_public_key.clone());
     let mut binding = Tpm2Binding {
         pcrs: config.pcrs.clone(),
         signed: None,
@@ -210,8 +210,8 @@ fn run(args: FirstbootArgs) -> anyhow::Result<Report> {
         (None, "") => show_on_console(key),
         (None, hook) => run_hook(hook, key),
     };
-    let mut disk = FileDisk::open(&args.disk)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.disk.display()))?;
+    let mut disk =
+        FileDisk::open(&args.disk).map_err(|e| anyhow::anyhow!("{}: {e}", args.disk.display()))?;
     let report = firstboot::run(
         &mut disk,
         Firstboot {

@@ -493,7 +493,12 @@ fn create(
         } else if !p.b_slot {
             // A stale file system signature must not make the new partition look
             // formatted.
-            write_chunks(disk, p.offset, &vec![0u8; CHUNK.min(p.size as usize)], false)?;
+            write_chunks(
+                disk,
+                p.offset,
+                &vec![0u8; CHUNK.min(p.size as usize)],
+                false,
+            )?;
         }
         added.push(AddedPartition {
             planned: p,

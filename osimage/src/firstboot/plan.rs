@@ -150,8 +150,8 @@ pub fn plan(defs: &[PartitionDefinition], gpt: &Gpt) -> Result<Vec<PlannedPartit
     let mut free = free_extents(gpt);
     let matched = match_existing(defs, gpt);
     let mut out = Vec::new();
-    let planned = |kind, label: String, first: u64, sectors: u64, d: &PartitionDefinition| {
-        PlannedPartition {
+    let planned =
+        |kind, label: String, first: u64, sectors: u64, d: &PartitionDefinition| PlannedPartition {
             kind,
             label,
             first_lba: first,
@@ -162,8 +162,7 @@ pub fn plan(defs: &[PartitionDefinition], gpt: &Gpt) -> Result<Vec<PlannedPartit
             format: d.format,
             attributes: d.attributes(),
             b_slot: false,
-        }
-    };
+        };
 
     // The B slot: a second usr, usr-verity and usr-verity-sig, as large as the A
     // slot (an update must fit), first fit.
@@ -182,12 +181,13 @@ pub fn plan(defs: &[PartitionDefinition], gpt: &Gpt) -> Result<Vec<PlannedPartit
         };
         let bytes = (a.sectors() * ss).max(d.size_min_bytes.map_or(0, |s| s.0));
         let sectors = bytes.div_ceil(ss).div_ceil(align) * align;
-        let (first, _) = crate::install::allocate(&mut free, sectors * ss, ss).ok_or_else(|| {
-            PlanError::TooSmall {
-                needs: format!("the B slot's {} needs {} MiB", d.kind, bytes.div_ceil(MIB)),
-                free_mib: largest(&free, align) * ss / MIB,
-            }
-        })?;
+        let (first, _) =
+            crate::install::allocate(&mut free, sectors * ss, ss).ok_or_else(|| {
+                PlanError::TooSmall {
+                    needs: format!("the B slot's {} needs {} MiB", d.kind, bytes.div_ceil(MIB)),
+                    free_mib: largest(&free, align) * ss / MIB,
+                }
+            })?;
         let mut p = planned(d.kind, EMPTY.into(), first, sectors, d);
         p.attributes |= ATTR_READ_ONLY;
         p.b_slot = true;
@@ -213,55 +213,86 @@ pub fn plan(defs: &[PartitionDefinition], gpt: &Gpt) -> Result<Vec<PlannedPartit
         return Ok(out);
     }
 
-    // Everything else goes into the largest free area, each at its minimum, and
-    // what is left is shared out among those that may grow (root fills the disk).
-    let (start, avail) = free
+    // Each of the rest goes, at its minimum, into a free area: fixed-size ones first,
+    // each into the tightest area it fits (after a reset, the hole its predecessor
+    // left), then growable ones into the roomiest. Each area's spare room is then
+    // shared among its partitions that may grow, so root fills the disk. Within an
+    // area, partitions follow definition order.
+    let units = |bytes: u64| bytes / ss / align;
+    let mut areas: Vec<(u64, u64, Vec<usize>)> = free
         .iter()
         .map(|&(a, b)| {
             let s = a.div_ceil(align) * align;
-            (s, (b + 1).saturating_sub(s) / align * align)
+            (s, (b + 1).saturating_sub(s) / align, Vec::new())
         })
-        .max_by_key(|&(_, n)| n)
-        .unwrap_or((0, 0));
-    let units = |bytes: u64| bytes / ss / align;
+        .collect();
     let mins: Vec<u64> = wanted.iter().map(|d| units(bounds(d).0)).collect();
     let caps: Vec<Option<u64>> = wanted.iter().map(|d| bounds(d).1.map(units)).collect();
-    let need: u64 = mins.iter().sum();
-    let avail_units = avail / align;
-    if need > avail_units {
-        let needs = wanted
-            .iter()
-            .zip(&mins)
-            .map(|(d, m)| format!("{} {} MiB", default_label(d), m * align * ss / MIB))
-            .collect::<Vec<_>>()
-            .join(" + ");
-        return Err(PlanError::TooSmall {
-            needs: format!("{needs} = {} MiB", need * align * ss / MIB),
-            free_mib: avail * ss / MIB,
-        });
+    let mut room: Vec<u64> = areas.iter().map(|a| a.1).collect();
+    let fixed = |i: usize| caps[i] == Some(mins[i]);
+    let mut order: Vec<usize> = (0..wanted.len()).filter(|&i| fixed(i)).collect();
+    order.extend((0..wanted.len()).filter(|&i| !fixed(i)));
+    for i in order {
+        let min = mins[i];
+        let fits = (0..room.len()).filter(|&k| room[k] >= min);
+        let chosen = if fixed(i) {
+            fits.min_by_key(|&k| room[k])
+        } else {
+            fits.max_by_key(|&k| room[k])
+        };
+        let Some(k) = chosen else {
+            let needs = wanted
+                .iter()
+                .zip(&mins)
+                .map(|(d, m)| format!("{} {} MiB", default_label(d), m * align * ss / MIB))
+                .collect::<Vec<_>>()
+                .join(" + ");
+            let total: u64 = mins.iter().sum();
+            return Err(PlanError::TooSmall {
+                needs: format!("{needs} = {} MiB", total * align * ss / MIB),
+                free_mib: areas.iter().map(|a| a.1).max().unwrap_or(0) * align * ss / MIB,
+            });
+        };
+        room[k] -= min;
+        areas[k].2.push(i);
+    }
+    for area in &mut areas {
+        area.2.sort_unstable();
     }
     let mut sizes = mins.clone();
-    let mut extra = avail_units - need;
-    loop {
-        let growable: Vec<usize> = (0..sizes.len())
-            .filter(|&i| caps[i].is_none_or(|c| c > sizes[i]))
-            .collect();
-        if growable.is_empty() || extra == 0 {
-            break;
-        }
-        let share = (extra / growable.len() as u64).max(1);
-        for i in growable {
-            let room = caps[i].map_or(u64::MAX, |c| c - sizes[i]);
-            let g = share.min(room).min(extra);
-            sizes[i] += g;
-            extra -= g;
+    for ((_, _, members), mut extra) in areas.iter().zip(room) {
+        loop {
+            let growable: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|&i| caps[i].is_none_or(|c| c > sizes[i]))
+                .collect();
+            if growable.is_empty() || extra == 0 {
+                break;
+            }
+            let share = (extra / growable.len() as u64).max(1);
+            for i in growable {
+                let g = share
+                    .min(caps[i].map_or(u64::MAX, |c| c - sizes[i]))
+                    .min(extra);
+                sizes[i] += g;
+                extra -= g;
+            }
         }
     }
-    let mut next = start;
-    for (d, u) in wanted.iter().zip(sizes) {
-        let sectors = u * align;
-        out.push(planned(d.kind, default_label(d), next, sectors, d));
-        next += sectors;
+    for (start, _, members) in &areas {
+        let mut next = *start;
+        for &i in members {
+            let sectors = sizes[i] * align;
+            out.push(planned(
+                wanted[i].kind,
+                default_label(wanted[i]),
+                next,
+                sectors,
+                wanted[i],
+            ));
+            next += sectors;
+        }
     }
     Ok(out)
 }
@@ -305,7 +336,12 @@ mod tests {
         }
     }
 
-    fn def(kind: PartitionType, min: u64, max: Option<u64>, encrypt: Encrypt) -> PartitionDefinition {
+    fn def(
+        kind: PartitionType,
+        min: u64,
+        max: Option<u64>,
+        encrypt: Encrypt,
+    ) -> PartitionDefinition {
         let mut d = PartitionDefinition::new(kind);
         d.size_min_bytes = Some(Size(min * MIB));
         d.size_max_bytes = max.map(|m| Size(m * MIB));
@@ -347,10 +383,17 @@ mod tests {
             ]
         );
         assert_eq!(p[0].size, 16 * MIB);
-        assert!(p[..3].iter().all(|p| p.b_slot && p.attributes & ATTR_READ_ONLY != 0));
+        assert!(
+            p[..3]
+                .iter()
+                .all(|p| p.b_slot && p.attributes & ATTR_READ_ONLY != 0)
+        );
         assert_eq!(p[4].size, 32 * MIB, "swap is capped at its maximum");
         let end = p[4].last_lba;
-        assert!(gpt.last_usable_lba() - end < 2048, "root grows to fill the disk");
+        assert!(
+            gpt.last_usable_lba() - end < 2048,
+            "root grows to fill the disk"
+        );
         let mut all = gpt.clone();
         all.partitions.extend(p.iter().map(|p| GptPartition {
             kind: p.kind,
@@ -362,7 +405,37 @@ mod tests {
         }));
         all.validate().unwrap();
         assert!(p.iter().all(|p| p.first_lba % 2048 == 0));
-        assert!(plan(&defs(), &all).unwrap().is_empty(), "a second run adds nothing");
+        assert!(
+            plan(&defs(), &all).unwrap().is_empty(),
+            "a second run adds nothing"
+        );
+    }
+
+    #[test]
+    fn after_a_reset_the_holes_are_filled_in_definition_order() {
+        let mut gpt = installed(256);
+        gpt.partitions.extend([
+            part(PartitionType::Usr, EMPTY, 28, 16),
+            part(PartitionType::UsrVerity, EMPTY, 44, 2),
+            part(PartitionType::UsrVeritySig, EMPTY, 46, 1),
+            // root (47..200) and swap (224..256) were erased; home stays between.
+            part(PartitionType::Home, "home", 200, 24),
+        ]);
+        gpt.total_sectors = 257 * 2048;
+        let mut d = defs();
+        let mut home = PartitionDefinition::new(PartitionType::Home);
+        home.size_min_bytes = Some(Size(24 * MIB));
+        d.insert(5, home);
+        let p = plan(&d, &gpt).unwrap();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(
+            (p[0].kind, p[0].offset, p[0].size),
+            (PartitionType::Root, 47 * MIB, 153 * MIB)
+        );
+        assert_eq!(
+            (p[1].kind, p[1].offset, p[1].size),
+            (PartitionType::Swap, 224 * MIB, 32 * MIB)
+        );
     }
 
     #[test]
@@ -379,7 +452,10 @@ mod tests {
         gpt.partitions.push(part(other, "windows", 200, 100));
         let p = plan(&defs(), &gpt).unwrap();
         for n in &p {
-            assert!(n.last_lba < 200 * 2048 || n.first_lba >= 300 * 2048, "{n:?}");
+            assert!(
+                n.last_lba < 200 * 2048 || n.first_lba >= 300 * 2048,
+                "{n:?}"
+            );
         }
         gpt.partitions.push(part(other, "bad", 250, 100));
         assert!(matches!(plan(&defs(), &gpt), Err(PlanError::Table(_))));
@@ -390,8 +466,10 @@ mod tests {
         let mut d = defs();
         d[4].factory_reset = true;
         let mut gpt = installed(256);
-        gpt.partitions.push(part(PartitionType::Root, "root", 40, 64));
-        gpt.partitions.push(part(PartitionType::Swap, RESET_LABEL, 110, 32));
+        gpt.partitions
+            .push(part(PartitionType::Root, "root", 40, 64));
+        gpt.partitions
+            .push(part(PartitionType::Swap, RESET_LABEL, 110, 32));
         assert_eq!(reset_targets(&d, &gpt), [4, 5]);
         let mut bad = defs();
         bad[1].factory_reset = true;

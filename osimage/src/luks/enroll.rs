@@ -156,7 +156,7 @@ pub fn enroll_recovery_key(
 }
 
 /// PBKDF2 with 1000 iterations, as systemd-cryptenroll uses for high-entropy keys.
-fn minimal_pbkdf(luks: &mut Luks2) -> Result<(), LuksError> {
+pub(super) fn minimal_pbkdf(luks: &mut Luks2) -> Result<(), LuksError> {
     let kdf = CryptPbkdfType {
         type_: CryptKdf::Pbkdf2,
         hash: Some("sha512".into()),

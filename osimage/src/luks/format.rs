@@ -67,7 +67,15 @@ pub fn format_header<T, E: From<LuksError>>(
         .set_len(STAGING_BYTES)
         .map_err(|e| lib("size the staging file", &e))?;
     let path = file.path().to_owned();
-    let mut device = CryptInit::init(&path).map_err(|e| lib("crypt_init", &e))?;
+    let device = CryptInit::init(&path).map_err(|e| lib("crypt_init", &e))?;
+    let mut luks = Luks2 {
+        path: path.clone(),
+        device,
+    };
+    // The volume key digest inherits this: 1000 PBKDF2 iterations instead of a
+    // benchmarked second. The key is 512 random bits, so iterations add no strength,
+    // only boot time (systemd-cryptenroll reasons the same way for its keys).
+    super::enroll::minimal_pbkdf(&mut luks)?;
     let params = CryptParamsLuks2 {
         pbkdf: None,
         integrity: None,
@@ -78,9 +86,10 @@ pub fn format_header<T, E: From<LuksError>>(
         label: Some(spec.label.to_owned()),
         subsystem: None,
     };
-    let mut params: CryptParamsLuks2Ref<'_> =
-        (&params).try_into().map_err(|e| lib("LUKS2 parameters", &e))?;
-    device
+    let mut params: CryptParamsLuks2Ref<'_> = (&params)
+        .try_into()
+        .map_err(|e| lib("LUKS2 parameters", &e))?;
+    luks.device
         .context_handle()
         .format(
             EncryptionFormat::Luks2,
@@ -90,11 +99,7 @@ pub fn format_header<T, E: From<LuksError>>(
             Some(&mut params),
         )
         .map_err(|e| lib("crypt_format", &e))?;
-    let data_offset = device.status_handle().get_data_offset() * 512;
-    let mut luks = Luks2 {
-        path: path.clone(),
-        device,
-    };
+    let data_offset = luks.device.status_handle().get_data_offset() * 512;
     let out = enroll(&mut luks)?;
     drop(luks);
     let mut bytes = vec![0u8; data_offset as usize];

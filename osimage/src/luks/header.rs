@@ -139,7 +139,9 @@ fn parse_copy(area: &[u8], at: usize, magic: &[u8; 6]) -> Result<Luks2Header, He
         return Err(corrupt(format!("header size {header_size}")));
     }
     if be64(bin, 256) != at as u64 {
-        return Err(corrupt("header offset field does not match its place".into()));
+        return Err(corrupt(
+            "header offset field does not match its place".into(),
+        ));
     }
     let whole = area
         .get(at..at + header_size as usize)
@@ -266,10 +268,7 @@ mod tests {
             Luks2Header::parse(&area),
             Err(HeaderError::Corrupt(m)) if m.contains("checksum")
         ));
-        assert_eq!(
-            Luks2Header::parse(&[0u8; 8192]),
-            Err(HeaderError::NotLuks)
-        );
+        assert_eq!(Luks2Header::parse(&[0u8; 8192]), Err(HeaderError::NotLuks));
         assert!(has_magic(&area));
     }
 }

@@ -4,19 +4,19 @@
 use tpm2_protocol::basic::{TpmHandle, TpmUint16, TpmUint32};
 use tpm2_protocol::data::{
     Tpm2bDigest, Tpm2bName, Tpm2bNonce, Tpm2bPrivate, Tpm2bPublic, Tpm2bSensitiveCreate,
-    Tpm2bSensitiveData, TpmAlgId, TpmCap, TpmCc, TpmPt, TpmuCapabilities, TpmRc, TpmRcBase, TpmSe, TpmlPcrSelection,
-    TpmsSensitiveCreate, TpmtSymDef, TpmtTkVerified, TpmuPublicId, TpmuSymKeyBits, TpmuSymMode,
+    Tpm2bSensitiveData, TpmAlgId, TpmCap, TpmCc, TpmPt, TpmRc, TpmRcBase, TpmSe, TpmlPcrSelection,
+    TpmsSensitiveCreate, TpmtSymDef, TpmtTkVerified, TpmuCapabilities, TpmuPublicId,
+    TpmuSymKeyBits, TpmuSymMode,
 };
 use tpm2_protocol::frame::{
     TpmCreateCommand, TpmCreatePrimaryCommand, TpmCreatePrimaryResponse, TpmCreateResponse,
     TpmFlushContextCommand, TpmFlushContextResponse, TpmFrame, TpmGetCapabilityCommand,
-    TpmGetCapabilityResponse, TpmGetRandomCommand,
-    TpmGetRandomResponse, TpmHeader, TpmLoadCommand, TpmLoadExternalResponse, TpmLoadResponse,
-    TpmPcrExtendResponse, TpmPcrReadCommand, TpmPcrReadResponse, TpmPolicyAuthorizeCommand,
-    TpmPolicyAuthorizeResponse, TpmPolicyGetDigestCommand, TpmPolicyGetDigestResponse,
-    TpmPolicyPcrCommand, TpmPolicyPcrResponse, TpmStartAuthSessionCommand,
-    TpmStartAuthSessionResponse, TpmUnmarshalBody, TpmUnsealCommand, TpmUnsealResponse,
-    TpmVerifySignatureResponse,
+    TpmGetCapabilityResponse, TpmGetRandomCommand, TpmGetRandomResponse, TpmHeader, TpmLoadCommand,
+    TpmLoadExternalResponse, TpmLoadResponse, TpmPcrExtendResponse, TpmPcrReadCommand,
+    TpmPcrReadResponse, TpmPolicyAuthorizeCommand, TpmPolicyAuthorizeResponse,
+    TpmPolicyGetDigestCommand, TpmPolicyGetDigestResponse, TpmPolicyPcrCommand,
+    TpmPolicyPcrResponse, TpmStartAuthSessionCommand, TpmStartAuthSessionResponse,
+    TpmUnmarshalBody, TpmUnsealCommand, TpmUnsealResponse, TpmVerifySignatureResponse,
 };
 use tpm2_protocol::{TpmMarshal, TpmUnmarshal, TpmWriter};
 

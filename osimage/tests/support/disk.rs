@@ -73,7 +73,9 @@ pub fn definitions(dir: &Path, encrypt: &str) -> PathBuf {
         ),
         (
             "50-root.conf",
-            format!("Type=root\nFormat=btrfs\nEncrypt={encrypt}\nFactoryReset=yes\nSizeMinBytes=30M\n"),
+            format!(
+                "Type=root\nFormat=btrfs\nEncrypt={encrypt}\nFactoryReset=yes\nSizeMinBytes=30M\n"
+            ),
         ),
         (
             "60-home.conf",

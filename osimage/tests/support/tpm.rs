@@ -83,4 +83,3 @@ pub fn pcrsig_for_current(tpm: &Swtpm, key: &Path, dir: &Path) -> PathBuf {
     std::fs::write(&path, json.to_string()).unwrap();
     path
 }
-
