@@ -320,8 +320,21 @@ fn firstboot_completes_the_disk_and_a_factory_reset_replaces_every_key() {
         .arg(s.path("efivars"))
         .output()
         .unwrap());
+    // Something left a transient object in the TPM (swtpm has no resource manager).
+    run(tool(&swtpm, "tpm2_createprimary")
+        .args(["-C", "o", "-c"])
+        .arg(s.path("leftover.ctx")));
     let report: serde_json::Value =
         serde_json::from_str(&ok(&s.firstboot(Some(&swtpm), &["--json"]))).unwrap();
+    assert!(
+        report["reset"]["tpmObjectsFlushed"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    let transient = run(tool(&swtpm, "tpm2_getcap").arg("handles-transient"));
+    assert!(
+        String::from_utf8_lossy(&transient.stdout).trim().is_empty(),
+        "tpm2_getcap still lists transient objects"
+    );
     assert_eq!(
         report["reset"]["erased"],
         serde_json::json!(["8:root", "10:swap"]),
