@@ -179,13 +179,21 @@ enum Command {
     #[command(subcommand)]
     Verity(VerityCommand),
     /// Request, cancel or show a factory reset (systemd's FactoryReset EFI variable),
-    /// honoured in the initrd on the next boot.
+    /// honoured in the initrd on the next boot. Without efivarfs, a one-shot boot
+    /// entry on the ESP starts the next boot with systemd.factory_reset=yes (this
+    /// needs Secure Boot off: systemd-stub ignores entry options under it).
     ///
-    /// Exit status: 0 done, 1 error, 3 no efivarfs (EFI variables unavailable).
+    /// Exit status: 0 done, 1 error, 3 neither efivarfs nor an ESP to record it on.
     FactoryReset {
         /// An efivarfs directory instead of /sys/firmware/efi/efivars.
         #[arg(long, global = true)]
         efivars: Option<PathBuf>,
+        /// A mounted ESP (default: the first of /efi, /boot/efi, /boot with EFI/Linux).
+        #[arg(long, global = true)]
+        esp: Option<PathBuf>,
+        /// The ESP inside this disk image or block device instead.
+        #[arg(long, global = true, conflicts_with = "esp")]
+        image: Option<PathBuf>,
         /// Say what would change; write nothing.
         #[arg(long, global = true)]
         dry_run: bool,
@@ -388,9 +396,18 @@ fn main() -> ExitCode {
         }
         Command::FactoryReset {
             efivars,
+            esp,
+            image,
             dry_run,
             command,
-        } => cmd::reset::reset_cmd(command, efivars.as_deref(), dry_run, cli.json),
+        } => cmd::reset::reset_cmd(
+            command,
+            efivars.as_deref(),
+            esp.as_deref(),
+            image.as_deref(),
+            dry_run,
+            cli.json,
+        ),
         Command::Firstboot {
             disk,
             config,

@@ -7,6 +7,7 @@ use std::io;
 use serde::Serialize;
 
 use crate::boot::efivars::{ATTR_NV_BS_RT, EfiVars};
+use crate::boot::status::BootRoot;
 use crate::definition::parse_boolean;
 
 /// systemd's vendor GUID for its own EFI variables.
@@ -37,6 +38,9 @@ pub struct ResetStatus {
     pub kernel_cmdline: Option<bool>,
     /// Whether EFI variables can be read and written here.
     pub efivarfs: bool,
+    /// The one-shot boot entry (made where there is no efivarfs): "pending" until
+    /// systemd-boot has started it, "spent" after.
+    pub oneshot_entry: Option<&'static str>,
 }
 
 impl ResetStatus {
@@ -56,6 +60,16 @@ impl ResetStatus {
         if !self.efivarfs {
             out.push_str("\n  no efivarfs: EFI variables cannot be read here");
         }
+        match self.oneshot_entry {
+            Some("pending") => out.push_str(&format!(
+                "\n  one-shot boot entry {ONESHOT_ID}: the next boot starts with \
+                 systemd.factory_reset=yes"
+            )),
+            Some(_) => out.push_str(&format!(
+                "\n  one-shot boot entry {ONESHOT_ID} was used; `factory-reset cancel` removes it"
+            )),
+            None => {}
+        }
         out
     }
 }
@@ -63,19 +77,38 @@ impl ResetStatus {
 /// The request as the next boot will see it. The EFI variable persists across the
 /// reboot; the current command line does not decide the next boot, so it is shown
 /// but only the variable counts.
-pub fn status(vars: Option<&EfiVars>, cmdline: &str) -> io::Result<ResetStatus> {
+pub fn status(
+    vars: Option<&EfiVars>,
+    esp: Option<&mut BootRoot>,
+    cmdline: &str,
+) -> io::Result<ResetStatus> {
     let efi_variable = match vars {
         Some(v) => v.get_string(FACTORY_RESET_VAR, SYSTEMD_VENDOR)?,
+        None => None,
+    };
+    let oneshot_entry = match esp {
+        Some(root) => {
+            let found = oneshot_entries(root)?;
+            if found.iter().any(|(_, left)| left.is_none_or(|l| l > 0)) {
+                Some("pending")
+            } else if found.is_empty() {
+                None
+            } else {
+                Some("spent")
+            }
+        }
         None => None,
     };
     Ok(ResetStatus {
         requested: efi_variable
             .as_deref()
             .and_then(parse_boolean)
-            .unwrap_or(false),
+            .unwrap_or(false)
+            || oneshot_entry == Some("pending"),
         efi_variable,
         kernel_cmdline: cmdline_request(cmdline),
         efivarfs: vars.is_some(),
+        oneshot_entry,
     })
 }
 
@@ -87,6 +120,72 @@ pub fn request(vars: &EfiVars) -> io::Result<()> {
 /// Removes the variable; a missing one is not an error.
 pub fn cancel(vars: &EfiVars) -> io::Result<()> {
     vars.delete(FACTORY_RESET_VAR, SYSTEMD_VENDOR)
+}
+
+/// Where Type #1 entries live on the ESP.
+pub const ENTRIES_DIR: &str = "loader/entries";
+/// The one-shot entry's id; the file carries a boot counter: `+1` until systemd-boot
+/// has started it once, `+0-1` after.
+pub const ONESHOT_ID: &str = "osimage-factory-reset";
+/// systemd-boot orders entries with a sort key by `strcmp`, and defaults to the first
+/// that has tries left: `0` sorts before any os-release ID a UKI's sort key comes from.
+const ONESHOT_SORT_KEY: &str = "0-osimage-factory-reset";
+
+/// A Type #1 entry that starts `uki` with its own command line plus
+/// `systemd.factory_reset=yes`. systemd-stub takes the entry's options in place of the
+/// built-in command line only without Secure Boot; with it, efivarfs is the way.
+pub fn oneshot_entry_text(uki_file: &str, cmdline: &str) -> String {
+    format!(
+        "title Factory reset (this boot only)\nsort-key {ONESHOT_SORT_KEY}\nefi /{}/{uki_file}\n\
+         options {} systemd.factory_reset=yes\n",
+        crate::boot::esp::UKI_DIR,
+        cmdline.trim_matches(|c: char| c.is_whitespace() || c == '\0')
+    )
+}
+
+/// The one-shot entries on the ESP: (file name, tries left).
+pub fn oneshot_entries(root: &mut BootRoot) -> io::Result<Vec<(String, Option<u32>)>> {
+    Ok(root
+        .list(ENTRIES_DIR)?
+        .into_iter()
+        .filter_map(|name| {
+            let stem = name.strip_suffix(".conf")?;
+            let e = crate::boot::BootEntry::parse(&format!("{stem}.efi"))?;
+            (e.id == ONESHOT_ID).then_some((name, e.tries_left))
+        })
+        .collect())
+}
+
+/// Requests a reset without EFI variables: a one-shot entry for the UKI systemd-boot
+/// would start by default. Returns the UKI's file name.
+pub fn request_oneshot(root: &mut BootRoot) -> io::Result<String> {
+    let entries = crate::boot::entry::sorted(&root.entries()?);
+    let uki = crate::boot::entry::select(&entries, None, None)
+        .map(|i| entries[i].file_name.clone())
+        .ok_or_else(|| io::Error::other("no bootable UKI on the ESP to reset into"))?;
+    let image = root
+        .read(&format!("{}/{uki}", crate::boot::esp::UKI_DIR))?
+        .ok_or_else(|| io::Error::other(format!("{uki} vanished")))?;
+    let cmdline = crate::uki::pe::section_data(&image, ".cmdline")
+        .map_err(|e| io::Error::other(format!("{uki}: {e}")))?
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    cancel_oneshot(root)?;
+    root.write(
+        ENTRIES_DIR,
+        &format!("{ONESHOT_ID}+1.conf"),
+        oneshot_entry_text(&uki, &cmdline).as_bytes(),
+    )?;
+    Ok(uki)
+}
+
+/// Removes every one-shot entry, pending or spent. Returns how many.
+pub fn cancel_oneshot(root: &mut BootRoot) -> io::Result<usize> {
+    let found = oneshot_entries(root)?;
+    for (name, _) in &found {
+        root.remove(ENTRIES_DIR, name)?;
+    }
+    Ok(found.len())
 }
 
 /// The request as the initrd sees it: the `FactoryReset` EFI variable, or
@@ -151,7 +250,7 @@ mod tests {
         let dir = tempfile::tempdir().ok();
         let Some(dir) = dir else { return };
         let vars = EfiVars::new(dir.path());
-        let before = status(Some(&vars), "").ok();
+        let before = status(Some(&vars), None, "").ok();
         assert_eq!(before.map(|s| s.requested), Some(false));
         assert!(request(&vars).is_ok());
         // The bytes systemd expects: NV|BS|RT, then "yes" in UTF-16LE with its NUL.
@@ -160,13 +259,13 @@ mod tests {
             raw.ok(),
             Some(vec![7, 0, 0, 0, b'y', 0, b'e', 0, b's', 0, 0, 0])
         );
-        let during = status(Some(&vars), "").ok();
+        let during = status(Some(&vars), None, "").ok();
         assert_eq!(during.as_ref().map(|s| s.requested), Some(true));
         assert_eq!(during.and_then(|s| s.efi_variable), Some("yes".to_string()));
         assert!(cancel(&vars).is_ok());
         assert!(cancel(&vars).is_ok(), "cancelling twice is fine");
         assert_eq!(
-            status(Some(&vars), "").ok().map(|s| s.requested),
+            status(Some(&vars), None, "").ok().map(|s| s.requested),
             Some(false)
         );
     }
@@ -192,8 +291,35 @@ mod tests {
     }
 
     #[test]
+    fn the_oneshot_entry_keeps_the_ukis_command_line_and_adds_the_request() {
+        let text = oneshot_entry_text("tessera_1.0+3.efi", "usrhash=ab quiet\0");
+        assert_eq!(
+            text,
+            "title Factory reset (this boot only)\nsort-key 0-osimage-factory-reset\n\
+             efi /EFI/Linux/tessera_1.0+3.efi\noptions usrhash=ab quiet systemd.factory_reset=yes\n"
+        );
+        let Ok(dir) = tempfile::tempdir() else { return };
+        let mut root = BootRoot::Dir(dir.path().to_owned());
+        let _ = std::fs::create_dir_all(dir.path().join(ENTRIES_DIR));
+        let _ = std::fs::write(
+            dir.path()
+                .join(ENTRIES_DIR)
+                .join("osimage-factory-reset+0-1.conf"),
+            "",
+        );
+        let _ = std::fs::write(dir.path().join(ENTRIES_DIR).join("other.conf"), "");
+        let st = status(None, Some(&mut root), "").ok();
+        assert_eq!(
+            st.map(|s| (s.requested, s.oneshot_entry)),
+            Some((false, Some("spent")))
+        );
+        assert_eq!(cancel_oneshot(&mut root).ok(), Some(1));
+        assert!(dir.path().join(ENTRIES_DIR).join("other.conf").exists());
+    }
+
+    #[test]
     fn without_efivarfs_nothing_is_requested_but_the_cmdline_is_reported() {
-        let s = status(None, "systemd.factory_reset=yes").ok();
+        let s = status(None, None, "systemd.factory_reset=yes").ok();
         assert_eq!(
             s.as_ref()
                 .map(|s| (s.requested, s.kernel_cmdline, s.efivarfs)),

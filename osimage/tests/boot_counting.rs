@@ -180,3 +180,63 @@ fn bless_on_a_mounted_esp_uses_loader_boot_count_path() {
     assert_eq!(osimage::boot::efivars::decode_utf16(&raw[4..]), "tessera_1");
     let _ = Command::new("true").status();
 }
+
+/// Without efivarfs, `factory-reset request` leaves a one-shot Type #1 entry.
+/// systemd-boot must start it first, once, with the UKI's command line plus
+/// systemd.factory_reset=yes, and on the next boot go back to the UKI itself.
+#[test]
+fn a_oneshot_reset_entry_boots_once_with_the_request() {
+    let art = Artifacts::ensure().unwrap();
+    let initrd = BusyboxInitrd::new()
+        .script("echo \"TESSERA-CMDLINE: $(cat /proc/cmdline)\"")
+        .build(&art)
+        .unwrap();
+    let (_fx, img) = build_image(Options {
+        initrd: Some(initrd),
+        cmdline: "console=ttyS0,115200 panic=-1".into(),
+        ..Options::default()
+    });
+    let reset = |args: &[&str]| -> serde_json::Value {
+        let out = common::run_ok(
+            osimage()
+                .args(["--json", "factory-reset"])
+                .args(args)
+                .args(["--efivars", "/nonexistent/efivars", "--image"])
+                .arg(&img),
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(reset(&["request"])["oneshot_entry"], "pending");
+
+    let boot = || {
+        let mut vm = Vm::start(&VmConfig::firmware(&img)).unwrap();
+        let line = vm
+            .wait_for_line("TESSERA-CMDLINE:", Duration::from_secs(300))
+            .unwrap();
+        assert!(
+            vm.wait_exit(Duration::from_secs(60)),
+            "guest must power off"
+        );
+        line
+    };
+    let first = boot();
+    assert!(first.contains("systemd.factory_reset=yes"), "{first}");
+    assert!(
+        first.contains("usrhash="),
+        "the UKI's own command line is kept: {first}"
+    );
+    let st = reset(&["status"]);
+    assert_eq!(st["oneshot_entry"], "spent", "{st}");
+    assert_eq!(st["requested"], false);
+    let second = boot();
+    assert!(!second.contains("systemd.factory_reset"), "{second}");
+    assert!(second.contains("usrhash="), "{second}");
+
+    reset(&["cancel"]);
+    let (mut disk, at) = esp_of(&img);
+    assert!(
+        esp::list(&mut disk, at, "loader/entries")
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -41,7 +41,10 @@ fn request_dry_run_cancel_and_status() {
 
 #[test]
 fn without_efivarfs_a_request_exits_3_and_says_why() {
-    let out = osimage(std::path::Path::new("/nonexistent/efivars"), &["request"]);
+    let out = osimage(
+        std::path::Path::new("/nonexistent/efivars"),
+        &["request", "--esp", "/nonexistent/esp"],
+    );
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("systemd.factory_reset=yes"));
 }

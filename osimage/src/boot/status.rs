@@ -58,6 +58,62 @@ impl BootRoot {
         }
     }
 
+    /// Reads `path` (relative to the ESP root); `None` when it does not exist.
+    pub fn read(&mut self, path: &str) -> io::Result<Option<Vec<u8>>> {
+        match self {
+            BootRoot::Dir(root) => match std::fs::read(root.join(path)) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+            BootRoot::Image { disk, at } => esp::read_file(disk as &mut dyn Disk, *at, path),
+        }
+    }
+
+    /// File names in `dir` (empty when it does not exist).
+    pub fn list(&mut self, dir: &str) -> io::Result<Vec<String>> {
+        match self {
+            BootRoot::Dir(root) => match std::fs::read_dir(root.join(dir)) {
+                Ok(rd) => {
+                    let mut v: Vec<String> = rd
+                        .filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect();
+                    v.sort();
+                    Ok(v)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(e),
+            },
+            BootRoot::Image { disk, at } => esp::list(disk as &mut dyn Disk, *at, dir),
+        }
+    }
+
+    /// Writes `dir/name` whole or not at all (a temporary name, then a rename).
+    pub fn write(&mut self, dir: &str, name: &str, data: &[u8]) -> io::Result<()> {
+        match self {
+            BootRoot::Dir(root) => {
+                let d = root.join(dir);
+                std::fs::create_dir_all(&d)?;
+                let tmp = d.join(format!(".{name}.tmp"));
+                std::fs::write(&tmp, data)?;
+                std::fs::File::open(&tmp)?.sync_all()?;
+                std::fs::rename(&tmp, d.join(name))?;
+                std::fs::File::open(&d)?.sync_all()
+            }
+            BootRoot::Image { disk, at } => {
+                esp::install_file(disk as &mut dyn Disk, *at, dir, name, data)
+            }
+        }
+    }
+
+    pub fn remove(&mut self, dir: &str, name: &str) -> io::Result<()> {
+        match self {
+            BootRoot::Dir(root) => std::fs::remove_file(root.join(dir).join(name)),
+            BootRoot::Image { disk, at } => esp::remove(disk as &mut dyn Disk, *at, dir, name),
+        }
+    }
+
     pub fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
         match self {
             BootRoot::Dir(root) => {

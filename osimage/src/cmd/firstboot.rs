@@ -238,7 +238,7 @@ pub(crate) fn status_cmd(disk: &Path, efivars: Option<&Path>, json: bool) -> any
         None => EfiVars::system(),
     };
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let reset = reset::status(vars.as_ref(), &cmdline)?;
+    let reset = reset::status(vars.as_ref(), None, &cmdline)?;
     if json {
         println!(
             "{}",

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use osimage::boot::efivars::EfiVars;
+use osimage::boot::status::BootRoot;
 use osimage::reset;
 
 use crate::ResetCommand;
@@ -14,6 +15,8 @@ const EXIT_NO_EFIVARS: u8 = 3;
 pub(crate) fn reset_cmd(
     command: ResetCommand,
     efivars: Option<&Path>,
+    esp: Option<&Path>,
+    image: Option<&Path>,
     dry_run: bool,
     json: bool,
 ) -> ExitCode {
@@ -21,18 +24,28 @@ pub(crate) fn reset_cmd(
         Some(dir) => dir.is_dir().then(|| EfiVars::new(dir)),
         None => EfiVars::system(),
     };
+    // The ESP matters only without efivarfs (the one-shot entry) and for status.
+    let mut root = match (image, esp) {
+        (Some(i), _) => match BootRoot::image(i) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("osimage: error: {}: {e}", i.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, Some(d)) => d.is_dir().then(|| BootRoot::Dir(d.to_owned())),
+        (None, None) => BootRoot::find_mounted(),
+    };
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let result = (|| -> std::io::Result<Option<reset::ResetStatus>> {
-        match command {
-            ResetCommand::Status => Ok(Some(reset::status(vars.as_ref(), &cmdline)?)),
-            ResetCommand::Request | ResetCommand::Cancel => {
-                let Some(vars) = &vars else {
-                    return Ok(None);
-                };
+        let request = matches!(command, ResetCommand::Request);
+        match (command, &vars, root.as_mut()) {
+            (ResetCommand::Status, _, _) => {}
+            (_, Some(vars), _) => {
                 if dry_run {
                     println!(
                         "would {} EFI variable {}-{}",
-                        if matches!(command, ResetCommand::Request) {
+                        if request {
                             "set to \"yes\" the"
                         } else {
                             "delete the"
@@ -40,14 +53,38 @@ pub(crate) fn reset_cmd(
                         reset::FACTORY_RESET_VAR,
                         reset::SYSTEMD_VENDOR
                     );
-                } else if matches!(command, ResetCommand::Request) {
+                } else if request {
                     reset::request(vars)?;
                 } else {
                     reset::cancel(vars)?;
                 }
-                Ok(Some(reset::status(Some(vars), &cmdline)?))
+                // A one-shot entry from an earlier request without efivarfs goes too.
+                if !request
+                    && !dry_run
+                    && let Some(r) = root.as_mut()
+                {
+                    reset::cancel_oneshot(r)?;
+                }
             }
+            (_, None, Some(r)) => {
+                if dry_run {
+                    println!(
+                        "would {} the one-shot boot entry {}",
+                        if request { "write" } else { "remove" },
+                        reset::ONESHOT_ID
+                    );
+                } else if request {
+                    let uki = reset::request_oneshot(r)?;
+                    eprintln!(
+                        "no efivarfs: the next boot starts {uki} once with systemd.factory_reset=yes"
+                    );
+                } else {
+                    reset::cancel_oneshot(r)?;
+                }
+            }
+            (_, None, None) => return Ok(None),
         }
+        Ok(Some(reset::status(vars.as_ref(), root.as_mut(), &cmdline)?))
     })();
     match result {
         Ok(Some(status)) => {
@@ -60,9 +97,9 @@ pub(crate) fn reset_cmd(
         }
         Ok(None) => {
             eprintln!(
-                "osimage: error: no efivarfs ({}): cannot record a factory reset request \
-                 without EFI variables; boot once with systemd.factory_reset=yes on the \
-                 kernel command line instead",
+                "osimage: error: no efivarfs ({}) and no ESP (mounted at /efi, /boot/efi or \
+                 /boot, or given with --esp/--image): nowhere to record a factory reset \
+                 request; boot once with systemd.factory_reset=yes on the kernel command line",
                 efivars.map_or_else(
                     || "/sys/firmware/efi/efivars".into(),
                     |p| p.display().to_string()
@@ -71,10 +108,7 @@ pub(crate) fn reset_cmd(
             ExitCode::from(EXIT_NO_EFIVARS)
         }
         Err(e) => {
-            eprintln!(
-                "osimage: error: EFI variable {}: {e}",
-                reset::FACTORY_RESET_VAR
-            );
+            eprintln!("osimage: error: factory reset request: {e}");
             ExitCode::FAILURE
         }
     }
