@@ -209,38 +209,7 @@ enum Command {
     /// is (dictionary-attack lockout, no sha256 bank, or none where one is required),
     /// 6 the definitions do not fit the disk (too small, a conflicting partition, an
     /// unreadable LUKS2 header). On 1, 5 and 6 nothing outside free space was written.
-    Firstboot {
-        /// The disk: a block device or an image file.
-        #[arg(long)]
-        disk: PathBuf,
-        /// Settings (see config/osimage/firstboot.toml); a missing file means defaults.
-        #[arg(long, default_value = osimage::firstboot::config::DEFAULT_PATH)]
-        config: PathBuf,
-        /// A repart.d directory instead of the configured one.
-        #[arg(long)]
-        definitions: Option<PathBuf>,
-        /// The TPM: auto, none, device:/dev/tpmrm0 or swtpm:host=H,port=N.
-        #[arg(long)]
-        tpm: Option<String>,
-        /// The PEM public key of the PCR signatures (the UKI's .pcrpkey).
-        #[arg(long)]
-        pcr_public_key: Option<PathBuf>,
-        /// Write the recovery key to this file (mode 0600) instead of showing it.
-        #[arg(long)]
-        recovery_key_file: Option<PathBuf>,
-        /// An efivarfs directory instead of /sys/firmware/efi/efivars.
-        #[arg(long)]
-        efivars: Option<PathBuf>,
-        /// The kernel command line to read systemd.factory_reset= from.
-        #[arg(long, default_value = "/proc/cmdline")]
-        cmdline: PathBuf,
-        /// Where LUKS2 headers are built (a tmpfs).
-        #[arg(long)]
-        staging: Option<PathBuf>,
-        /// Print the plan (reset and new partitions); write nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Firstboot(cmd::firstboot::FirstbootArgs),
     /// Show a disk's partitions, how each encrypted one opens (TPM2 and recovery key,
     /// or the weaker recovery-key-only mode firstboot uses without a TPM), and whether
     /// a factory reset is pending.
@@ -408,32 +377,7 @@ fn main() -> ExitCode {
             dry_run,
             cli.json,
         ),
-        Command::Firstboot {
-            disk,
-            config,
-            definitions,
-            tpm,
-            pcr_public_key,
-            recovery_key_file,
-            efivars,
-            cmdline,
-            staging,
-            dry_run,
-        } => cmd::firstboot::firstboot_cmd(
-            cmd::firstboot::FirstbootArgs {
-                disk,
-                config,
-                definitions,
-                tpm,
-                pcr_public_key,
-                recovery_key_file,
-                efivars,
-                cmdline,
-                staging,
-                dry_run,
-            },
-            cli.json,
-        ),
+        Command::Firstboot(args) => cmd::firstboot::firstboot_cmd(args, cli.json),
         Command::Status { disk, efivars } => report(cmd::firstboot::status_cmd(
             &disk,
             efivars.as_deref(),

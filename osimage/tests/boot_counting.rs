@@ -20,6 +20,17 @@ fn build_image(opts: Options) -> (common::Fixture, std::path::PathBuf) {
     (fx, img)
 }
 
+/// An image whose initrd runs `script` and powers off.
+fn image_running(script: &str) -> (common::Fixture, std::path::PathBuf) {
+    let art = Artifacts::ensure().unwrap();
+    let initrd = BusyboxInitrd::new().script(script).build(&art).unwrap();
+    build_image(Options {
+        initrd: Some(initrd),
+        cmdline: "console=ttyS0,115200 panic=-1".into(),
+        ..Options::default()
+    })
+}
+
 fn esp_of(img: &Path) -> (FileDisk, EspLocation) {
     let disk = FileDisk::open(img).unwrap();
     let gpt = read_gpt(&disk).unwrap();
@@ -38,16 +49,7 @@ fn status(img: &Path) -> serde_json::Value {
 
 #[test]
 fn systemd_boot_counts_down_the_way_our_model_predicts() {
-    let art = Artifacts::ensure().unwrap();
-    let initrd = BusyboxInitrd::new()
-        .script("echo TESSERA-COUNTED-BOOT")
-        .build(&art)
-        .unwrap();
-    let (_fx, img) = build_image(Options {
-        initrd: Some(initrd),
-        cmdline: "console=ttyS0,115200 panic=-1".into(),
-        ..Options::default()
-    });
+    let (_fx, img) = image_running("echo TESSERA-COUNTED-BOOT");
     let (mut disk, at) = esp_of(&img);
     esp::rename(
         &mut disk,
@@ -186,16 +188,7 @@ fn bless_on_a_mounted_esp_uses_loader_boot_count_path() {
 /// systemd.factory_reset=yes, and on the next boot go back to the UKI itself.
 #[test]
 fn a_oneshot_reset_entry_boots_once_with_the_request() {
-    let art = Artifacts::ensure().unwrap();
-    let initrd = BusyboxInitrd::new()
-        .script("echo \"TESSERA-CMDLINE: $(cat /proc/cmdline)\"")
-        .build(&art)
-        .unwrap();
-    let (_fx, img) = build_image(Options {
-        initrd: Some(initrd),
-        cmdline: "console=ttyS0,115200 panic=-1".into(),
-        ..Options::default()
-    });
+    let (_fx, img) = image_running("echo \"TESSERA-CMDLINE: $(cat /proc/cmdline)\"");
     let reset = |args: &[&str]| -> serde_json::Value {
         let out = common::run_ok(
             osimage()

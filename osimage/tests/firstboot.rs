@@ -85,6 +85,29 @@ impl Setup {
         c.output().unwrap()
     }
 
+    /// `osimage [ARGS] status` on the disk.
+    fn status(&self, global: &[&str]) -> String {
+        ok(&self
+            .osimage()
+            .args(global)
+            .args(["status", "--disk"])
+            .arg(&self.img)
+            .arg("--efivars")
+            .arg(self.path("efivars"))
+            .output()
+            .unwrap())
+    }
+
+    /// `osimage factory-reset SUB` with the test's EFI variables.
+    fn factory_reset(&self, sub: &str) -> String {
+        ok(&self
+            .osimage()
+            .args(["factory-reset", sub, "--efivars"])
+            .arg(self.path("efivars"))
+            .output()
+            .unwrap())
+    }
+
     fn recovery_key(&self) -> String {
         std::fs::read_to_string(self.path("recovery-key"))
             .unwrap()
@@ -293,15 +316,7 @@ fn firstboot_completes_the_disk_and_a_factory_reset_replaces_every_key() {
     ok(&out);
 
     // `osimage status` shows how the partitions open.
-    let status: serde_json::Value = serde_json::from_str(&ok(&s
-        .osimage()
-        .args(["--json", "status", "--disk"])
-        .arg(&s.img)
-        .arg("--efivars")
-        .arg(s.path("efivars"))
-        .output()
-        .unwrap()))
-    .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&s.status(&["--json"])).unwrap();
     assert_eq!(status["encryption"], "tpm2-and-recovery-key", "{status}");
     assert_eq!(status["factoryReset"]["requested"], false);
 
@@ -314,12 +329,7 @@ fn firstboot_completes_the_disk_and_a_factory_reset_replaces_every_key() {
     // A factory reset through the EFI variable.
     let before = kept(&s);
     let old = old_keys(&s, &swtpm, &root1, &sig1);
-    ok(&s
-        .osimage()
-        .args(["factory-reset", "request", "--efivars"])
-        .arg(s.path("efivars"))
-        .output()
-        .unwrap());
+    s.factory_reset("request");
     // Something left a transient object in the TPM (swtpm has no resource manager).
     run(tool(&swtpm, "tpm2_createprimary")
         .args(["-C", "o", "-c"])
@@ -340,12 +350,7 @@ fn firstboot_completes_the_disk_and_a_factory_reset_replaces_every_key() {
         serde_json::json!(["8:root", "10:swap"]),
         "{report}"
     );
-    let status = ok(&s
-        .osimage()
-        .args(["factory-reset", "status", "--efivars"])
-        .arg(s.path("efivars"))
-        .output()
-        .unwrap());
+    let status = s.factory_reset("status");
     assert!(status.contains("no factory reset is requested"), "{status}");
     assert_eq!(
         kept(&s),
@@ -388,14 +393,7 @@ fn without_a_tpm_the_weaker_mode_is_used_and_shown_or_refused() {
     let root = s.extract(PartitionType::Root, "root.img");
     assert_eq!(token_types(&luks_dump(&root)), ["systemd-recovery"]);
     assert!(cryptsetup::accepts(&root, None, &s.recovery_key()));
-    let status = ok(&s
-        .osimage()
-        .args(["status", "--disk"])
-        .arg(&s.img)
-        .arg("--efivars")
-        .arg(s.path("efivars"))
-        .output()
-        .unwrap());
+    let status = s.status(&[]);
     assert!(
         status.contains("encryption: recovery key only (no TPM: weaker mode)"),
         "{status}"
@@ -455,21 +453,9 @@ fn bad_input_is_refused_before_anything_is_written() {
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
     assert_eq!(s.image_digest(), damaged);
-    let status = ok(&s
-        .osimage()
-        .args(["status", "--disk"])
-        .arg(&s.img)
-        .arg("--efivars")
-        .arg(s.path("efivars"))
-        .output()
-        .unwrap());
+    let status = s.status(&[]);
     assert!(status.contains("DAMAGED"), "{status}");
-    ok(&s
-        .osimage()
-        .args(["factory-reset", "request", "--efivars"])
-        .arg(s.path("efivars"))
-        .output()
-        .unwrap());
+    s.factory_reset("request");
     ok(&s.firstboot(Some(&swtpm), &[]));
     let root = s.extract(PartitionType::Root, "root.img");
     assert!(cryptsetup::accepts(&root, None, &s.recovery_key()));

@@ -20,17 +20,37 @@ const EXIT_TPM: u8 = 5;
 /// conflicting partitions, an unreadable LUKS2 header).
 const EXIT_LAYOUT: u8 = 6;
 
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub(crate) struct FirstbootArgs {
+    /// The disk: a block device or an image file.
+    #[arg(long)]
     pub disk: PathBuf,
+    /// Settings (see config/osimage/firstboot.toml); a missing file means defaults.
+    #[arg(long, default_value = osimage::firstboot::config::DEFAULT_PATH)]
     pub config: PathBuf,
+    /// A repart.d directory instead of the configured one.
+    #[arg(long)]
     pub definitions: Option<PathBuf>,
+    /// The TPM: auto, none, device:/dev/tpmrm0 or swtpm:host=H,port=N.
+    #[arg(long)]
     pub tpm: Option<String>,
+    /// The PEM public key of the PCR signatures (the UKI's .pcrpkey).
+    #[arg(long)]
     pub pcr_public_key: Option<PathBuf>,
+    /// Write the recovery key to this file (mode 0600) instead of showing it.
+    #[arg(long)]
     pub recovery_key_file: Option<PathBuf>,
+    /// An efivarfs directory instead of /sys/firmware/efi/efivars.
+    #[arg(long)]
     pub efivars: Option<PathBuf>,
+    /// The kernel command line to read systemd.factory_reset= from.
+    #[arg(long, default_value = "/proc/cmdline")]
     pub cmdline: PathBuf,
+    /// Where LUKS2 headers are built (a tmpfs).
+    #[arg(long)]
     pub staging: Option<PathBuf>,
+    /// Print the plan (reset and new partitions); write nothing.
+    #[arg(long)]
     pub dry_run: bool,
 }
 
