@@ -82,8 +82,12 @@ pub(crate) fn allocate(free: &mut Vec<(u64, u64)>, bytes: u64, ss: u64) -> Optio
     for i in 0..free.len() {
         let (a, b) = free[i];
         let start = a.div_ceil(align) * align;
-        if start + sectors - 1 <= b {
-            let end = start + sectors - 1;
+        // A size from a definition can be absurd; it then fits nowhere.
+        let end = start
+            .checked_add(sectors)
+            .and_then(|e| e.checked_sub(1))
+            .filter(|_| sectors > 0)?;
+        if end <= b {
             free.remove(i);
             if end < b {
                 free.insert(i, (end + 1, b));
@@ -399,6 +403,14 @@ fn rand_volume_id() -> u32 {
 mod tests {
     use super::*;
     use uuid::Uuid;
+
+    #[test]
+    fn an_absurd_size_fits_nowhere() {
+        let mut free = vec![(34, 1 << 20)];
+        assert_eq!(allocate(&mut free, u64::MAX, 512), None);
+        assert_eq!(allocate(&mut free, 0, 512), None);
+        assert_eq!(free, [(34, 1 << 20)]);
+    }
 
     #[test]
     fn free_space_is_found_between_and_after_partitions() {

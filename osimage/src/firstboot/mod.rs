@@ -368,21 +368,24 @@ fn check_existing(
     Ok(())
 }
 
-/// Writes `bytes` at `offset` in [`CHUNK`]s. In `reverse`, the last chunk goes
-/// first: shredding destroys the keyslots before the header that locates them.
-fn write_chunks(disk: &mut dyn Disk, offset: u64, bytes: &[u8], reverse: bool) -> io::Result<()> {
-    let chunks: Vec<(usize, &[u8])> = bytes
-        .chunks(CHUNK)
-        .enumerate()
-        .map(|(n, c)| (n * CHUNK, c))
-        .collect();
-    let order: Box<dyn Iterator<Item = &(usize, &[u8])>> = if reverse {
-        Box::new(chunks.iter().rev())
-    } else {
-        Box::new(chunks.iter())
-    };
-    for (at, c) in order {
-        disk.write_at(offset + *at as u64, c)?;
+/// Writes `bytes` at `offset` in [`CHUNK`]s, each one write of the crash sweep.
+fn write_chunks(disk: &mut dyn Disk, offset: u64, bytes: &[u8]) -> io::Result<()> {
+    for (n, c) in bytes.chunks(CHUNK).enumerate() {
+        disk.write_at(offset + (n * CHUNK) as u64, c)?;
+    }
+    Ok(())
+}
+
+/// Zeroes `len` bytes at `offset`, last chunk first: shredding destroys the keyslots
+/// before the header that locates them. One buffer, however large `len` is (it
+/// comes from a header on the disk).
+fn zero_backwards(disk: &mut dyn Disk, offset: u64, len: u64) -> io::Result<()> {
+    let zeros = vec![0u8; CHUNK];
+    let chunks = len.div_ceil(CHUNK as u64);
+    for n in (0..chunks).rev() {
+        let at = n * CHUNK as u64;
+        let piece = (len - at).min(CHUNK as u64) as usize;
+        disk.write_at(offset + at, &zeros[..piece])?;
     }
     Ok(())
 }
@@ -415,7 +418,7 @@ fn erase(disk: &mut dyn Disk, gpt: &mut Gpt, targets: &[usize]) -> Result<(), Fi
             })
             .min(size);
         tracing::info!(partition = i + 1, bytes = extent, "crypto-shredding");
-        write_chunks(disk, p.first_lba * ss, &vec![0u8; extent as usize], true)?;
+        zero_backwards(disk, p.first_lba * ss, extent)?;
     }
     disk.flush()?;
     for &i in targets.iter().rev() {
@@ -485,7 +488,7 @@ fn create(
                 }
                 .into());
             }
-            write_chunks(disk, p.offset, &header.bytes, false)?;
+            write_chunks(disk, p.offset, &header.bytes)?;
             shown.key = key;
             shown.partitions.push(p.label.clone());
             shown.luks_uuids.push(id);
@@ -493,12 +496,7 @@ fn create(
         } else if !p.b_slot {
             // A stale file system signature must not make the new partition look
             // formatted.
-            write_chunks(
-                disk,
-                p.offset,
-                &vec![0u8; CHUNK.min(p.size as usize)],
-                false,
-            )?;
+            write_chunks(disk, p.offset, &vec![0u8; CHUNK.min(p.size as usize)])?;
         }
         added.push(AddedPartition {
             planned: p,

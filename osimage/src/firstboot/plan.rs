@@ -133,7 +133,11 @@ fn bounds(d: &PartitionDefinition) -> (u64, Option<u64>) {
         min = min.max(LUKS_METADATA_BYTES + DEFAULT_MIN_BYTES);
     }
     let max = d.size_max_bytes.map(|s| s.0.max(min));
-    (min.div_ceil(MIB) * MIB, max.map(|m| m / MIB * MIB))
+    // Whole MiB; a size too large for any disk saturates and then fits nowhere.
+    (
+        min.div_ceil(MIB).saturating_mul(MIB),
+        max.map(|m| m / MIB * MIB),
+    )
 }
 
 fn default_label(d: &PartitionDefinition) -> String {
@@ -180,13 +184,11 @@ pub fn plan(defs: &[PartitionDefinition], gpt: &Gpt) -> Result<Vec<PlannedPartit
             _ => continue,
         };
         let bytes = (a.sectors() * ss).max(d.size_min_bytes.map_or(0, |s| s.0));
-        let sectors = bytes.div_ceil(ss).div_ceil(align) * align;
-        let (first, _) =
-            crate::install::allocate(&mut free, sectors * ss, ss).ok_or_else(|| {
-                PlanError::TooSmall {
-                    needs: format!("the B slot's {} needs {} MiB", d.kind, bytes.div_ceil(MIB)),
-                    free_mib: largest(&free, align) * ss / MIB,
-                }
+        let sectors = bytes.div_ceil(ss).div_ceil(align).saturating_mul(align);
+        let (first, _) = crate::install::allocate(&mut free, sectors.saturating_mul(ss), ss)
+            .ok_or_else(|| PlanError::TooSmall {
+                needs: format!("the B slot's {} needs {} MiB", d.kind, bytes.div_ceil(MIB)),
+                free_mib: largest(&free, align) * ss / MIB,
             })?;
         let mut p = planned(d.kind, EMPTY.into(), first, sectors, d);
         p.attributes |= ATTR_READ_ONLY;
@@ -244,12 +246,18 @@ pub fn plan(defs: &[PartitionDefinition], gpt: &Gpt) -> Result<Vec<PlannedPartit
             let needs = wanted
                 .iter()
                 .zip(&mins)
-                .map(|(d, m)| format!("{} {} MiB", default_label(d), m * align * ss / MIB))
+                .map(|(d, m)| {
+                    format!(
+                        "{} {} MiB",
+                        default_label(d),
+                        m.saturating_mul(align * ss) / MIB
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(" + ");
-            let total: u64 = mins.iter().sum();
+            let total = mins.iter().fold(0u64, |a, &m| a.saturating_add(m));
             return Err(PlanError::TooSmall {
-                needs: format!("{needs} = {} MiB", total * align * ss / MIB),
+                needs: format!("{needs} = {} MiB", total.saturating_mul(align * ss) / MIB),
                 free_mib: areas.iter().map(|a| a.1).max().unwrap_or(0) * align * ss / MIB,
             });
         };
@@ -443,6 +451,22 @@ mod tests {
         let e = plan(&defs(), &installed(100)).unwrap_err().to_string();
         assert!(e.contains("root 64 MiB + swap 32 MiB = 96 MiB"), "{e}");
         assert!(e.contains("nothing was written"), "{e}");
+    }
+
+    #[test]
+    fn an_absurd_size_in_a_definition_is_too_small_not_a_panic() {
+        let mut d = defs();
+        d[4].size_min_bytes = Some(Size(u64::MAX));
+        assert!(matches!(
+            plan(&d, &installed(256)),
+            Err(PlanError::TooSmall { .. })
+        ));
+        let mut d = defs();
+        d[1].size_min_bytes = Some(Size(u64::MAX - 3));
+        assert!(matches!(
+            plan(&d, &installed(256)),
+            Err(PlanError::TooSmall { .. })
+        ));
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct DiskStatus {
 /// Reads the table and every partition's first bytes.
 pub fn disk_status(disk: &dyn Disk) -> std::io::Result<DiskStatus> {
     let gpt = read_gpt(disk).map_err(|e| std::io::Error::other(e.to_string()))?;
+    // Offsets below come from the table: only a consistent one is read further.
+    gpt.validate()
+        .map_err(|e| std::io::Error::other(format!("inconsistent partition table: {e}")))?;
     let ss = gpt.sector_size as u64;
     let mut partitions = Vec::new();
     for (i, p) in gpt.partitions.iter().enumerate() {

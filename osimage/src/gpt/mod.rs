@@ -57,8 +57,10 @@ pub struct GptPartition {
 }
 
 impl GptPartition {
+    /// Sectors spanned; 0 for an entry that ends before it starts (a damaged
+    /// table read from disk, which `Gpt::validate` then rejects).
     pub fn sectors(&self) -> u64 {
-        self.last_lba - self.first_lba + 1
+        (self.last_lba.saturating_add(1)).saturating_sub(self.first_lba)
     }
 }
 
@@ -262,6 +264,9 @@ impl Gpt {
                 "{count} entries of {esize} bytes"
             )));
         }
+        if entries_lba >= u64::MAX / ss {
+            return Err(GptError::Corrupt(format!("entries at LBA {entries_lba}")));
+        }
         let mut entries = vec![0u8; count * esize];
         read_at(entries_lba * ss, &mut entries)
             .map_err(|e| GptError::Corrupt(format!("reading entries: {e}")))?;
@@ -292,6 +297,13 @@ impl Gpt {
         // The last LBA is the backup header's: `other` for the primary, `current`
         // for the backup.
         let last = if lba == 1 { other } else { current };
+        // Everything later multiplies LBAs by the sector size and subtracts the
+        // table's own sectors: refuse values where that would overflow.
+        if last < 2 * (entry_sectors(ss as u32) + 1) || last >= u64::MAX / ss {
+            return Err(GptError::Corrupt(format!(
+                "backup header LBA {last} cannot end a disk"
+            )));
+        }
         Ok(Gpt {
             disk_guid: guid(&h[56..72]),
             sector_size: ss as u32,
@@ -362,6 +374,39 @@ mod tests {
         assert!(Gpt::decode(read).is_err());
         let back = Gpt::decode_with_backup(read, disk.len() as u64).unwrap();
         assert_eq!(back, gpt);
+    }
+
+    #[test]
+    fn impossible_lbas_in_a_header_are_corrupt_not_a_panic() {
+        let gpt = sample(512);
+        let mut disk = vec![0u8; (gpt.total_sectors * 512) as usize];
+        for (off, bytes) in gpt.encode().unwrap() {
+            disk[off as usize..off as usize + bytes.len()].copy_from_slice(&bytes);
+        }
+        // The primary's backup-LBA field, then its CRC recomputed so only the value
+        // is wrong.
+        for bad in [u64::MAX, 3] {
+            let mut d = disk.clone();
+            d[512 + 32..512 + 40].copy_from_slice(&bad.to_le_bytes());
+            d[512 + 16..512 + 20].fill(0);
+            let crc = crc32fast::hash(&d[512..512 + 92]);
+            d[512 + 16..512 + 20].copy_from_slice(&crc.to_le_bytes());
+            let r = Gpt::decode(|off, buf| {
+                let end = (off as usize).saturating_add(buf.len());
+                buf.copy_from_slice(
+                    d.get(off as usize..end)
+                        .ok_or(std::io::ErrorKind::UnexpectedEof)?,
+                );
+                Ok(())
+            });
+            assert!(matches!(r, Err(GptError::Corrupt(_))), "{bad}: {r:?}");
+        }
+        let p = GptPartition {
+            first_lba: 10,
+            last_lba: 5,
+            ..gpt.partitions[0].clone()
+        };
+        assert_eq!(p.sectors(), 0);
     }
 
     #[test]

@@ -194,7 +194,7 @@ fn parse_copy(area: &[u8], at: usize, magic: &[u8; 6]) -> Result<Luks2Header, He
         .and_then(|c| c.get("keyslots_size"))
         .and_then(number)
         .ok_or_else(|| corrupt("no config.keyslots_size".into()))?;
-    if data_offset != 0 && data_offset < 2 * header_size + keyslots_size {
+    if data_offset != 0 && data_offset < (2 * header_size).saturating_add(keyslots_size) {
         return Err(corrupt(format!(
             "data segment at {data_offset} overlaps the metadata"
         )));
