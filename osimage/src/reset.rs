@@ -149,9 +149,8 @@ pub fn oneshot_entries(root: &mut BootRoot) -> io::Result<Vec<(String, Option<u3
         .list(ENTRIES_DIR)?
         .into_iter()
         .filter_map(|name| {
-            let stem = name.strip_suffix(".conf")?;
-            let e = crate::boot::BootEntry::parse(&format!("{stem}.efi"))?;
-            (e.id == ONESHOT_ID).then_some((name, e.tries_left))
+            let (id, left, _) = crate::boot::entry::split_counter(name.strip_suffix(".conf")?);
+            (id == ONESHOT_ID).then_some((name.clone(), left))
         })
         .collect())
 }

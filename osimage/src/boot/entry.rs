@@ -24,6 +24,27 @@ pub struct BootEntry {
     pub tries_done: Option<u32>,
 }
 
+/// Splits a boot-counting name stem (`<id>+LEFT[-DONE]`, the Boot Loader
+/// Specification's syntax for UKIs and Type #1 `.conf` entries alike) into id, tries
+/// left and tries done.
+pub fn split_counter(stem: &str) -> (&str, Option<u32>, Option<u32>) {
+    match stem.rsplit_once('+') {
+        Some((id, counter)) => {
+            let (left, done) = match counter.split_once('-') {
+                Some((l, d)) => (l, Some(d)),
+                None => (counter, None),
+            };
+            match (left.parse::<u32>(), done.map(str::parse::<u32>)) {
+                (Ok(l), None) => (id, Some(l), None),
+                (Ok(l), Some(Ok(d))) => (id, Some(l), Some(d)),
+                // Not a counter: the `+` belongs to the id.
+                _ => (stem, None, None),
+            }
+        }
+        None => (stem, None, None),
+    }
+}
+
 impl BootEntry {
     /// Parses a file name; `None` for names that are not `*.efi`.
     pub fn parse(file_name: &str) -> Option<BootEntry> {
@@ -33,21 +54,7 @@ impl BootEntry {
         if stem.is_empty() || stem.starts_with('.') {
             return None;
         }
-        let (id, tries_left, tries_done) = match stem.rsplit_once('+') {
-            Some((id, counter)) => {
-                let (left, done) = match counter.split_once('-') {
-                    Some((l, d)) => (l, Some(d)),
-                    None => (counter, None),
-                };
-                match (left.parse::<u32>(), done.map(str::parse::<u32>)) {
-                    (Ok(l), None) => (id, Some(l), None),
-                    (Ok(l), Some(Ok(d))) => (id, Some(l), Some(d)),
-                    // Not a counter: the `+` belongs to the id.
-                    _ => (stem, None, None),
-                }
-            }
-            None => (stem, None, None),
-        };
+        let (id, tries_left, tries_done) = split_counter(stem);
         Some(BootEntry {
             file_name: file_name.to_owned(),
             id: id.to_owned(),

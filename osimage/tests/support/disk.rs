@@ -2,9 +2,8 @@
 //! ESP and an A usr slot with random contents, and repart.d definitions for the rest.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use osimage::disk::{Disk, FileDisk, read_gpt};
 use osimage::gpt::{GptPartition, PartitionType};
@@ -25,20 +24,19 @@ pub fn installed_disk(dir: &Path, disk_mib: u64) -> PathBuf {
         size=4MiB, type=8484680C-9521-48C6-9C11-B0720656F69E, name=tessera_1.0\n\
         size=1MiB, type=77FF5F63-E7B6-4633-ACF4-1565B864C0E6, name=tessera_1.0\n\
         size=1MiB, type=E7BB33FB-06CF-4E81-8273-E543B413E2E2, name=tessera_1.0\n";
-    let mut child = Command::new("sfdisk")
+    let script_file = dir.join("sfdisk.script");
+    std::fs::write(&script_file, script).unwrap();
+    let out = Command::new("sfdisk")
         .arg("--quiet")
         .arg(&img)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
+        .stdin(std::fs::File::open(&script_file).unwrap())
+        .output()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "sfdisk failed");
+    assert!(
+        out.status.success(),
+        "sfdisk: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut disk = FileDisk::open(&img).unwrap();
     let gpt = read_gpt(&disk).unwrap();
     for p in &gpt.partitions {
