@@ -177,10 +177,6 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-fn gpt_err(e: crate::gpt::GptError) -> io::Error {
-    io::Error::other(e.to_string())
-}
-
 fn random_uuid() -> Result<Uuid, Tpm2Error> {
     let mut b = [0u8; 16];
     b.copy_from_slice(&crypto::random(16)?);
@@ -294,11 +290,11 @@ pub fn run(disk: &mut dyn Disk, fb: Firstboot<'_>) -> Result<Report, FirstbootEr
     if planned.is_empty() {
         return Ok(report);
     }
-    let mut gpt = read_gpt(disk).map_err(gpt_err)?;
-    gpt.total_sectors = disk.size() / ss;
+    // The table on the disk is now `after_reset` (the erased partitions deleted);
+    // the new one adds to it, with the backup table moved to the disk's real end.
     report.added = create(
         disk,
-        &mut gpt,
+        &mut after_reset,
         planned,
         tpm,
         binding,
@@ -344,8 +340,7 @@ fn check_existing(
             label: p.label.clone(),
             why,
         };
-        let mut area = vec![0u8; HEADER_AREA.min(p.sectors() * ss) as usize];
-        disk.read_at(p.first_lba * ss, &mut area)?;
+        let area = header_area(disk, p, ss)?;
         if !has_magic(&area) {
             return Err(bad(format!(
                 "the {} definition says Encrypt=, but this partition holds no LUKS2 header; \
@@ -366,6 +361,14 @@ fn check_existing(
         })?;
     }
     Ok(())
+}
+
+/// The start of a partition, as much as any LUKS2 header copy needs (less when the
+/// partition is smaller).
+pub(crate) fn header_area(disk: &dyn Disk, p: &GptPartition, ss: u64) -> io::Result<Vec<u8>> {
+    let mut area = vec![0u8; HEADER_AREA.min(p.sectors() * ss) as usize];
+    disk.read_at(p.first_lba * ss, &mut area)?;
+    Ok(area)
 }
 
 /// Writes `bytes` at `offset` in [`CHUNK`]s, each one write of the crash sweep.
@@ -407,8 +410,7 @@ fn erase(disk: &mut dyn Disk, gpt: &mut Gpt, targets: &[usize]) -> Result<(), Fi
     for &i in targets {
         let p = &gpt.partitions[i];
         let size = p.sectors() * ss;
-        let mut area = vec![0u8; HEADER_AREA.min(size) as usize];
-        disk.read_at(p.first_lba * ss, &mut area)?;
+        let area = header_area(disk, p, ss)?;
         // Every keyslot and both header copies, even when the header no longer
         // parses (an earlier, interrupted shred): at least cryptsetup's default
         // metadata size.

@@ -42,8 +42,7 @@ pub fn disk_status(disk: &dyn Disk) -> std::io::Result<DiskStatus> {
     let mut partitions = Vec::new();
     for (i, p) in gpt.partitions.iter().enumerate() {
         let size = p.sectors() * ss;
-        let mut area = vec![0u8; (8u64 << 20).min(size) as usize];
-        disk.read_at(p.first_lba * ss, &mut area)?;
+        let area = super::header_area(disk, p, ss)?;
         let (protection, luks_uuid, damaged) = if has_magic(&area) {
             match Luks2Header::parse(&area) {
                 Ok(h) => (Some(h.protection()), Some(h.uuid), None),
