@@ -36,6 +36,14 @@ impl EfiVars {
         root.is_dir().then_some(EfiVars { root })
     }
 
+    /// `dir` when given (and a directory), else the system's efivarfs.
+    pub fn at_or_system(dir: Option<&Path>) -> Option<EfiVars> {
+        match dir {
+            Some(d) => d.is_dir().then(|| EfiVars::new(d)),
+            None => EfiVars::system(),
+        }
+    }
+
     fn path(&self, name: &str, vendor: &str) -> PathBuf {
         self.root.join(format!("{name}-{vendor}"))
     }

@@ -39,23 +39,13 @@ impl BootRoot {
         Ok(BootRoot::Image { disk, at })
     }
 
+    /// The UKIs in `EFI/Linux`, by file name.
     pub fn entries(&mut self) -> io::Result<Vec<BootEntry>> {
-        match self {
-            BootRoot::Dir(root) => {
-                let dir = root.join(UKI_DIR);
-                let mut v: Vec<BootEntry> = match std::fs::read_dir(&dir) {
-                    Ok(rd) => rd
-                        .filter_map(|e| e.ok())
-                        .filter_map(|e| BootEntry::parse(&e.file_name().to_string_lossy()))
-                        .collect(),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-                    Err(e) => return Err(e),
-                };
-                v.sort_by(|a, b| a.file_name.cmp(&b.file_name));
-                Ok(v)
-            }
-            BootRoot::Image { disk, at } => esp::entries(disk as &mut dyn Disk, *at),
-        }
+        Ok(self
+            .list(UKI_DIR)?
+            .iter()
+            .filter_map(|n| BootEntry::parse(n))
+            .collect())
     }
 
     /// Reads `path` (relative to the ESP root); `None` when it does not exist.

@@ -213,10 +213,7 @@ fn run(args: FirstbootArgs) -> anyhow::Result<Report> {
             ),
         }
     }
-    let vars = match &args.efivars {
-        Some(dir) => dir.is_dir().then(|| EfiVars::new(dir)),
-        None => EfiVars::system(),
-    };
+    let vars = EfiVars::at_or_system(args.efivars.as_deref());
     let cmdline = std::fs::read_to_string(&args.cmdline).unwrap_or_default();
     let mut request = BootRequest {
         vars,
@@ -253,10 +250,7 @@ pub(crate) fn status_cmd(disk: &Path, efivars: Option<&Path>, json: bool) -> any
     let d = FileDisk::open(disk).map_err(|e| anyhow::anyhow!("{}: {e}", disk.display()))?;
     let status = firstboot::status::disk_status(&d)
         .map_err(|e| anyhow::anyhow!("{}: {e}", disk.display()))?;
-    let vars = match efivars {
-        Some(dir) => dir.is_dir().then(|| EfiVars::new(dir)),
-        None => EfiVars::system(),
-    };
+    let vars = EfiVars::at_or_system(efivars);
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let reset = reset::status(vars.as_ref(), None, &cmdline)?;
     if json {

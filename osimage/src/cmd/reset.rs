@@ -20,10 +20,7 @@ pub(crate) fn reset_cmd(
     dry_run: bool,
     json: bool,
 ) -> ExitCode {
-    let vars = match efivars {
-        Some(dir) => dir.is_dir().then(|| EfiVars::new(dir)),
-        None => EfiVars::system(),
-    };
+    let vars = EfiVars::at_or_system(efivars);
     // The ESP matters only without efivarfs (the one-shot entry) and for status.
     let mut root = match (image, esp) {
         (Some(i), _) => match BootRoot::image(i) {
