@@ -150,22 +150,31 @@ fn main() {
     };
     cat(&usr_path);
 
-    // Raw write speed: dd from /dev/zero, synced, as both tools sync at the end.
+    // Raw write speed: dd from /dev/zero, synced, as both tools sync at the end. The
+    // faster of buffered and O_DIRECT writes is the device's raw speed; each timed
+    // part starts with a `sync`, so no earlier part's writeback is charged to it.
     let raw = d.join("raw");
-    let t = Instant::now();
-    run(Command::new("dd")
-        .arg("if=/dev/zero")
-        .arg(format!("of={}", raw.display()))
-        .args([
-            "bs=1M",
-            &format!("count={size_mib}"),
-            "conv=fsync",
-            "status=none",
-        ]));
-    let t_raw = t.elapsed();
-    std::fs::remove_file(&raw).unwrap();
+    let mut raw_times = Vec::new();
+    for flag in ["conv=fsync", "oflag=direct"] {
+        sync();
+        let t = Instant::now();
+        run(Command::new("dd")
+            .arg("if=/dev/zero")
+            .arg(format!("of={}", raw.display()))
+            .args([
+                "bs=4M",
+                &format!("count={}", size_mib / 4),
+                flag,
+                "conv=fsync",
+                "status=none",
+            ]));
+        raw_times.push((flag, t.elapsed()));
+        std::fs::remove_file(&raw).unwrap();
+    }
+    let t_raw = raw_times.iter().map(|r| r.1).min().unwrap();
 
     // osimage: one pass that writes and verifies.
+    sync();
     let t = Instant::now();
     let mut disk = FileDisk::open(&disk_path).unwrap();
     let report = apply::apply(&mut disk, &Source::parse(&base), &opts).unwrap();
@@ -176,6 +185,7 @@ fn main() {
     // The peer: download into files with curl | dd, then veritysetup verify.
     let peer_usr = d.join("peer.usr");
     let peer_hash = d.join("peer.hash");
+    sync();
     let t = Instant::now();
     for (file, out) in [
         ("bench_2.usr-verity", &peer_hash),
@@ -195,26 +205,32 @@ fn main() {
 
     let gbps = |t: Duration| (size_mib << 20) as f64 / t.as_secs_f64() / 1e9;
     println!("bench: apply of a {size_mib} MiB usr slot from nginx on loopback");
+    for (flag, t) in &raw_times {
+        println!(
+            "bench: raw write (dd bs=4M {flag:<12}) {:>7.3}s  {:.2} GB/s",
+            t.as_secs_f64(),
+            gbps(*t)
+        );
+    }
     println!(
-        "bench: raw write (dd, fsync)          {:>7.3}s  {:.2} GB/s",
-        t_raw.as_secs_f64(),
-        gbps(t_raw)
-    );
-    println!(
-        "bench: curl|dd + veritysetup verify  {:>7.3}s  {:.2} GB/s",
+        "bench: curl|dd + veritysetup verify     {:>7.3}s  {:.2} GB/s",
         t_peer.as_secs_f64(),
         gbps(t_peer)
     );
     println!(
-        "bench: osimage update (one pass)     {:>7.3}s  {:.2} GB/s",
+        "bench: osimage update (one pass)        {:>7.3}s  {:.2} GB/s",
         t_ours.as_secs_f64(),
         gbps(t_ours)
     );
     println!(
-        "bench: osimage at {:.0}% of raw write speed (target >= 90%), {:.2}x the two-step peer's speed (target > 1)",
+        "bench: osimage at {:.0}% of the faster raw write (target >= 90%), {:.2}x the two-step peer's speed (target > 1)",
         100.0 * t_raw.as_secs_f64() / t_ours.as_secs_f64(),
         t_peer.as_secs_f64() / t_ours.as_secs_f64()
     );
+}
+
+fn sync() {
+    run(&mut Command::new("sync"));
 }
 
 fn run(cmd: &mut Command) {

@@ -4,6 +4,7 @@
 //! and selectable.
 
 use std::io;
+use std::sync::{Arc, mpsc};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -128,6 +129,13 @@ pub fn check(disk: &dyn Disk, source: &Source, opts: &Options) -> Result<Report,
 }
 
 /// Streams `file` into the partition at `offset` of `room` bytes, hashing as it goes.
+///
+/// Three stages overlap, so the slowest one sets the pace instead of their sum: a
+/// fetch thread fills batches from the network, this thread writes them and starts
+/// their writeback at once (so the final flush does not wait for a gigabyte of dirty
+/// pages), and a hash thread runs the file's sha256 beside the verity leaf hashing.
+/// Writes stay on this thread and in order, which the power-loss proof relies on.
+#[allow(clippy::too_many_arguments)]
 fn stream_into(
     disk: &mut dyn Disk,
     source: &Source,
@@ -142,41 +150,97 @@ fn stream_into(
         .files
         .get(file)
         .ok_or_else(|| UpdateError::Manifest(format!("{file} is not in the manifest")))?;
-    // Chunks from the network are small; batching them into large blocks keeps the
-    // write, the file's sha256 and the verity leaf hashing (which run side by side)
-    // efficient.
+    // Network chunks are small; whole batches keep writes and hashing efficient.
     const BATCH: usize = 4 << 20;
-    let mut hasher = Sha256::new();
-    let mut written = 0u64;
-    let mut too_big = None;
-    let mut pending: Vec<u8> = Vec::with_capacity(BATCH);
-    let mut commit = |pending: &mut Vec<u8>, written: &mut u64| -> io::Result<()> {
-        if pending.is_empty() {
-            return Ok(());
+    // Two batches in flight per stage bound the memory to a few batches.
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(2);
+    let (hash_tx, hash_rx) = mpsc::sync_channel::<Arc<Vec<u8>>>(2);
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+    let (fetched, digest, written) = std::thread::scope(|s| {
+        let fetch = s.spawn(move || {
+            let mut pending: Vec<u8> = Vec::with_capacity(BATCH);
+            let mut seen = 0u64;
+            let mut too_big = None;
+            let stopped = || io::Error::other("the writer stopped");
+            let result = source.stream(file, &mut |mut chunk| {
+                seen += chunk.len() as u64;
+                if seen > room {
+                    too_big = Some(seen);
+                    return Err(io::Error::other("file larger than its partition"));
+                }
+                while !chunk.is_empty() {
+                    let take = (BATCH - pending.len()).min(chunk.len());
+                    pending.extend_from_slice(&chunk[..take]);
+                    chunk = &chunk[take..];
+                    if pending.len() == BATCH {
+                        let next = spare_rx
+                            .try_recv()
+                            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                        full_tx
+                            .send(std::mem::replace(&mut pending, next))
+                            .map_err(|_| stopped())?;
+                    }
+                }
+                Ok(())
+            });
+            let result = result.and_then(|n| {
+                if !pending.is_empty() {
+                    full_tx
+                        .send(pending)
+                        .map_err(|_| SourceError::Sink(stopped()))?;
+                }
+                Ok(n)
+            });
+            (result, too_big)
+        });
+        // The file's sha256 is serial; the verity leaves spread over the rayon pool.
+        // Each gets its own thread so neither waits for the other batch by batch.
+        let (leaf_tx, leaf_rx) = mpsc::sync_channel::<Arc<Vec<u8>>>(2);
+        let recycle = |buf: Arc<Vec<u8>>, spare: &mpsc::Sender<Vec<u8>>| {
+            if let Ok(mut buf) = Arc::try_unwrap(buf) {
+                buf.clear();
+                let _ = spare.send(buf);
+            }
+        };
+        let spare = spare_tx.clone();
+        let leaves = s.spawn(move || {
+            for buf in leaf_rx {
+                observe(&buf[..]);
+                recycle(buf, &spare);
+            }
+        });
+        let hash = s.spawn(move || {
+            let mut sha = Sha256::new();
+            for buf in hash_rx {
+                sha.update(&buf[..]);
+                recycle(buf, &spare_tx);
+            }
+            sha.finalize()
+        });
+        let mut written = 0u64;
+        let mut failed = None;
+        for buf in full_rx.iter() {
+            let at = offset + written;
+            if let Err(e) = disk.write_at(at, &buf) {
+                failed = Some(e);
+                break;
+            }
+            disk.start_writeback(at, buf.len() as u64);
+            written += buf.len() as u64;
+            let buf = Arc::new(buf);
+            if leaf_tx.send(buf.clone()).is_err() || hash_tx.send(buf).is_err() {
+                break;
+            }
         }
-        disk.write_at(offset + *written, pending)?;
-        rayon::join(|| hasher.update(&pending[..]), || observe(&pending[..]));
-        *written += pending.len() as u64;
-        pending.clear();
-        Ok(())
-    };
-    let mut seen = 0u64;
-    let size = source.stream(file, &mut |chunk| {
-        seen += chunk.len() as u64;
-        if seen > room {
-            too_big = Some(seen);
-            return Err(io::Error::other("file larger than its partition"));
-        }
-        pending.extend_from_slice(chunk);
-        if pending.len() >= BATCH {
-            commit(&mut pending, &mut written)?;
-        }
-        Ok(())
+        // Hanging up tells the fetch thread to stop and the hash thread to finish.
+        drop(full_rx);
+        drop(hash_tx);
+        drop(leaf_tx);
+        rejoin(leaves.join());
+        let written = failed.map_or(Ok(written), Err);
+        (rejoin(fetch.join()), rejoin(hash.join()), written)
     });
-    let size = size.and_then(|n| {
-        commit(&mut pending, &mut written).map_err(SourceError::Sink)?;
-        Ok(n)
-    });
+    let (size, too_big) = fetched;
     if let Some(size) = too_big {
         return Err(UpdateError::TooBig {
             file: file.into(),
@@ -185,8 +249,15 @@ fn stream_into(
             room,
         });
     }
+    // A failed write is the cause; the fetch thread only saw the hang-up.
+    let written = written?;
     let size = size?;
-    let actual = hex::encode(hasher.finalize());
+    if size != written {
+        return Err(UpdateError::Disk(io::Error::other(format!(
+            "{file}: fetched {size} bytes but wrote {written}"
+        ))));
+    }
+    let actual = hex::encode(digest);
     if &actual != expected {
         return Err(UpdateError::Hash {
             file: file.into(),
@@ -195,6 +266,11 @@ fn stream_into(
         });
     }
     Ok(size)
+}
+
+/// A stage's result, or its panic carried on in this thread.
+fn rejoin<T>(r: std::thread::Result<T>) -> T {
+    r.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// Re-reads what was written and checks it: the signature over the root hash with the
