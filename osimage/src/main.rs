@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -115,9 +115,14 @@ enum Command {
         /// Only list what is offered and what would be installed.
         #[arg(long)]
         check: bool,
-        /// The running version, never touched (default: none, an offline disk).
+        /// The running version, never touched. By default it is the slot on the target
+        /// whose root hash is the running `usrhash=` (see --cmdline); none when no
+        /// slot there matches, as for an offline disk.
         #[arg(long)]
         booted: Option<String>,
+        /// Kernel command line to find the running `usrhash=` in.
+        #[arg(long, default_value = "/proc/cmdline")]
+        cmdline: PathBuf,
         #[arg(long)]
         min_version: Option<String>,
         #[arg(long)]
@@ -493,6 +498,7 @@ fn main() -> ExitCode {
             verity_cert,
             check,
             booted,
+            cmdline,
             min_version,
             allow_downgrade,
             tries,
@@ -523,6 +529,12 @@ fn main() -> ExitCode {
                     Some(p) => osimage::sign::load_cert(p)?,
                     None => vendor.clone(),
                 };
+                let mut disk = osimage::disk::FileDisk::open(&target)
+                    .with_context(|| target.display().to_string())?;
+                let booted = match booted {
+                    Some(v) => Some(v),
+                    None => booted_from_cmdline(&disk, &name, &cmdline)?,
+                };
                 let opts = osimage::update::apply::Options {
                     name,
                     vendor_cert: vendor,
@@ -536,8 +548,6 @@ fn main() -> ExitCode {
                     instances_max,
                 };
                 let src = osimage::update::source::Source::parse(&source);
-                let mut disk = osimage::disk::FileDisk::open(&target)
-                    .with_context(|| target.display().to_string())?;
                 Ok(if check {
                     osimage::update::apply::check(&disk, &src, &opts)?
                 } else {
@@ -549,6 +559,9 @@ fn main() -> ExitCode {
                     if cli.json {
                         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
                     } else {
+                        if let Some(b) = &r.booted {
+                            println!("booted   {b}");
+                        }
                         for o in &r.offered {
                             let state = if o.complete() {
                                 "complete".to_owned()
@@ -770,6 +783,34 @@ fn genkey_cmd(
         );
     }
     Ok(())
+}
+
+/// The running version on `disk`, from the `usrhash=` in the command line file. A
+/// missing file (not Linux, a container) means none is running from it.
+fn booted_from_cmdline(
+    disk: &dyn osimage::disk::Disk,
+    name: &str,
+    cmdline: &Path,
+) -> anyhow::Result<Option<String>> {
+    let Ok(line) = std::fs::read_to_string(cmdline) else {
+        return Ok(None);
+    };
+    if osimage::update::slots::usrhash(&line).is_none() {
+        return Ok(None);
+    }
+    let gpt = osimage::disk::read_gpt(disk).context("reading the target's partition table")?;
+    let booted = osimage::update::slots::booted_version(&gpt, name, &line);
+    match &booted {
+        Some(v) => tracing::info!(
+            "running {v} from this disk (usrhash= in {})",
+            cmdline.display()
+        ),
+        None => tracing::info!(
+            "usrhash= in {} names no slot on this disk",
+            cmdline.display()
+        ),
+    }
+    Ok(booted)
 }
 
 fn uki_cmd(

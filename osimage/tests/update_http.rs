@@ -16,6 +16,8 @@ struct Setup {
     fx: Fixture,
     disk: PathBuf,
     publish: PathBuf,
+    /// The verity root hashes of v1 (on the disk) and v2 (published).
+    roots: [String; 2],
 }
 
 /// v1 on a disk grown by an empty B slot; v2 published into a directory.
@@ -33,11 +35,12 @@ fn setup(opts: Options) -> Setup {
         })
         .collect();
     std::fs::write(fx.dir.path().join("tree/share/blob"), blob).unwrap();
-    let (v1, _) = build_disk(&fx);
+    let (v1, r1) = build_disk(&fx);
     let disk = fx.dir.path().join("device.img");
     std::fs::rename(&v1, &disk).unwrap();
     bump_version(&fx, "2.0");
-    let (v2, _) = build_disk(&fx);
+    let (v2, r2) = build_disk(&fx);
+    let roots = [r1, r2].map(|r| r["rootHash"].as_str().unwrap().to_owned());
     let publish = fx.dir.path().join("publish");
     let d = fx.dir.path();
     run_ok(
@@ -57,7 +60,12 @@ fn setup(opts: Options) -> Setup {
     drop(f);
     let mut dev = FileDisk::open(&disk).unwrap();
     osimage::update::slots::add_empty(&mut dev, 8 << 20, 1 << 20, 1 << 20).unwrap();
-    Setup { fx, disk, publish }
+    Setup {
+        fx,
+        disk,
+        publish,
+        roots,
+    }
 }
 
 fn update(s: &Setup, source: &str, extra: &[&str]) -> std::process::Output {
@@ -336,6 +344,72 @@ fn faults_activate_nothing_and_leave_the_running_version_alone() {
     );
     let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rep["activated"], "tessera_2.0+3.efi");
+}
+
+/// Without `--booted`, the running version is the slot whose root hash is the kernel's
+/// `usrhash=`. A damaged slot is repaired by re-running the update, unless it is the
+/// one running: that one is never rewritten under the system.
+#[test]
+fn the_running_version_comes_from_usrhash_and_is_never_rewritten() {
+    let s = setup(Options::default());
+    let d = s.fx.dir.path();
+    let running = |root: &str| {
+        let path = d.join(format!("cmdline-{}", &root[..8]));
+        std::fs::write(&path, format!("BOOT_IMAGE=/x ro usrhash={root} quiet\n")).unwrap();
+        path
+    };
+    let update = |cmdline: &Path| -> serde_json::Value {
+        let out = run_ok(
+            osimage()
+                .args(["--json", "update", "--target"])
+                .arg(&s.disk)
+                .arg("--source")
+                .arg(&s.publish)
+                .arg("--vendor-cert")
+                .arg(d.join("keys/verity.crt"))
+                .arg("--cmdline")
+                .arg(cmdline),
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let rep = update(&running(&s.roots[0]));
+    assert_eq!(rep["booted"], "1.0");
+    assert_eq!(rep["activated"], "tessera_2.0+3.efi");
+
+    // Damage v2's /usr on the device.
+    let gpt = read_gpt(&FileDisk::open(&s.disk).unwrap()).unwrap();
+    let usr = gpt
+        .partitions
+        .iter()
+        .find(|p| p.kind == osimage::gpt::PartitionType::Usr && p.label == "tessera_2.0")
+        .unwrap();
+    let at = usr.first_lba * gpt.sector_size as u64 + 8192;
+    let byte = |disk: &Path| {
+        let mut b = [0u8; 1];
+        FileDisk::open(disk).unwrap().read_at(at, &mut b).unwrap();
+        b[0]
+    };
+    let good = byte(&s.disk);
+    FileDisk::open(&s.disk)
+        .unwrap()
+        .write_at(at, &[!good])
+        .unwrap();
+
+    // Running v2: the damage stays (it is in use), and nothing is installed.
+    let rep = update(&running(&s.roots[1]));
+    assert_eq!(rep["booted"], "2.0");
+    assert_eq!(rep["decision"]["action"], "upToDate", "{rep}");
+    assert_eq!(byte(&s.disk), !good, "the running slot was rewritten");
+
+    // Running v1: v2's slot is not in use, so the re-run repairs it.
+    let rep = update(&running(&s.roots[0]));
+    assert_eq!(rep["booted"], "1.0");
+    assert_eq!(rep["decision"]["action"], "install", "{rep}");
+    assert_eq!(byte(&s.disk), good, "the damaged slot was not repaired");
+
+    // A usrhash= of no slot here (another disk is running) protects nothing.
+    let rep = update(&running(&"ab".repeat(32)));
+    assert_eq!(rep["booted"], serde_json::Value::Null);
 }
 
 #[test]

@@ -66,6 +66,8 @@ pub struct Options {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// The running version, which nothing touches.
+    pub booted: Option<String>,
     pub offered: Vec<catalog::Offered>,
     pub slots: Vec<Slot>,
     pub decision: Decision,
@@ -120,6 +122,7 @@ pub fn check(disk: &dyn Disk, source: &Source, opts: &Options) -> Result<Report,
         &opts.policy,
     );
     Ok(Report {
+        booted: opts.booted.clone(),
         offered,
         slots,
         decision,

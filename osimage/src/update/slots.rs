@@ -56,6 +56,29 @@ pub fn find(gpt: &Gpt, name: &str) -> Vec<Slot> {
         .collect()
 }
 
+/// The `usrhash=` on a kernel command line. systemd's generators let the last one win.
+pub fn usrhash(cmdline: &str) -> Option<&str> {
+    cmdline
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("usrhash="))
+        .next_back()
+}
+
+/// The version running from this disk: the slot whose usr partition UUID is the first
+/// half of the running `usrhash=`, the identity [`relabel`] and `osimage build` give a
+/// slot, and the one systemd's gpt-auto logic looks for. `None` when the command line
+/// names no root hash or a root hash of no slot here (the system runs from elsewhere).
+pub fn booted_version(gpt: &Gpt, name: &str, cmdline: &str) -> Option<String> {
+    let hash = usrhash(cmdline)?;
+    let mut half = [0u8; 16];
+    hex::decode_to_slice(hash.get(..32)?, &mut half).ok()?;
+    let uuid = Uuid::from_bytes(half);
+    find(gpt, name)
+        .into_iter()
+        .find(|s| gpt.partitions[s.usr_index].uuid == uuid)?
+        .version
+}
+
 /// Gives a slot's three partitions a new label and identity in one table write, so no
 /// slot is ever half-labelled. With a root hash, the usr and usr-verity UUIDs become
 /// its halves, which is how `usrhash=` finds them; without one (`_empty`), fresh
@@ -185,4 +208,53 @@ pub fn built_version(disk: &mut dyn Disk, gpt: &Gpt) -> Result<BuiltVersion, Str
         slot,
         uki,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(kind: PartitionType, label: &str, uuid: u128, at: u64) -> GptPartition {
+        GptPartition {
+            kind,
+            uuid: Uuid::from_u128(uuid),
+            label: label.into(),
+            first_lba: at,
+            last_lba: at + 7,
+            attributes: ATTR_READ_ONLY,
+        }
+    }
+
+    #[test]
+    fn the_booted_version_is_the_slot_named_by_usrhash() {
+        let a = 0x0123_4567_89ab_cdef_0011_2233_4455_6677u128;
+        let gpt = Gpt {
+            disk_guid: Uuid::nil(),
+            sector_size: 512,
+            total_sectors: 1000,
+            partitions: vec![
+                part(PartitionType::Usr, "tessera_1.0", a, 100),
+                part(PartitionType::UsrVerity, "tessera_1.0", 2, 108),
+                part(PartitionType::UsrVeritySig, "tessera_1.0", 3, 116),
+                part(PartitionType::Usr, "tessera_2.0", 4, 124),
+                part(PartitionType::UsrVerity, "tessera_2.0", 5, 132),
+                part(PartitionType::UsrVeritySig, "tessera_2.0", 6, 140),
+            ],
+        };
+        let hash = format!("{a:032x}{:032x}", 0xfeedu128);
+        let line = format!("quiet usrhash={hash} ro");
+        assert_eq!(
+            booted_version(&gpt, "tessera", &line).as_deref(),
+            Some("1.0")
+        );
+        // The last usrhash= wins; one matching nothing here means another disk.
+        let line = format!("usrhash={hash} usrhash={:064x}", 7);
+        assert_eq!(booted_version(&gpt, "tessera", &line), None);
+        assert_eq!(booted_version(&gpt, "tessera", "quiet ro"), None);
+        assert_eq!(booted_version(&gpt, "tessera", "usrhash=zz"), None);
+        assert_eq!(
+            booted_version(&gpt, "other", &format!("usrhash={hash}")),
+            None
+        );
+    }
 }
