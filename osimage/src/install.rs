@@ -21,7 +21,7 @@ pub enum InstallError {
     Target(String),
     #[error("not enough free space on the target: {0}")]
     NoRoom(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
 }
 

@@ -249,12 +249,108 @@ fn assert_fails_cleanly(fx: &common::Fixture, needle: &str) {
     assert!(partial.is_empty(), "partial files left: {partial:?}");
 }
 
+/// `extra-trees` lays the shipped firstboot definitions into the image's /usr, where
+/// `osimage firstboot` reads them by default. erofs's own fsck extracts them intact,
+/// and the tree the definition names is left as it was.
+#[test]
+fn extra_trees_ship_the_firstboot_definitions_in_usr() {
+    let fx = fixture(Options::default());
+    let d = fx.dir.path();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/appliance/firstboot.d");
+    std::fs::write(d.join("motd"), "welcome\n").unwrap();
+    let text = std::fs::read_to_string(&fx.definition).unwrap();
+    std::fs::write(
+        &fx.definition,
+        text.replace(
+            "tree = \"tree\"\n",
+            &format!(
+                "tree = \"tree\"\nextra-trees = [\"{}:/lib/osimage/repart.d\", \"motd:share/factory/etc/motd\"]\n",
+                shipped.display()
+            ),
+        ),
+    )
+    .unwrap();
+    let img = d.join("disk.img");
+    let rep = report(&build(&fx.definition, &img, &[]));
+    let parts = rep["plan"]["partitions"].as_array().unwrap();
+    let usr = parts.iter().find(|p| p["type"] == "usr").unwrap();
+    extract(
+        &img,
+        usr["offset"].as_u64().unwrap(),
+        usr["size"].as_u64().unwrap(),
+        &d.join("usr.part"),
+    );
+    let out = d.join("usr");
+    common::run_ok(
+        Command::new("fsck.erofs")
+            .arg(format!("--extract={}", out.display()))
+            .arg("--no-preserve")
+            .arg(d.join("usr.part")),
+    );
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(&shipped).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        let inside = std::fs::read(out.join("lib/osimage/repart.d").join(&name)).unwrap();
+        assert_eq!(inside, std::fs::read(e.path()).unwrap(), "{name:?}");
+        names.push(name);
+    }
+    assert!(names.len() >= 5, "the shipped set: {names:?}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("share/factory/etc/motd")).unwrap(),
+        "welcome\n"
+    );
+    // The base tree is still in the image, and untouched on disk.
+    assert!(out.join("bin/hello").is_file());
+    assert!(!d.join("tree/lib/osimage").exists());
+    assert!(!d.join("tree/share/factory/etc/motd").exists());
+    // The provenance names each extra tree as a material.
+    let line = std::fs::read_to_string(d.join("disk.img.intoto.jsonl")).unwrap();
+    let env: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(env["payload"].as_str().unwrap())
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    let names: Vec<&str> = deps.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&"usr-extra-tree:/usr/lib/osimage/repart.d")
+            && names.contains(&"usr-extra-tree:/usr/share/factory/etc/motd"),
+        "{names:?}"
+    );
+}
+
 #[test]
 fn bad_inputs_give_clear_errors_and_write_nothing() {
     // A /usr tree with /etc content.
     let fx = fixture(Options::default());
     std::fs::create_dir_all(fx.dir.path().join("tree/etc")).unwrap();
     assert_fails_cleanly(&fx, "not hermetic");
+
+    // An extra tree aimed outside /usr, one that is not SOURCE:TARGET, one whose
+    // source is missing, and one that makes /usr non-hermetic.
+    for (extra, needle) in [
+        ("\"motd:../etc/motd\"", "extra-trees"),
+        ("\"motd\"", "is not SOURCE:TARGET"),
+        ("\"nothere:/share/x\"", "nothere"),
+        ("\"motd:/etc/motd\"", "not hermetic"),
+    ] {
+        let fx = fixture(Options::default());
+        std::fs::write(fx.dir.path().join("motd"), "hi\n").unwrap();
+        let text = std::fs::read_to_string(&fx.definition).unwrap();
+        std::fs::write(
+            &fx.definition,
+            text.replace(
+                "tree = \"tree\"\n",
+                &format!("tree = \"tree\"\nextra-trees = [{extra}]\n"),
+            ),
+        )
+        .unwrap();
+        assert_fails_cleanly(&fx, needle);
+    }
 
     // A certificate that is not the key's.
     let fx = fixture(Options::default());

@@ -174,9 +174,20 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
         "building the {format} /usr image from {}",
         def.usr.tree.display()
     );
+    let usr_tree = usr::merge_trees(
+        &def.usr.tree,
+        &def.usr.extra_trees,
+        &scratch.path().join("usr-tree"),
+    )?;
+    // What the extra trees add must be hermetic too (a TARGET of `etc` is /usr/etc).
+    if !def.usr.extra_trees.is_empty() {
+        for w in usr::check_tree(&usr_tree, def.usr.allow_non_hermetic)? {
+            tracing::warn!("{w}");
+        }
+    }
     let usr_img = usr::make_fs(
         format,
-        &def.usr.tree,
+        &usr_tree,
         &scratch.path().join("usr.img"),
         derived_uuid(seed, "usr-fs"),
         opts.source_date_epoch,
@@ -497,6 +508,18 @@ fn provenance_envelope(
         name: "usr-tree".into(),
         sha256: prov::tree_sha256(&def.usr.tree).map_err(perr)?,
     }];
+    for t in &def.usr.extra_trees {
+        let sha256 = if t.source.is_dir() {
+            prov::tree_sha256(&t.source)
+        } else {
+            prov::file_sha256(&t.source)
+        }
+        .map_err(perr)?;
+        materials.push(Artifact {
+            name: format!("usr-extra-tree:/usr/{}", t.target.display()),
+            sha256,
+        });
+    }
     let mut files: Vec<(&str, &Path)> = vec![
         ("definition", def.source.as_path()),
         ("kernel", def.uki.kernel.as_path()),

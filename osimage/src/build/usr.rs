@@ -48,6 +48,57 @@ pub fn check_tree(tree: &Path, allow_non_hermetic: bool) -> Result<Vec<String>, 
     Ok(warnings)
 }
 
+/// The tree with the extra trees laid over it, copied into `stage`; the tree itself
+/// when there are none. Copies, never links, so nothing written into the stage can
+/// reach the sources.
+pub fn merge_trees(
+    tree: &Path,
+    extra: &[crate::definition::ExtraTree],
+    stage: &Path,
+) -> Result<PathBuf, BuildError> {
+    if extra.is_empty() {
+        return Ok(tree.to_owned());
+    }
+    copy(&tree.join("."), stage)?;
+    for t in extra {
+        let meta = std::fs::metadata(&t.source).map_err(|e| BuildError::Input {
+            what: format!("extra tree {}", t.source.display()),
+            why: e.to_string(),
+        })?;
+        let dest = stage.join(&t.target);
+        if meta.is_dir() {
+            std::fs::create_dir_all(&dest).map_err(|e| BuildError::io(&dest, e))?;
+            copy(&t.source.join("."), &dest)?;
+        } else {
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| BuildError::io(parent, e))?;
+            }
+            copy(&t.source, &dest)?;
+        }
+    }
+    Ok(stage.to_owned())
+}
+
+/// `cp -a`, replacing what is at the destination instead of writing through it.
+fn copy(from: &Path, to: &Path) -> Result<(), BuildError> {
+    let out = Command::new("cp")
+        .args(["-a", "--reflink=auto", "--remove-destination", "-T"])
+        .arg(from)
+        .arg(to)
+        .output()
+        .map_err(|e| BuildError::Tool {
+            tool: "cp".into(),
+            why: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(BuildError::Tool {
+            tool: "cp".into(),
+            why: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Builds the file system image of `tree` into `out`.
 pub fn make_fs(
     format: FsFormat,

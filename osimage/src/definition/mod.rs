@@ -31,7 +31,7 @@ pub enum DefinitionError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Toml(#[from] tessera_config::ConfigError),
     #[error("{}:{line}: key `{key}`: {message}", file.display())]
     At {
@@ -67,6 +67,43 @@ pub struct UsrSection {
     pub tree: PathBuf,
     #[serde(default)]
     pub allow_non_hermetic: bool,
+    /// More content laid over the tree, as mkosi's `ExtraTrees=`: `SOURCE:TARGET`,
+    /// TARGET being a path inside /usr.
+    #[serde(default)]
+    pub extra_trees: Vec<ExtraTree>,
+}
+
+/// `SOURCE:TARGET`: the file or directory SOURCE (relative to image.toml) copied to
+/// TARGET inside /usr, over what the tree has there.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ExtraTree {
+    pub source: PathBuf,
+    /// Relative to /usr, without `..`: `lib/osimage/repart.d`.
+    pub target: PathBuf,
+}
+
+impl TryFrom<String> for ExtraTree {
+    type Error = String;
+    fn try_from(s: String) -> Result<ExtraTree, String> {
+        let (source, target) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}` is not SOURCE:TARGET"))?;
+        let target = Path::new(target.trim_start_matches('/'));
+        if source.is_empty()
+            || target
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(format!(
+                "`{s}`: SOURCE must be given, and TARGET must be a path inside /usr without `..`"
+            ));
+        }
+        Ok(ExtraTree {
+            source: PathBuf::from(source),
+            target: target.to_owned(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -140,6 +177,9 @@ impl ImageDefinition {
             }
         };
         abs(&mut def.usr.tree);
+        for t in &mut def.usr.extra_trees {
+            abs(&mut t.source);
+        }
         abs(&mut def.uki.stub);
         abs(&mut def.uki.kernel);
         abs(&mut def.uki.os_release);
@@ -247,6 +287,29 @@ mod tests {
         assert!(def.uki.kernel.is_absolute());
         let from_repart = repart_conf::load_dir(&shipped().join("repart.d")).unwrap();
         assert_eq!(def.partitions, from_repart);
+        // The image ships firstboot's definitions where firstboot looks for them.
+        let extra = &def.usr.extra_trees[0];
+        assert!(extra.source.join("50-root.conf").is_file(), "{extra:?}");
+        assert_eq!(extra.target, Path::new("lib/osimage/repart.d"));
+    }
+
+    #[test]
+    fn extra_trees_are_source_colon_a_path_inside_usr() {
+        let t = ExtraTree::try_from("a/b:/lib/x".to_owned()).unwrap();
+        assert_eq!(t.source, Path::new("a/b"));
+        assert_eq!(t.target, Path::new("lib/x"));
+        assert_eq!(
+            ExtraTree::try_from("a:share".to_owned()).unwrap().target,
+            Path::new("share")
+        );
+        // `/` lays a tree over /usr itself.
+        assert_eq!(
+            ExtraTree::try_from("a:/".to_owned()).unwrap().target,
+            Path::new("")
+        );
+        for bad in ["a", ":lib", "a:../etc", "a:lib/../../x", "a:./x"] {
+            assert!(ExtraTree::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
     }
 
     #[test]

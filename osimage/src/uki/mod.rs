@@ -21,7 +21,7 @@ pub enum UkiError {
         #[source]
         source: PeError,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Pe(#[from] PeError),
 }
 

@@ -24,7 +24,7 @@ use crate::verity::{self, VeritySuperblock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
-    #[error("{0}")]
+    #[error(transparent)]
     Source(#[from] SourceError),
     #[error("manifest: {0}")]
     Manifest(String),
