@@ -117,6 +117,7 @@ fn main() {
             first_lba: at,
             last_lba: at + bytes / ss - 1,
             attributes: if i == 0 { 0 } else { ATTR_READ_ONLY },
+            number: None,
         });
         at += bytes / ss + mib / ss;
     }

@@ -361,6 +361,7 @@ pub fn install(
             first_lba: first,
             last_lba: last,
             attributes: src_p.map_or(0, |s| s.attributes),
+            number: None,
         });
     }
     gpt.validate()
@@ -425,6 +426,7 @@ mod tests {
                 first_lba: 4 << 11,
                 last_lba: (8 << 11) - 1,
                 attributes: 0,
+                number: None,
             }],
         };
         let mut free = free_extents(&gpt);

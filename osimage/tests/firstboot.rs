@@ -179,6 +179,21 @@ fn kept(s: &Setup) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `(name, partition number)` as sfdisk numbers the nodes.
+fn entry_numbers(img: &Path) -> Vec<(String, u32)> {
+    let prefix = img.display().to_string();
+    sfdisk_json(img)["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let node = p["node"].as_str().unwrap();
+            let n = node.strip_prefix(&prefix).unwrap().parse().unwrap();
+            (p["name"].as_str().unwrap().to_owned(), n)
+        })
+        .collect()
+}
+
 fn sfdisk_json(img: &Path) -> serde_json::Value {
     let out = run(Command::new("sfdisk").arg("--json").arg(img));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -328,6 +343,7 @@ fn firstboot_completes_the_disk_and_a_factory_reset_replaces_every_key() {
 
     // A factory reset through the EFI variable.
     let before = kept(&s);
+    let numbered = entry_numbers(&s.img);
     let old = old_keys(&s, &swtpm, &root1, &sig1);
     s.factory_reset("request");
     // Something left a transient object in the TPM (swtpm has no resource manager).
@@ -363,6 +379,10 @@ fn firstboot_completes_the_disk_and_a_factory_reset_replaces_every_key() {
     assert_ne!(k1, k2, "a new recovery key");
     assert!(cryptsetup::accepts(&root2, None, &k2));
     run(Command::new("sfdisk").arg("--verify").arg(&s.img));
+    // No partition changed its number: home is still 9, and root and swap came back
+    // as 8 and 10, so /dev/sdaN names survive a reset.
+    assert_eq!(entry_numbers(&s.img), numbered);
+    assert!(numbered.contains(&("home".to_owned(), 9)), "{numbered:?}");
 
     // A reset from a one-shot entry's command line (no EFI variable) happens once
     // per boot: the second firstboot of that boot leaves the new root alone.

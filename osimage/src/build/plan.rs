@@ -121,6 +121,7 @@ impl DiskPlan {
                     first_lba: p.offset / ss,
                     last_lba: (p.offset + p.size) / ss - 1,
                     attributes: p.attributes,
+                    number: None,
                 })
                 .collect(),
         }

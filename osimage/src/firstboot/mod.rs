@@ -260,7 +260,7 @@ pub fn run(disk: &mut dyn Disk, fb: Firstboot<'_>) -> Result<Report, FirstbootEr
         report.reset = Some(ResetReport {
             erased: targets
                 .iter()
-                .map(|&i| format!("{}:{}", i + 1, gpt.partitions[i].label))
+                .map(|&i| format!("{}:{}", gpt.number(i), gpt.partitions[i].label))
                 .collect(),
             tpm_objects_flushed: 0,
         });
@@ -334,7 +334,11 @@ fn check_existing(
             continue;
         };
         let p = &staying.partitions[i];
-        let number = whole.partitions.iter().position(|q| q == p).unwrap_or(i) + 1;
+        let number = whole
+            .partitions
+            .iter()
+            .position(|q| q == p)
+            .map_or(i + 1, |j| whole.number(j) as usize);
         let bad = |why: String| FirstbootError::Partition {
             number,
             label: p.label.clone(),
@@ -419,7 +423,11 @@ fn erase(disk: &mut dyn Disk, gpt: &mut Gpt, targets: &[usize]) -> Result<(), Fi
                 h.data_offset.max(DEFAULT_METADATA_BYTES)
             })
             .min(size);
-        tracing::info!(partition = i + 1, bytes = extent, "crypto-shredding");
+        tracing::info!(
+            partition = gpt.number(i),
+            bytes = extent,
+            "crypto-shredding"
+        );
         zero_backwards(disk, p.first_lba * ss, extent)?;
     }
     disk.flush()?;
@@ -510,14 +518,24 @@ fn create(
     if !shown.partitions.is_empty() {
         show_recovery_key(&shown).map_err(FirstbootError::RecoveryKey)?;
     }
-    gpt.partitions.extend(added.iter().map(|a| GptPartition {
-        kind: a.planned.kind,
-        uuid: a.uuid,
-        label: a.planned.label.clone(),
-        first_lba: a.planned.first_lba,
-        last_lba: a.planned.last_lba,
-        attributes: a.planned.attributes,
-    }));
+    for a in &added {
+        // Re-created partitions fill the entries a reset freed, so nothing is
+        // renumbered; a new slot goes after every entry (see `number_after_last`).
+        let number = if a.planned.b_slot {
+            gpt.number_after_last()
+        } else {
+            None
+        };
+        gpt.partitions.push(GptPartition {
+            kind: a.planned.kind,
+            uuid: a.uuid,
+            label: a.planned.label.clone(),
+            first_lba: a.planned.first_lba,
+            last_lba: a.planned.last_lba,
+            attributes: a.planned.attributes,
+            number,
+        });
+    }
     write_gpt(disk, gpt)?;
     disk.flush()?;
     Ok(added)

@@ -327,6 +327,7 @@ mod tests {
             first_lba: first_mib * 2048,
             last_lba: (first_mib + mib) * 2048 - 1,
             attributes: 0,
+            number: None,
         }
     }
 
@@ -410,6 +411,7 @@ mod tests {
             first_lba: p.first_lba,
             last_lba: p.last_lba,
             attributes: p.attributes,
+            number: None,
         }));
         all.validate().unwrap();
         assert!(p.iter().all(|p| p.first_lba % 2048 == 0));

@@ -52,7 +52,7 @@ pub fn disk_status(disk: &dyn Disk) -> std::io::Result<DiskStatus> {
             (None, None, None)
         };
         partitions.push(PartitionStatus {
-            number: i + 1,
+            number: gpt.number(i) as usize,
             kind: p.kind,
             label: p.label.clone(),
             size,

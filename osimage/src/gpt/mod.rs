@@ -54,6 +54,12 @@ pub struct GptPartition {
     pub first_lba: u64,
     pub last_lba: u64,
     pub attributes: u64,
+    /// Its entry number (1-based) in the table. Entries keep their numbers, as
+    /// libfdisk and repart leave them, so deleting one partition renames no other
+    /// (`/dev/sda9` stays `/dev/sda9`). `None` for a new one: it takes the lowest free
+    /// entry when the table is written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<u32>,
 }
 
 impl GptPartition {
@@ -88,6 +94,50 @@ impl Gpt {
         self.total_sectors - 2 - entry_sectors(self.sector_size)
     }
 
+    /// The entry number of each partition, in `partitions` order: its own, or for a
+    /// new one the lowest entry no other holds, handed out in order.
+    pub fn numbers(&self) -> Result<Vec<u32>, GptError> {
+        let mut taken = [false; ENTRIES as usize + 1];
+        for p in &self.partitions {
+            if let Some(n) = p.number {
+                if n == 0 || n > ENTRIES || std::mem::replace(&mut taken[n as usize], true) {
+                    return Err(GptError::Corrupt(format!(
+                        "entry number {n} of `{}` is outside 1..={ENTRIES} or used twice",
+                        p.label
+                    )));
+                }
+            }
+        }
+        let mut free = (1..=ENTRIES).filter(|&n| !taken[n as usize]);
+        self.partitions
+            .iter()
+            .map(|p| match p.number {
+                Some(n) => Ok(n),
+                None => free
+                    .next()
+                    .ok_or_else(|| GptError::Corrupt(format!("no free entry for `{}`", p.label))),
+            })
+            .collect()
+    }
+
+    /// A number for a new usr slot partition: the entry after the last one in use.
+    /// Slots pair the n-th usr, usr-verity and usr-verity-sig partitions in entry
+    /// order, so a new slot must not take a hole in front of an older slot's entries.
+    /// `None` (the lowest free entry) when the table is full up to its end.
+    pub fn number_after_last(&self) -> Option<u32> {
+        let last = self.numbers().ok()?.into_iter().max().unwrap_or(0);
+        (last < ENTRIES).then_some(last + 1)
+    }
+
+    /// The entry number partition `i` has (or gets, when written); `i + 1` when the
+    /// table is too broken to say.
+    pub fn number(&self, i: usize) -> u32 {
+        self.numbers()
+            .ok()
+            .and_then(|n| n.get(i).copied())
+            .unwrap_or(i as u32 + 1)
+    }
+
     /// Checks the table for overlaps and bounds, and returns it unchanged.
     pub fn validate(&self) -> Result<(), GptError> {
         if self.sector_size != 512 && self.sector_size != 4096 {
@@ -99,8 +149,9 @@ impl Gpt {
                 self.partitions.len()
             )));
         }
+        let numbers = self.numbers()?;
         let bad = |index: usize, p: &GptPartition, why: String| GptError::BadPartition {
-            index: index + 1,
+            index: numbers[index] as usize,
             label: p.label.clone(),
             why,
         };
@@ -124,7 +175,7 @@ impl Gpt {
             }
             for (j, q) in self.partitions.iter().enumerate().skip(i + 1) {
                 if p.first_lba <= q.last_lba && q.first_lba <= p.last_lba {
-                    return Err(bad(i, p, format!("overlaps partition {}", j + 1)));
+                    return Err(bad(i, p, format!("overlaps partition {}", numbers[j])));
                 }
             }
         }
@@ -136,7 +187,8 @@ impl Gpt {
         self.validate()?;
         let ss = self.sector_size as u64;
         let mut entries = vec![0u8; ENTRIES_BYTES as usize];
-        for (i, p) in self.partitions.iter().enumerate() {
+        for (p, n) in self.partitions.iter().zip(self.numbers()?) {
+            let i = n as usize - 1;
             let e = &mut entries[i * ENTRY_SIZE as usize..(i + 1) * ENTRY_SIZE as usize];
             e[0..16].copy_from_slice(&p.kind.type_uuid().to_bytes_le());
             e[16..32].copy_from_slice(&p.uuid.to_bytes_le());
@@ -275,7 +327,7 @@ impl Gpt {
         }
         let guid = |b: &[u8]| Uuid::from_bytes_le(b[..16].try_into().unwrap_or_default());
         let mut partitions = Vec::new();
-        for e in entries.chunks(esize) {
+        for (n, e) in entries.chunks(esize).enumerate() {
             let kind = guid(&e[0..16]);
             if kind.is_nil() {
                 continue;
@@ -292,6 +344,7 @@ impl Gpt {
                 first_lba: u64_at(e, 32),
                 last_lba: u64_at(e, 40),
                 attributes: u64_at(e, 48),
+                number: Some(n as u32 + 1),
             });
         }
         // The last LBA is the backup header's: `other` for the primary, `current`
@@ -332,6 +385,7 @@ mod tests {
                     first_lba: per(mib),
                     last_lba: per(33 * mib) - 1,
                     attributes: 0,
+                    number: Some(1),
                 },
                 GptPartition {
                     kind: PartitionType::Usr,
@@ -340,6 +394,7 @@ mod tests {
                     first_lba: per(33 * mib),
                     last_lba: per(63 * mib) - 1,
                     attributes: ATTR_READ_ONLY,
+                    number: Some(2),
                 },
             ],
         }
@@ -357,6 +412,61 @@ mod tests {
         })
         .unwrap();
         assert_eq!(back, gpt);
+    }
+
+    fn written(gpt: &Gpt) -> Gpt {
+        let ss = gpt.sector_size as usize;
+        let mut disk = vec![0u8; gpt.total_sectors as usize * ss];
+        for (off, bytes) in gpt.encode().unwrap() {
+            disk[off as usize..off as usize + bytes.len()].copy_from_slice(&bytes);
+        }
+        Gpt::decode(|off, buf| {
+            buf.copy_from_slice(&disk[off as usize..off as usize + buf.len()]);
+            Ok(())
+        })
+        .unwrap()
+    }
+
+    /// Deleting a partition frees its entry and renumbers nothing; a new partition
+    /// takes the lowest free entry, as libfdisk and repart number them.
+    #[test]
+    fn entries_keep_their_numbers_and_new_ones_fill_the_lowest_hole() {
+        let mut gpt = sample(512);
+        let mut third = gpt.partitions[1].clone();
+        gpt.partitions[1].last_lba = 40 * 2048 - 1;
+        third.first_lba = 40 * 2048;
+        third.uuid = Uuid::from_u128(3);
+        third.number = None;
+        gpt.partitions.push(third);
+        let gpt = written(&gpt);
+        assert_eq!(gpt.numbers().unwrap(), [1, 2, 3]);
+
+        let mut holed = gpt.clone();
+        holed.partitions.remove(1);
+        let holed = written(&holed);
+        assert_eq!(holed.numbers().unwrap(), [1, 3]);
+        assert_eq!(holed.partitions[1].uuid, Uuid::from_u128(3));
+
+        let mut refilled = holed.clone();
+        let mut new = gpt.partitions[1].clone();
+        new.number = None;
+        new.uuid = Uuid::from_u128(4);
+        refilled.partitions.push(new.clone());
+        refilled.partitions.push(GptPartition {
+            first_lba: 63 * 2048,
+            last_lba: 63 * 2048 + 7,
+            uuid: Uuid::from_u128(5),
+            ..new
+        });
+        assert_eq!(refilled.number(2), 2);
+        assert_eq!(refilled.number_after_last(), Some(5));
+        assert_eq!(written(&refilled).numbers().unwrap(), [1, 2, 3, 4]);
+
+        let mut twice = gpt.clone();
+        twice.partitions[2].number = Some(1);
+        assert!(twice.encode().is_err());
+        twice.partitions[2].number = Some(ENTRIES + 1);
+        assert!(twice.encode().is_err());
     }
 
     #[test]

@@ -153,6 +153,7 @@ pub fn add_empty(disk: &mut dyn Disk, usr: u64, verity: u64, sig: u64) -> io::Re
             first_lba: first,
             last_lba: first + sectors - 1,
             attributes: ATTR_READ_ONLY,
+            number: gpt.number_after_last(),
         };
         next = p.last_lba + 1;
         gpt.partitions.push(p);
@@ -222,6 +223,7 @@ mod tests {
             first_lba: at,
             last_lba: at + 7,
             attributes: ATTR_READ_ONLY,
+            number: None,
         }
     }
 
