@@ -99,13 +99,13 @@ impl Gpt {
     pub fn numbers(&self) -> Result<Vec<u32>, GptError> {
         let mut taken = [false; ENTRIES as usize + 1];
         for p in &self.partitions {
-            if let Some(n) = p.number {
-                if n == 0 || n > ENTRIES || std::mem::replace(&mut taken[n as usize], true) {
-                    return Err(GptError::Corrupt(format!(
-                        "entry number {n} of `{}` is outside 1..={ENTRIES} or used twice",
-                        p.label
-                    )));
-                }
+            if let Some(n) = p.number
+                && (n == 0 || n > ENTRIES || std::mem::replace(&mut taken[n as usize], true))
+            {
+                return Err(GptError::Corrupt(format!(
+                    "entry number {n} of `{}` is outside 1..={ENTRIES} or used twice",
+                    p.label
+                )));
             }
         }
         let mut free = (1..=ENTRIES).filter(|&n| !taken[n as usize]);
