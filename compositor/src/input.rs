@@ -275,6 +275,7 @@ impl Tessera {
             return;
         };
         let under = self.surface_under(location);
+        self.pointer_under = under.clone();
         let event = MotionEvent {
             location,
             serial: SERIAL_COUNTER.next_serial(),
@@ -283,6 +284,32 @@ impl Tessera {
         pointer.motion(self, under, &event);
         pointer.frame(self);
         self.needs_redraw = true;
+    }
+
+    /// After the layout changed under a pointer that did not move (a window opened,
+    /// closed, moved or was resized; the session locked), tells clients what is
+    /// under it now, so enter and leave follow at once and not at the next motion,
+    /// as sway's cursor rebase does. It is not user activity: the idle timer is
+    /// left alone. During a grab (a drag) the grab owns the focus.
+    pub fn pointer_rebase(&mut self) {
+        let Some(pointer) = self.seat.get_pointer() else {
+            return;
+        };
+        if pointer.is_grabbed() {
+            return;
+        }
+        let under = self.surface_under(self.pointer_location);
+        if under == self.pointer_under {
+            return;
+        }
+        self.pointer_under = under.clone();
+        let event = MotionEvent {
+            location: self.pointer_location,
+            serial: SERIAL_COUNTER.next_serial(),
+            time: self.now().as_millis() as u32,
+        };
+        pointer.motion(self, under, &event);
+        pointer.frame(self);
     }
 
     /// A click: focus (and raise) the window under the pointer, then deliver it.

@@ -101,6 +101,9 @@ pub struct Tessera {
     pub keys: KeyTable,
     pub bindings: Bindings,
     pub pointer_location: Point<f64, Logical>,
+    /// The surface under the pointer and its origin as last told to clients, so a
+    /// layout change under a still pointer can be noticed (`pointer_rebase`).
+    pub pointer_under: Option<(WlSurface, Point<f64, Logical>)>,
     pub cursor_status: CursorImageStatus,
     pub idle_inhibitors: Vec<WlSurface>,
 
@@ -207,6 +210,7 @@ impl Tessera {
             keys,
             bindings,
             pointer_location: Point::from((0.0, 0.0)),
+            pointer_under: None,
             cursor_status: CursorImageStatus::default_named(),
             idle_inhibitors: Vec::new(),
             config,

@@ -274,6 +274,8 @@ impl Tessera {
         self.space.refresh();
         self.popups.cleanup();
         layer_map_for_output(output).cleanup();
+        // The layout is settled for this frame: what is under the pointer may differ.
+        self.pointer_rebase();
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
         let result = match &mut backend {
             Backend::Headless(h) => {

@@ -14,7 +14,7 @@ use smithay::output::Output;
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
 use smithay::reexports::wayland_server::Resource;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
-use smithay::utils::{Logical, Rectangle, SERIAL_COUNTER};
+use smithay::utils::{Logical, Point, Rectangle, SERIAL_COUNTER};
 use smithay::wayland::compositor::with_states;
 use smithay::wayland::shell::xdg::{SurfaceCachedState, ToplevelSurface};
 
@@ -312,6 +312,16 @@ impl Tessera {
             toplevel.send_pending_configure();
         }
         self.needs_redraw = true;
+    }
+
+    /// Takes a window out of the layout (not maximized) and puts it at `at`, as a
+    /// harness that places windows itself (WLCS) asks. The pointer is re-based at
+    /// once, since that caller may check enter/leave before the next frame.
+    pub fn place_window(&mut self, window: &Window, at: impl Into<Point<i32, Logical>>) {
+        self.set_maximized(window, false);
+        self.space.map_element(window.clone(), at, false);
+        self.needs_redraw = true;
+        self.pointer_rebase();
     }
 
     pub fn set_maximized(&mut self, window: &Window, on: bool) {

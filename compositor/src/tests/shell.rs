@@ -235,3 +235,35 @@ fn clipboard_moves_between_two_clients() {
     std::io::Read::read_to_string(&mut &read, &mut got).unwrap();
     assert_eq!(got, "tessera clipboard");
 }
+
+/// A pointer that does not move still follows the layout: a window that opens
+/// under it takes the pointer focus by the next frame, and closing it hands the focus
+/// back (sway's cursor rebase), with no motion from the user.
+#[test]
+fn the_pointer_focus_follows_the_layout_without_motion() {
+    let mut fx = Fixture::new();
+    let (mut c, _) = fx.add_client();
+    let a = fx.map_toplevel(&mut c, "a", (0, 0), 0xff00_0000);
+    assert!(fx.next_frame(&mut c, &a.surface));
+    fx.state.pointer_move((300.0, 200.0).into());
+    let focus = |fx: &Fixture| {
+        fx.state
+            .seat
+            .get_pointer()
+            .unwrap()
+            .current_focus()
+            .map(|s| smithay::reexports::wayland_server::Resource::id(&s).protocol_id())
+    };
+    assert_eq!(focus(&fx), Some(a.surface.id().protocol_id()));
+
+    let b = fx.map_toplevel(&mut c, "b", (0, 0), 0xff00_ff00);
+    assert!(fx.next_frame(&mut c, &b.surface));
+    assert_eq!(focus(&fx), Some(b.surface.id().protocol_id()));
+
+    b.toplevel.destroy();
+    b.xdg_surface.destroy();
+    b.surface.destroy();
+    fx.roundtrip(&mut c);
+    assert!(fx.next_frame(&mut c, &a.surface));
+    assert_eq!(focus(&fx), Some(a.surface.id().protocol_id()));
+}

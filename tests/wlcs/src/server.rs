@@ -89,11 +89,5 @@ fn position(state: &mut Tessera, clients: &Clients, fd: RawFd, id: u32, at: (i32
         eprintln!("tessera-wlcs: wl_surface@{id} is not a mapped window");
         return;
     };
-    state.set_maximized(&window, false);
-    state.space.map_element(window, at, false);
-    state.needs_redraw = true;
-    // What is under the pointer changed, so enter/leave follow now, not at the
-    // next motion (as sway and KWin do on a layout change).
-    let here = state.pointer_location;
-    state.pointer_move(here);
+    state.place_window(&window, at);
 }
