@@ -249,6 +249,31 @@ fn assert_fails_cleanly(fx: &common::Fixture, needle: &str) {
     assert!(partial.is_empty(), "partial files left: {partial:?}");
 }
 
+/// Adds `extra-trees = [<entries>]` to the fixture's `[usr]` section.
+fn set_extra_trees(fx: &common::Fixture, entries: &str) {
+    let text = std::fs::read_to_string(&fx.definition).unwrap();
+    std::fs::write(
+        &fx.definition,
+        text.replace(
+            "tree = \"tree\"\n",
+            &format!("tree = \"tree\"\nextra-trees = [{entries}]\n"),
+        ),
+    )
+    .unwrap();
+}
+
+/// The in-toto statement inside the DSSE envelope written beside `img`.
+fn provenance_statement(img: &Path) -> serde_json::Value {
+    let line = std::fs::read_to_string(osimage::provenance::path_for(img)).unwrap();
+    let env: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(env["payloadType"], "application/vnd.in-toto+json");
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(env["payload"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&payload).unwrap()
+}
+
 /// `extra-trees` lays the shipped firstboot definitions into the image's /usr, where
 /// `osimage firstboot` reads them by default. erofs's own fsck extracts them intact,
 /// and the tree the definition names is left as it was.
@@ -258,18 +283,13 @@ fn extra_trees_ship_the_firstboot_definitions_in_usr() {
     let d = fx.dir.path();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/appliance/firstboot.d");
     std::fs::write(d.join("motd"), "welcome\n").unwrap();
-    let text = std::fs::read_to_string(&fx.definition).unwrap();
-    std::fs::write(
-        &fx.definition,
-        text.replace(
-            "tree = \"tree\"\n",
-            &format!(
-                "tree = \"tree\"\nextra-trees = [\"{}:/lib/osimage/repart.d\", \"motd:share/factory/etc/motd\"]\n",
-                shipped.display()
-            ),
+    set_extra_trees(
+        &fx,
+        &format!(
+            "\"{}:/lib/osimage/repart.d\", \"motd:share/factory/etc/motd\"",
+            shipped.display()
         ),
-    )
-    .unwrap();
+    );
     let img = d.join("disk.img");
     let rep = report(&build(&fx.definition, &img, &[]));
     let parts = rep["plan"]["partitions"].as_array().unwrap();
@@ -305,13 +325,7 @@ fn extra_trees_ship_the_firstboot_definitions_in_usr() {
     assert!(!d.join("tree/lib/osimage").exists());
     assert!(!d.join("tree/share/factory/etc/motd").exists());
     // The provenance names each extra tree as a material.
-    let line = std::fs::read_to_string(d.join("disk.img.intoto.jsonl")).unwrap();
-    let env: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
-    use base64::Engine;
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(env["payload"].as_str().unwrap())
-        .unwrap();
-    let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let st = provenance_statement(&img);
     let deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
         .as_array()
         .unwrap();
@@ -340,15 +354,7 @@ fn bad_inputs_give_clear_errors_and_write_nothing() {
     ] {
         let fx = fixture(Options::default());
         std::fs::write(fx.dir.path().join("motd"), "hi\n").unwrap();
-        let text = std::fs::read_to_string(&fx.definition).unwrap();
-        std::fs::write(
-            &fx.definition,
-            text.replace(
-                "tree = \"tree\"\n",
-                &format!("tree = \"tree\"\nextra-trees = [{extra}]\n"),
-            ),
-        )
-        .unwrap();
+        set_extra_trees(&fx, extra);
         assert_fails_cleanly(&fx, needle);
     }
 
@@ -461,14 +467,7 @@ fn provenance_is_signed_and_catches_tampering() {
     assert_eq!(rep["provenance"], prov.display().to_string());
 
     // The envelope is DSSE around an in-toto SLSA v1 statement.
-    let line = std::fs::read_to_string(&prov).unwrap();
-    let env: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
-    assert_eq!(env["payloadType"], "application/vnd.in-toto+json");
-    use base64::Engine;
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(env["payload"].as_str().unwrap())
-        .unwrap();
-    let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let st = provenance_statement(&img);
     assert_eq!(st["predicateType"], "https://slsa.dev/provenance/v1");
     let names: Vec<&str> = st["subject"]
         .as_array()

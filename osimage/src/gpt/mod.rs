@@ -400,31 +400,30 @@ mod tests {
         }
     }
 
-    fn round_trip(ss: u32) {
-        let gpt = sample(ss);
-        let mut disk = vec![0u8; (gpt.total_sectors * ss as u64) as usize];
+    /// The bytes of a disk holding only `gpt`.
+    fn image(gpt: &Gpt) -> Vec<u8> {
+        let mut disk = vec![0u8; (gpt.total_sectors * gpt.sector_size as u64) as usize];
         for (off, bytes) in gpt.encode().unwrap() {
             disk[off as usize..off as usize + bytes.len()].copy_from_slice(&bytes);
         }
-        let back = Gpt::decode(|off, buf| {
-            buf.copy_from_slice(&disk[off as usize..off as usize + buf.len()]);
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(back, gpt);
+        disk
     }
 
-    fn written(gpt: &Gpt) -> Gpt {
-        let ss = gpt.sector_size as usize;
-        let mut disk = vec![0u8; gpt.total_sectors as usize * ss];
-        for (off, bytes) in gpt.encode().unwrap() {
-            disk[off as usize..off as usize + bytes.len()].copy_from_slice(&bytes);
-        }
-        Gpt::decode(|off, buf| {
+    fn reader(disk: &[u8]) -> impl FnMut(u64, &mut [u8]) -> std::io::Result<()> + '_ {
+        |off, buf| {
             buf.copy_from_slice(&disk[off as usize..off as usize + buf.len()]);
             Ok(())
-        })
-        .unwrap()
+        }
+    }
+
+    /// `gpt` written to a disk and read back.
+    fn written(gpt: &Gpt) -> Gpt {
+        Gpt::decode(reader(&image(gpt))).unwrap()
+    }
+
+    fn round_trip(ss: u32) {
+        let gpt = sample(ss);
+        assert_eq!(written(&gpt), gpt);
     }
 
     /// Deleting a partition frees its entry and renumbers nothing; a new partition
@@ -472,27 +471,17 @@ mod tests {
     #[test]
     fn a_damaged_primary_falls_back_to_the_backup() {
         let gpt = sample(512);
-        let mut disk = vec![0u8; (gpt.total_sectors * 512) as usize];
-        for (off, bytes) in gpt.encode().unwrap() {
-            disk[off as usize..off as usize + bytes.len()].copy_from_slice(&bytes);
-        }
+        let mut disk = image(&gpt);
         disk[1024 + 5] ^= 0xff; // primary entries
-        let read = |off: u64, buf: &mut [u8]| {
-            buf.copy_from_slice(&disk[off as usize..off as usize + buf.len()]);
-            Ok(())
-        };
-        assert!(Gpt::decode(read).is_err());
-        let back = Gpt::decode_with_backup(read, disk.len() as u64).unwrap();
+        assert!(Gpt::decode(reader(&disk)).is_err());
+        let back = Gpt::decode_with_backup(reader(&disk), disk.len() as u64).unwrap();
         assert_eq!(back, gpt);
     }
 
     #[test]
     fn impossible_lbas_in_a_header_are_corrupt_not_a_panic() {
         let gpt = sample(512);
-        let mut disk = vec![0u8; (gpt.total_sectors * 512) as usize];
-        for (off, bytes) in gpt.encode().unwrap() {
-            disk[off as usize..off as usize + bytes.len()].copy_from_slice(&bytes);
-        }
+        let disk = image(&gpt);
         // The primary's backup-LBA field, then its CRC recomputed so only the value
         // is wrong.
         for bad in [u64::MAX, 3] {
