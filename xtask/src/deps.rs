@@ -53,6 +53,7 @@ pub const GROUPS: &[(&str, &str, &[&str])] = &[
             "openssl",
             "curl",
             "systemd-container",
+            "mmdebstrap",
         ],
     ),
     (

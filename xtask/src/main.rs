@@ -4,6 +4,7 @@ mod bench;
 mod bench_compositor;
 mod deps;
 mod test;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -56,6 +57,9 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         frames: u32,
     },
+    /// Build the appliance (config/appliance) and boot it in QEMU with OVMF, a vTPM
+    /// and virtio-gpu; the serial console is this terminal.
+    Vm(vm::VmArgs),
     /// Download and cache the Debian artifacts the VM tests boot.
     FetchArtifacts {
         /// Print the cached paths as JSON.
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
             frames,
         } => bench::run(&what, size_mib, runs, frames),
         Command::FetchArtifacts { json } => fetch_artifacts(json),
+        Command::Vm(args) => vm::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

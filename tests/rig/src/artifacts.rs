@@ -215,15 +215,15 @@ fn output(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     output(cmd).map(drop)
 }
 
 /// An exclusive `flock` on a file, released on drop.
-struct Lock(File);
+pub(crate) struct Lock(File);
 
 impl Lock {
-    fn take(path: &Path) -> Result<Lock> {
+    pub(crate) fn take(path: &Path) -> Result<Lock> {
         let file = File::create(path).map_err(io_err(format!("open {}", path.display())))?;
         // SAFETY: flock on a descriptor we own.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };

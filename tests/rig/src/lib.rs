@@ -9,6 +9,7 @@
 //! [`artifacts`] fetches and caches the Debian artifacts the VM tests boot (kernel,
 //! modules, systemd-boot, busybox); [`initrd`] turns them into a bootable initrd.
 
+pub mod appliance;
 pub mod artifacts;
 pub mod cpio;
 pub mod initrd;

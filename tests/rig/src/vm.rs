@@ -41,6 +41,8 @@ pub struct VmConfig {
     pub gpu: Option<(u32, u32)>,
     /// The control socket of a [`Swtpm::unix`], attached as tpm-crb.
     pub tpm_socket: Option<PathBuf>,
+    /// systemd credentials passed as SMBIOS type 11 strings (`name=value`).
+    pub credentials: Vec<String>,
 }
 
 impl VmConfig {
@@ -57,6 +59,7 @@ impl VmConfig {
             disks: Vec::new(),
             gpu: None,
             tpm_socket: None,
+            credentials: Vec::new(),
         }
     }
 
@@ -69,6 +72,7 @@ impl VmConfig {
             disks: vec![disk.to_owned()],
             gpu: None,
             tpm_socket: None,
+            credentials: Vec::new(),
         }
     }
 
@@ -79,6 +83,13 @@ impl VmConfig {
 
     pub fn with_gpu(mut self, width: u32, height: u32) -> VmConfig {
         self.gpu = Some((width, height));
+        self
+    }
+
+    /// A systemd system credential (`io.systemd.credential:NAME=VALUE`), which PID 1
+    /// imports from SMBIOS: e.g. `passwd.plaintext-password.root` for sysusers.
+    pub fn with_credential(mut self, name: &str, value: &str) -> VmConfig {
+        self.credentials.push(format!("{name}={value}"));
         self
     }
 
@@ -106,10 +117,24 @@ impl VmConfig {
         .to_vec();
         a.extend(["-m".into(), self.memory_mib.to_string()]);
         a.extend(["-smp".into(), self.cpus.to_string()]);
+        // The console is logged to a file and also reachable on a socket, so a test
+        // can type into it (see [`Vm::send`]); unread output is not held back.
         a.extend([
+            "-chardev".into(),
+            format!(
+                "socket,id=ser0,path={},server=on,wait=off,logfile={}",
+                dir.join("serial.sock").display(),
+                dir.join("serial.log").display()
+            ),
             "-serial".into(),
-            format!("file:{}", dir.join("serial.log").display()),
+            "chardev:ser0".into(),
         ]);
+        for cred in &self.credentials {
+            a.extend([
+                "-smbios".into(),
+                format!("type=11,value=io.systemd.credential:{cred}"),
+            ]);
+        }
         a.extend([
             "-qmp".into(),
             format!("unix:{},server=on,wait=off", dir.join("qmp.sock").display()),
@@ -171,6 +196,8 @@ pub struct Vm {
     service: Service,
     dir: TempDir,
     started: Instant,
+    console: Option<std::os::unix::net::UnixStream>,
+    commands: u32,
 }
 
 impl Vm {
@@ -202,6 +229,8 @@ impl Vm {
             service,
             dir,
             started: Instant::now(),
+            console: None,
+            commands: 0,
         })
     }
 
@@ -248,6 +277,85 @@ impl Vm {
         }
     }
 
+    /// Waits for `needle` anywhere in the console output after byte `from` (prompts
+    /// end without a newline, so [`Vm::wait_for_line`] cannot see them). Returns the
+    /// offset just past it.
+    pub fn wait_for_text(&mut self, needle: &str, from: usize, timeout: Duration) -> Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let serial = self.serial();
+            if let Some(at) = serial.get(from..).and_then(|s| s.find(needle)) {
+                return Ok(from + at + needle.len());
+            }
+            if !self.service.is_running() || Instant::now() >= deadline {
+                let tail: String = serial
+                    .chars()
+                    .rev()
+                    .take(3000)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                return Err(RigError::Failed(format!(
+                    "no {needle:?} on the console after {:?}; console tail:\n{tail}",
+                    self.started.elapsed()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Logs in on the serial console's getty.
+    pub fn login(&mut self, user: &str, password: &str, timeout: Duration) -> Result<()> {
+        let at = self.wait_for_text(" login: ", 0, timeout)?;
+        self.send(&format!("{user}\n"))?;
+        let at = self.wait_for_text("Password: ", at, Duration::from_secs(60))?;
+        self.send(&format!("{password}\n"))?;
+        self.wait_for_text("# ", at, Duration::from_secs(60))?;
+        Ok(())
+    }
+
+    /// Types `text` on the serial console.
+    pub fn send(&mut self, text: &str) -> Result<()> {
+        use std::io::Write;
+        if self.console.is_none() {
+            let path = self.dir.path().join("serial.sock");
+            let stream = std::os::unix::net::UnixStream::connect(&path)
+                .map_err(io_err(format!("connect {}", path.display())))?;
+            self.console = Some(stream);
+        }
+        let console = self
+            .console
+            .as_mut()
+            .ok_or_else(|| RigError::Failed("no console".into()))?;
+        // A slow guest line discipline drops input that arrives in one burst.
+        for chunk in text.as_bytes().chunks(16) {
+            console
+                .write_all(chunk)
+                .map_err(io_err("write the serial console"))?;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Runs `command` in the shell logged in on the serial console and returns what
+    /// it printed and its exit status. The output is framed by markers the command
+    /// line itself cannot match (the echo of the typed line shows `$?`, not a number).
+    pub fn shell(&mut self, command: &str, timeout: Duration) -> Result<(String, i32)> {
+        self.commands += 1;
+        let n = self.commands;
+        let before = self.serial().len();
+        self.send(&format!(
+            "echo TESSERA-CMD-{n}-BEGIN; {command}; echo TESSERA-CMD-{n}-END rc=$?\n"
+        ))?;
+        let end = format!(r"^TESSERA-CMD-{n}-END rc=(\d+)");
+        self.wait_for_line(&end, timeout)?;
+        let serial = self.serial();
+        let text = serial.get(before..).unwrap_or_default();
+        parse_framed(text, n)
+            .ok_or_else(|| RigError::Failed(format!("command {n} output not framed:\n{text}")))
+    }
+
     /// A fresh QMP connection.
     pub fn qmp(&self) -> Result<Qmp> {
         Qmp::connect(&self.dir.path().join("qmp.sock"))
@@ -281,5 +389,39 @@ impl Vm {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// The output between `TESSERA-CMD-n-BEGIN` and `TESSERA-CMD-n-END rc=N` lines.
+pub fn parse_framed(text: &str, n: u32) -> Option<(String, i32)> {
+    let begin = format!("TESSERA-CMD-{n}-BEGIN");
+    let end = format!("TESSERA-CMD-{n}-END rc=");
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.lines().map(|l| l.trim_end_matches('\r')) {
+        if line == begin {
+            inside = true;
+        } else if let Some(rc) = line.strip_prefix(&end).filter(|_| inside) {
+            return Some((out.join("\n"), rc.trim().parse().ok()?));
+        } else if inside {
+            out.push(line);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framed_output_skips_the_echoed_command_line() {
+        let text = "root@t:~# echo TESSERA-CMD-3-BEGIN; cat x; echo TESSERA-CMD-3-END rc=$?\r\n\
+                    TESSERA-CMD-3-BEGIN\r\nline one\r\nline two\r\nTESSERA-CMD-3-END rc=2\r\n";
+        assert_eq!(
+            parse_framed(text, 3),
+            Some(("line one\nline two".to_owned(), 2))
+        );
+        assert_eq!(parse_framed(text, 4), None);
     }
 }
