@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use partition::{FsFormat, PartitionDefinition, Size, VerityRole};
+pub use partition::{FsFormat, MakeSymlink, PartitionDefinition, Size, VerityRole};
 
 /// systemd's `parse_boolean`: the spellings every systemd config and switch accepts,
 /// in any case.

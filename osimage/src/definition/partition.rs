@@ -75,6 +75,7 @@ pub enum FsFormat {
     Squashfs,
     Ext4,
     Btrfs,
+    Xfs,
     Swap,
 }
 
@@ -87,10 +88,11 @@ impl FromStr for FsFormat {
             "squashfs" => FsFormat::Squashfs,
             "ext4" => FsFormat::Ext4,
             "btrfs" => FsFormat::Btrfs,
+            "xfs" => FsFormat::Xfs,
             "swap" => FsFormat::Swap,
             _ => {
                 return Err(format!(
-                    "unknown Format `{s}` (vfat, erofs, squashfs, ext4, btrfs, swap)"
+                    "unknown Format `{s}` (vfat, erofs, squashfs, ext4, btrfs, xfs, swap)"
                 ));
             }
         })
@@ -105,6 +107,7 @@ impl fmt::Display for FsFormat {
             FsFormat::Squashfs => "squashfs",
             FsFormat::Ext4 => "ext4",
             FsFormat::Btrfs => "btrfs",
+            FsFormat::Xfs => "xfs",
             FsFormat::Swap => "swap",
         })
     }
@@ -186,6 +189,61 @@ impl<'de> Deserialize<'de> for Flags {
     }
 }
 
+/// Checks a path that names something inside a new file system: absolute, and
+/// without `.` or `..` (they could climb out of the tree it is built in).
+pub fn check_inside_path(path: &str) -> Result<(), String> {
+    let p = std::path::Path::new(path);
+    let normal = p
+        .components()
+        .skip(1)
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !p.is_absolute() || !normal || p.parent().is_none() {
+        return Err(format!(
+            "`{path}` must be an absolute path below `/`, without `.` or `..`"
+        ));
+    }
+    Ok(())
+}
+
+/// One `MakeSymlinks=` entry, `PATH:TARGET`: the symlink PATH (absolute, inside the
+/// new file system) pointing at TARGET, written as given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MakeSymlink {
+    pub path: String,
+    pub target: String,
+}
+
+impl FromStr for MakeSymlink {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (path, target) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}` is not PATH:TARGET"))?;
+        check_inside_path(path)?;
+        if target.is_empty() {
+            return Err(format!("`{s}`: the symlink target is empty"));
+        }
+        Ok(MakeSymlink {
+            path: path.to_owned(),
+            target: target.to_owned(),
+        })
+    }
+}
+
+impl TryFrom<String> for MakeSymlink {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<MakeSymlink> for String {
+    fn from(l: MakeSymlink) -> String {
+        format!("{}:{}", l.path, l.target)
+    }
+}
+
 /// One partition, by repart's keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
@@ -202,6 +260,12 @@ pub struct PartitionDefinition {
     pub format: Option<FsFormat>,
     #[serde(default)]
     pub copy_files: Vec<String>,
+    /// `MakeDirectories=`: absolute paths made (mode 0755) in the new file system.
+    #[serde(default)]
+    pub make_directories: Vec<String>,
+    /// `MakeSymlinks=` (systemd 257): symlinks made in the new file system.
+    #[serde(default)]
+    pub make_symlinks: Vec<MakeSymlink>,
     #[serde(default)]
     pub verity: VerityRole,
     #[serde(default)]
@@ -227,6 +291,8 @@ impl PartitionDefinition {
             size_max_bytes: None,
             format: None,
             copy_files: Vec::new(),
+            make_directories: Vec::new(),
+            make_symlinks: Vec::new(),
             verity: VerityRole::Off,
             verity_match_key: None,
             factory_reset: false,
@@ -265,6 +331,22 @@ mod tests {
         assert_eq!("10K".parse::<Size>().unwrap(), Size(10 << 10));
         assert!("12Q".parse::<Size>().is_err());
         assert!("big".parse::<Size>().is_err());
+    }
+
+    #[test]
+    fn symlinks_are_an_absolute_path_colon_a_target() {
+        let l: MakeSymlink = "/lib:usr/lib".parse().unwrap();
+        assert_eq!((l.path.as_str(), l.target.as_str()), ("/lib", "usr/lib"));
+        let l: MakeSymlink = "/etc/mtab:../proc/self/mounts".parse().unwrap();
+        assert_eq!(l.target, "../proc/self/mounts");
+        for bad in ["lib:usr/lib", "/lib", "/lib:", "/:x", "/a/../b:x"] {
+            assert!(bad.parse::<MakeSymlink>().is_err(), "{bad}");
+        }
+        assert!(check_inside_path("/usr").is_ok());
+        assert!(check_inside_path("/var/lib/x").is_ok());
+        for bad in ["usr", "/", "/a/..", "//", ""] {
+            assert!(check_inside_path(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

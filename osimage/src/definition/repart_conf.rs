@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use super::DefinitionError;
-use super::partition::{Encrypt, Flags, FsFormat, PartitionDefinition, Size, VerityRole};
+use super::partition::{
+    Encrypt, Flags, FsFormat, MakeSymlink, PartitionDefinition, Size, VerityRole, check_inside_path,
+};
 
 /// Keys systemd-repart knows that change nothing in an image osimage builds (they
 /// steer growing an existing disk, or are cosmetic); they are accepted with a warning.
@@ -79,6 +81,18 @@ pub fn parse(text: &str, path: &Path) -> Result<PartitionDefinition, DefinitionE
             "CopyFiles" => def
                 .copy_files
                 .extend(value.split_whitespace().map(str::to_owned)),
+            "MakeDirectories" => {
+                for dir in value.split_whitespace() {
+                    check_inside_path(dir).map_err(bad)?;
+                    def.make_directories.push(dir.to_owned());
+                }
+            }
+            "MakeSymlinks" => {
+                for link in value.split_whitespace() {
+                    def.make_symlinks
+                        .push(link.parse::<MakeSymlink>().map_err(bad)?);
+                }
+            }
             "Verity" => def.verity = value.parse::<VerityRole>().map_err(bad)?,
             "VerityMatchKey" => def.verity_match_key = Some(value),
             "FactoryReset" => def.factory_reset = parse_bool(&value).map_err(bad)?,
@@ -136,6 +150,34 @@ mod tests {
     }
 
     #[test]
+    fn make_directories_and_make_symlinks_accumulate() {
+        let d = parse(
+            "[Partition]\nType=root\nFormat=ext4\nMakeDirectories=/usr /etc\nMakeDirectories=/var\n\
+             MakeSymlinks=/bin:usr/bin /lib:usr/lib\n",
+            Path::new("50-root.conf"),
+        )
+        .unwrap();
+        assert_eq!(d.make_directories, ["/usr", "/etc", "/var"]);
+        let links: Vec<String> = d.make_symlinks.into_iter().map(String::from).collect();
+        assert_eq!(links, ["/bin:usr/bin", "/lib:usr/lib"]);
+        let e = parse(
+            "[Partition]\nType=root\nMakeDirectories=usr\n",
+            Path::new("x.conf"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("x.conf:3: key `MakeDirectories`"),
+            "{e}"
+        );
+        let e = parse(
+            "[Partition]\nType=root\nMakeSymlinks=/bin\n",
+            Path::new("x.conf"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("PATH:TARGET"), "{e}");
+    }
+
+    #[test]
     fn errors_name_file_line_and_key() {
         let e = parse(
             "[Partition]\nType=usr\nFormat=zfs\n",
@@ -144,7 +186,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "/r/10-usr.conf:3: key `Format`: unknown Format `zfs` (vfat, erofs, squashfs, ext4, btrfs, swap)"
+            "/r/10-usr.conf:3: key `Format`: unknown Format `zfs` (vfat, erofs, squashfs, ext4, btrfs, xfs, swap)"
         );
         let e = parse("[Partition]\nType=banana\n", Path::new("x.conf")).unwrap_err();
         assert!(
