@@ -208,7 +208,8 @@ enum Command {
     /// Complete an installed disk in the initrd: add the B usr slot and the encrypted
     /// root, home and swap from the partition definitions, in free space only, with
     /// LUKS2 keys made here and bound to the TPM2, and a recovery key shown once.
-    /// Honours a factory reset request. Safe to run on every boot.
+    /// On a block device it also makes their file systems (Format=). Honours a
+    /// factory reset request. Safe to run on every boot.
     ///
     /// Exit status: 0 done (or nothing to do), 1 error, 5 the TPM cannot be used as it
     /// is (dictionary-attack lockout, no sha256 bank, or none where one is required),
@@ -221,7 +222,7 @@ enum Command {
     ///
     /// Exit status: 0 shown, 1 error.
     Status {
-        /// The disk: a block device or an image file.
+        /// The disk: a block device or an image file, or `auto` for the boot disk.
         #[arg(long)]
         disk: PathBuf,
         /// An efivarfs directory instead of /sys/firmware/efi/efivars.

@@ -8,21 +8,28 @@
 //! is gone while its data is still expected), except partitions a reset has marked
 //! (those are on their way out, and the mark makes the reset finish); and a cleared
 //! request never leaves a marked partition behind.
+//!
+//! On a block device firstboot also makes file systems; there a partition must not
+//! carry its own label before its file system is complete.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::Path;
 use std::rc::Rc;
 
 use osimage::disk::{Disk, MemDisk, POWER_LOST, read_gpt};
-use osimage::firstboot::{self, Firstboot, FirstbootError, RESET_LABEL, ResetRequest, WithoutTpm};
+use osimage::firstboot::{
+    self, BlockDevice, Firstboot, FirstbootError, FormatError, FormatJob, RESET_LABEL,
+    ResetRequest, WithoutTpm,
+};
 use osimage::gpt::{GptPartition, PartitionType};
 use osimage::luks::Luks2;
 use osimage::luks::enroll::Tpm2Binding;
 use osimage::luks::header::Luks2Header;
 use osimage::tpm2::Tpm;
 use tessera_rig::Swtpm;
+use uuid::Uuid;
 
 #[path = "support/disk.rs"]
 mod disk;
@@ -84,6 +91,27 @@ impl ResetRequest for Variable {
     }
 }
 
+/// A block device stand-in. Telling the kernel about a table costs nothing; making
+/// a file system is work on the disk, so it costs a write of power and can be cut.
+/// It records the partitions (by GPT UUID) whose file system was completed.
+struct FakeBlock {
+    power: Rc<Power>,
+    formatted: Rc<RefCell<HashSet<Uuid>>>,
+}
+
+impl BlockDevice for FakeBlock {
+    fn sync_partitions(&mut self, _gpt: &osimage::gpt::Gpt) -> Result<(), FormatError> {
+        Ok(())
+    }
+    fn format(&mut self, job: &FormatJob<'_>) -> Result<(), FormatError> {
+        self.power.spend().map_err(|e| FormatError::io("mkfs", e))?;
+        // Every formatted partition of the test definitions is encrypted.
+        assert_eq!(job.volume_key.map(<[u8]>::len), Some(64), "{job:?}");
+        self.formatted.borrow_mut().insert(job.uuid);
+        Ok(())
+    }
+}
+
 struct Machine {
     tpm: Tpm,
     binding: Tpm2Binding,
@@ -91,6 +119,9 @@ struct Machine {
     staging: tempfile::TempDir,
     /// The recovery key last shown for each partition label.
     shown: RefCell<HashMap<String, String>>,
+    /// With `Some`, the disk is a block device: the partitions whose file system
+    /// was made.
+    formatted: Option<Rc<RefCell<HashSet<Uuid>>>>,
 }
 
 impl Machine {
@@ -113,6 +144,10 @@ impl Machine {
             set: request,
             power: power.clone(),
         };
+        let mut block = self.formatted.clone().map(|formatted| FakeBlock {
+            power: power.clone(),
+            formatted,
+        });
         let shown = &self.shown;
         let mut show = |k: &firstboot::RecoveryKey| {
             for p in &k.partitions {
@@ -130,6 +165,7 @@ impl Machine {
                 reset: &mut var,
                 staging: self.staging.path(),
                 show_recovery_key: &mut show,
+                block: block.as_mut().map(|b| b as &mut dyn BlockDevice),
                 dry_run: false,
             },
         );
@@ -173,6 +209,15 @@ impl Machine {
                 "cut at write {at}: the recovery key shown for {} does not open it",
                 p.label
             );
+            if let Some(formatted) = &self.formatted
+                && p.kind != PartitionType::Home
+            {
+                assert!(
+                    formatted.borrow().contains(&p.uuid),
+                    "cut at write {at}: {} carries its label but has no file system",
+                    p.label
+                );
+            }
         }
     }
 }
@@ -188,6 +233,7 @@ fn machine(swtpm: &Swtpm, dir: &Path) -> Machine {
         defs: osimage::definition::repart_conf::load_dir(&definitions(dir, "tpm2")).unwrap(),
         staging: tempfile::tempdir().unwrap(),
         shown: RefCell::new(HashMap::new()),
+        formatted: None,
     }
 }
 
@@ -237,6 +283,43 @@ fn firstboot_survives_power_loss_at_every_write() {
         assert_eq!(untouched(&done)[..4], before[..], "cut at write {cut}");
     }
     println!("firstboot: {total} crash points tested, each finished by the next boot");
+}
+
+#[test]
+fn on_a_block_device_no_partition_is_labelled_before_its_file_system_is_made() {
+    let swtpm = Swtpm::tcp().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    tpm::extend(&swtpm, 7, b"secure boot state");
+    let mut m = machine(&swtpm, dir.path());
+    m.formatted = Some(Rc::default());
+    let base = MemDisk(std::fs::read(installed_disk(dir.path(), 120)).unwrap());
+
+    let (done, _, total, r) = m.boot(base.clone(), false, usize::MAX);
+    r.unwrap();
+    m.check_consistent(&done, total);
+    let labels: Vec<String> = read_gpt(&done)
+        .unwrap()
+        .partitions
+        .iter()
+        .map(|p| p.label.clone())
+        .collect();
+    assert_eq!(labels[7..], ["root", "home", "swap"]);
+    for cut in 0..total {
+        m.shown.borrow_mut().clear();
+        let (crashed, _, _, r) = m.boot(base.clone(), false, cut);
+        assert!(r.is_err(), "cut at write {cut} of {total} did not cut");
+        m.check_consistent(&crashed, cut);
+        let (done, _, _, r) = m.boot(crashed, false, usize::MAX);
+        r.unwrap_or_else(|e| panic!("cut at write {cut}: the next boot failed: {e}"));
+        m.check_consistent(&done, cut);
+        let gpt = read_gpt(&done).unwrap();
+        assert_eq!(gpt.partitions.len(), 10, "cut at write {cut}");
+        assert!(
+            gpt.partitions.iter().all(|p| p.label != RESET_LABEL),
+            "cut at write {cut}"
+        );
+    }
+    println!("firstboot on a block device: {total} crash points tested");
 }
 
 #[test]

@@ -44,6 +44,10 @@ impl EfiVars {
         }
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     fn path(&self, name: &str, vendor: &str) -> PathBuf {
         self.root.join(format!("{name}-{vendor}"))
     }

@@ -4,9 +4,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use osimage::boot::bootdisk;
 use osimage::boot::efivars::EfiVars;
 use osimage::definition::repart_conf;
 use osimage::disk::FileDisk;
+use osimage::firstboot::blockdev::SystemBlockDevice;
 use osimage::firstboot::config::FirstbootConfig;
 use osimage::firstboot::{self, Firstboot, FirstbootError, RecoveryKey, Report};
 use osimage::luks::enroll::Tpm2Binding;
@@ -22,7 +24,10 @@ const EXIT_LAYOUT: u8 = 6;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct FirstbootArgs {
-    /// The disk: a block device or an image file.
+    /// The disk: a block device or an image file, or `auto` for the disk the machine
+    /// booted from (systemd-boot's LoaderDevicePartUUID EFI variable names its ESP).
+    /// On a block device the new partitions get their file systems (Format=,
+    /// MakeDirectories=, MakeSymlinks=); an image file's stay unformatted.
     #[arg(long)]
     pub disk: PathBuf,
     /// Settings (see config/osimage/firstboot.toml); a missing file means defaults.
@@ -40,7 +45,8 @@ pub(crate) struct FirstbootArgs {
     /// Write the recovery key to this file (mode 0600) instead of showing it.
     #[arg(long)]
     pub recovery_key_file: Option<PathBuf>,
-    /// An efivarfs directory instead of /sys/firmware/efi/efivars.
+    /// An efivarfs directory instead of /sys/firmware/efi/efivars: the factory reset
+    /// request, and LoaderDevicePartUUID for `--disk auto`.
     #[arg(long)]
     pub efivars: Option<PathBuf>,
     /// The kernel command line to read systemd.factory_reset= from.
@@ -109,7 +115,7 @@ fn print_report(r: &Report) {
     for a in &r.added {
         let p = &a.planned;
         println!(
-            "{verb} add {} `{}` at {} MiB, {} MiB{}",
+            "{verb} add {} `{}` at {} MiB, {} MiB{}{}",
             p.kind,
             p.label,
             p.offset >> 20,
@@ -118,6 +124,10 @@ fn print_report(r: &Report) {
                 Some(u) => format!(", LUKS2 {u}"),
                 None if p.encrypted() => ", LUKS2".to_string(),
                 None => String::new(),
+            },
+            match p.format {
+                Some(f) if a.formatted => format!(", {f}"),
+                _ => String::new(),
             }
         );
     }
@@ -227,8 +237,10 @@ fn run(args: FirstbootArgs) -> anyhow::Result<Report> {
         (None, "") => show_on_console(key),
         (None, hook) => run_hook(hook, key),
     };
+    let disk_path = resolve_disk(&args.disk, args.efivars.as_deref())?;
     let mut disk =
-        FileDisk::open(&args.disk).map_err(|e| anyhow::anyhow!("{}: {e}", args.disk.display()))?;
+        FileDisk::open(&disk_path).map_err(|e| anyhow::anyhow!("{}: {e}", disk_path.display()))?;
+    let mut block = SystemBlockDevice::open(&disk_path)?;
     let report = firstboot::run(
         &mut disk,
         Firstboot {
@@ -239,14 +251,39 @@ fn run(args: FirstbootArgs) -> anyhow::Result<Report> {
             reset: &mut request,
             staging: &staging,
             show_recovery_key: &mut show,
+            block: block.as_mut().map(|b| b as &mut dyn firstboot::BlockDevice),
             dry_run: args.dry_run,
         },
     )?;
     Ok(report)
 }
 
+/// `--disk`: a path, or `auto` for the boot disk.
+fn resolve_disk(disk: &Path, efivars: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if disk != Path::new("auto") {
+        return Ok(disk.to_owned());
+    }
+    let vars = EfiVars::at_or_system(efivars).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--disk auto: no efivarfs at {} (not booted with UEFI?); give --disk DEVICE",
+            efivars.map_or_else(
+                || osimage::boot::efivars::DEFAULT_ROOT.to_owned(),
+                |p| p.display().to_string()
+            )
+        )
+    })?;
+    let found = bootdisk::boot_disk(
+        vars.root(),
+        Path::new("/dev"),
+        Path::new("/sys/class/block"),
+    )?;
+    tracing::info!("--disk auto: the boot disk is {}", found.display());
+    Ok(found)
+}
+
 /// `osimage status`.
 pub(crate) fn status_cmd(disk: &Path, efivars: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let disk = &resolve_disk(disk, efivars)?;
     let d = FileDisk::open(disk).map_err(|e| anyhow::anyhow!("{}: {e}", disk.display()))?;
     let status = firstboot::status::disk_status(&d)
         .map_err(|e| anyhow::anyhow!("{}: {e}", disk.display()))?;

@@ -9,9 +9,13 @@
 //! - the recovery key is shown before that write, so no volume exists whose key
 //!   nobody saw;
 //! - a reset first relabels its targets [`RESET_LABEL`] (one table write): from then
-//!   on the disk itself says the reset must finish, whatever the request's source.
+//!   on the disk itself says the reset must finish, whatever the request's source;
+//! - on a block device, a partition to format enters the table as [`RESET_LABEL`] and
+//!   takes its own label only once its file system is made (see [`format`]).
 
+pub mod blockdev;
 pub mod config;
+pub mod format;
 pub mod plan;
 pub mod status;
 
@@ -32,6 +36,7 @@ use crate::luks::enroll::{
 use crate::luks::format::{FormatSpec, VOLUME_KEY_BYTES, format_header};
 use crate::luks::header::{DEFAULT_METADATA_BYTES, Luks2Header, Protection, has_magic};
 use crate::tpm2::{PcrSelection, Tpm, Tpm2Error, crypto};
+pub use format::{BlockDevice, FormatError, FormatJob};
 pub use plan::{PlanError, PlannedPartition, RESET_LABEL};
 
 /// Headers and wipes go to the disk in pieces of this size: each is one write of the
@@ -81,6 +86,10 @@ pub struct Firstboot<'a> {
     /// A directory for building LUKS2 headers (a tmpfs in the initrd).
     pub staging: &'a Path,
     pub show_recovery_key: &'a mut dyn FnMut(&RecoveryKey) -> io::Result<()>,
+    /// The disk as the kernel's block device, through which the new partitions get
+    /// their file systems; `None` for an image file, whose partitions stay
+    /// unformatted.
+    pub block: Option<&'a mut dyn BlockDevice>,
     pub dry_run: bool,
 }
 
@@ -90,6 +99,7 @@ impl std::fmt::Debug for Firstboot<'_> {
             .field("definitions", &self.definitions.len())
             .field("tpm", &self.tpm.is_some())
             .field("without_tpm", &self.without_tpm)
+            .field("block", &self.block.is_some())
             .field("dry_run", &self.dry_run)
             .finish_non_exhaustive()
     }
@@ -121,6 +131,17 @@ pub enum FirstbootError {
     RecoveryKey(io::Error),
     #[error("the factory reset request: {0}")]
     Request(io::Error),
+    #[error(
+        "making the file system of partition {number} (`{label}`): {error}; it stays marked \
+         for re-creation, which the next run does"
+    )]
+    Format {
+        number: u32,
+        label: String,
+        error: FormatError,
+    },
+    #[error("telling the kernel about the new partition table: {0}")]
+    Kernel(FormatError),
     #[error("writing the disk: {0}")]
     Io(#[from] io::Error),
 }
@@ -164,6 +185,8 @@ pub struct AddedPartition {
     pub planned: PlannedPartition,
     pub uuid: Uuid,
     pub luks_uuid: Option<Uuid>,
+    /// Whether its file system was made (only on a block device).
+    pub formatted: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -205,6 +228,7 @@ pub fn run(disk: &mut dyn Disk, fb: Firstboot<'_>) -> Result<Report, FirstbootEr
         reset,
         staging,
         show_recovery_key,
+        mut block,
         dry_run,
     } = fb;
     let mut gpt = read_gpt(disk).map_err(|e| FirstbootError::NoTable(e.to_string()))?;
@@ -265,6 +289,17 @@ pub fn run(disk: &mut dyn Disk, fb: Firstboot<'_>) -> Result<Report, FirstbootEr
             tpm_objects_flushed: 0,
         });
     }
+    if block.is_none() {
+        for p in planned.iter().filter(|p| format::needs_format(p)) {
+            report.warnings.push(format!(
+                "`{}`: the file system (Format={}) is left unformatted: the disk is an image \
+                 file, and making a file system needs the partition as a block device (and \
+                 device-mapper, for an encrypted one)",
+                p.label,
+                p.format.map_or_else(String::new, |f| f.to_string())
+            ));
+        }
+    }
     if dry_run {
         report.added = planned
             .into_iter()
@@ -272,6 +307,7 @@ pub fn run(disk: &mut dyn Disk, fb: Firstboot<'_>) -> Result<Report, FirstbootEr
                 planned,
                 uuid: Uuid::nil(),
                 luks_uuid: None,
+                formatted: false,
             })
             .collect();
         return Ok(report);
@@ -288,6 +324,10 @@ pub fn run(disk: &mut dyn Disk, fb: Firstboot<'_>) -> Result<Report, FirstbootEr
         r.tpm_objects_flushed = t.flush_transient()?;
     }
     if planned.is_empty() {
+        if let (Some(b), false) = (block.as_deref_mut(), targets.is_empty()) {
+            b.sync_partitions(&after_reset)
+                .map_err(FirstbootError::Kernel)?;
+        }
         return Ok(report);
     }
     // The table on the disk is now `after_reset` (the erased partitions deleted);
@@ -300,6 +340,7 @@ pub fn run(disk: &mut dyn Disk, fb: Firstboot<'_>) -> Result<Report, FirstbootEr
         binding,
         staging,
         show_recovery_key,
+        block,
     )?;
     Ok(report)
 }
@@ -439,8 +480,20 @@ fn erase(disk: &mut dyn Disk, gpt: &mut Gpt, targets: &[usize]) -> Result<(), Fi
     Ok(())
 }
 
+/// A LUKS2 volume key, zeroed when dropped (on every path out of [`create`]).
+struct VolumeKey(Vec<u8>);
+
+impl Drop for VolumeKey {
+    fn drop(&mut self) {
+        self.0.fill(0);
+        std::hint::black_box(&self.0);
+    }
+}
+
 /// Makes the planned partitions: headers and wipes into free space, the recovery
-/// key shown, then one table write that adds them all.
+/// key shown, then one table write that adds them all. On a block device, the
+/// partitions to format enter that table marked for re-creation, get their file
+/// systems, and take their labels in a second table write.
 fn create(
     disk: &mut dyn Disk,
     gpt: &mut Gpt,
@@ -449,7 +502,10 @@ fn create(
     binding: &Tpm2Binding,
     staging: &Path,
     show_recovery_key: &mut dyn FnMut(&RecoveryKey) -> io::Result<()>,
+    mut block: Option<&mut dyn BlockDevice>,
 ) -> Result<Vec<AddedPartition>, FirstbootError> {
+    let formatting = block.is_some();
+    let phases = format::label_phases(&planned, formatting);
     let mut recovery = [0u8; 32];
     recovery.copy_from_slice(&random(32, tpm.as_deref_mut())?);
     let mut shown = RecoveryKey {
@@ -458,6 +514,9 @@ fn create(
         luks_uuids: Vec::new(),
     };
     let mut added = Vec::new();
+    // The volume keys of the encrypted partitions to format, which open them for
+    // mkfs; by index in `added`.
+    let mut keys: Vec<Option<VolumeKey>> = Vec::new();
     for p in planned {
         let uuid = if p.b_slot {
             crate::build::derived_uuid(
@@ -468,13 +527,14 @@ fn create(
             random_uuid()?
         };
         let mut luks_uuid = None;
+        let mut kept = None;
         if p.encrypted() {
-            let mut volume_key = random(VOLUME_KEY_BYTES, tpm.as_deref_mut())?;
+            let volume_key = VolumeKey(random(VOLUME_KEY_BYTES, tpm.as_deref_mut())?);
             let id = random_uuid()?;
             let spec = FormatSpec {
                 label: &p.label,
                 uuid: id,
-                volume_key: &volume_key,
+                volume_key: &volume_key.0,
                 sector_size: gpt.sector_size,
             };
             let with_tpm = if uses_tpm(p.encrypt) {
@@ -482,15 +542,13 @@ fn create(
             } else {
                 None
             };
-            let made = format_header(staging, &spec, |luks| {
+            let (header, key) = format_header(staging, &spec, |luks| {
                 if let Some(t) = with_tpm {
-                    enroll_tpm2(luks, Existing::VolumeKey(&volume_key), t, binding)?;
+                    enroll_tpm2(luks, Existing::VolumeKey(&volume_key.0), t, binding)?;
                 }
-                enroll_recovery_key(luks, Existing::VolumeKey(&volume_key), &recovery)
+                enroll_recovery_key(luks, Existing::VolumeKey(&volume_key.0), &recovery)
                     .map(|(key, _)| key)
-            });
-            volume_key.fill(0);
-            let (header, key) = made?;
+            })?;
             if header.bytes.len() as u64 > p.size {
                 return Err(PlanError::TooSmall {
                     needs: format!("{} needs room for its LUKS2 header", p.label),
@@ -503,6 +561,9 @@ fn create(
             shown.partitions.push(p.label.clone());
             shown.luks_uuids.push(id);
             luks_uuid = Some(id);
+            if formatting && format::needs_format(&p) {
+                kept = Some(volume_key);
+            }
         } else if !p.b_slot {
             // A stale file system signature must not make the new partition look
             // formatted.
@@ -512,12 +573,16 @@ fn create(
             planned: p,
             uuid,
             luks_uuid,
+            formatted: false,
         });
+        keys.push(kept);
     }
+    recovery.fill(0);
     disk.flush()?;
     if !shown.partitions.is_empty() {
         show_recovery_key(&shown).map_err(FirstbootError::RecoveryKey)?;
     }
+    let first_new = gpt.partitions.len();
     for a in &added {
         // Re-created partitions fill the entries a reset freed, so nothing is
         // renumbered; a new slot goes after every entry (see `number_after_last`).
@@ -536,7 +601,73 @@ fn create(
             number,
         });
     }
-    write_gpt(disk, gpt)?;
-    disk.flush()?;
+    // Pinned, so that the second table write and the device nodes agree with the
+    // first.
+    let numbers = gpt.numbers().map_err(PlanError::Table)?;
+    for (p, n) in gpt.partitions.iter_mut().zip(numbers).skip(first_new) {
+        p.number = Some(n);
+    }
+    for (phase, labels) in phases.iter().enumerate() {
+        for (p, label) in gpt.partitions[first_new..].iter_mut().zip(labels) {
+            p.label.clone_from(label);
+        }
+        write_gpt(disk, gpt)?;
+        disk.flush()?;
+        if let Some(b) = block.as_deref_mut() {
+            b.sync_partitions(gpt).map_err(FirstbootError::Kernel)?;
+            if phase + 1 < phases.len() {
+                format_new(b, gpt, first_new, &mut added, &keys, staging)?;
+            }
+        }
+    }
     Ok(added)
+}
+
+/// Makes the file system of every new partition that has `Format=`, starting from
+/// its MakeDirectories= and MakeSymlinks= tree.
+fn format_new(
+    block: &mut dyn BlockDevice,
+    gpt: &Gpt,
+    first_new: usize,
+    added: &mut [AddedPartition],
+    keys: &[Option<VolumeKey>],
+    staging: &Path,
+) -> Result<(), FirstbootError> {
+    for (k, a) in added.iter_mut().enumerate() {
+        let p = &a.planned;
+        let (true, Some(fs)) = (format::needs_format(p), p.format) else {
+            continue;
+        };
+        let number = gpt.number(first_new + k);
+        let failed = |error| FirstbootError::Format {
+            number,
+            label: p.label.clone(),
+            error,
+        };
+        let tree = if p.make_directories.is_empty() && p.make_symlinks.is_empty() {
+            None
+        } else {
+            let t = tempfile::Builder::new()
+                .prefix("osimage-tree-")
+                .tempdir_in(staging)
+                .and_then(|t| {
+                    format::build_tree(t.path(), &p.make_directories, &p.make_symlinks)?;
+                    Ok(t)
+                })
+                .map_err(|e| failed(FormatError::io("building its directory tree", e)))?;
+            Some(t)
+        };
+        block
+            .format(&FormatJob {
+                number,
+                label: &p.label,
+                uuid: a.uuid,
+                format: fs,
+                tree: tree.as_ref().map(|t| t.path()),
+                volume_key: keys[k].as_ref().map(|v| v.0.as_slice()),
+            })
+            .map_err(failed)?;
+        a.formatted = true;
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::definition::partition::Encrypt;
-use crate::definition::{FsFormat, PartitionDefinition};
+use crate::definition::{FsFormat, MakeSymlink, PartitionDefinition};
 use crate::gpt::{ATTR_READ_ONLY, Gpt, GptError, PartitionType};
 use crate::install::free_extents;
 use crate::update::slots::EMPTY;
@@ -51,6 +51,10 @@ pub struct PlannedPartition {
     pub size: u64,
     pub encrypt: Encrypt,
     pub format: Option<FsFormat>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub make_directories: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub make_symlinks: Vec<MakeSymlink>,
     pub attributes: u64,
     /// An `_empty` B slot for updates, not a definition of its own.
     pub b_slot: bool,
@@ -164,6 +168,8 @@ pub fn plan(defs: &[PartitionDefinition], gpt: &Gpt) -> Result<Vec<PlannedPartit
             size: sectors * ss,
             encrypt: d.encrypt,
             format: d.format,
+            make_directories: d.make_directories.clone(),
+            make_symlinks: d.make_symlinks.clone(),
             attributes: d.attributes(),
             b_slot: false,
         };
@@ -213,6 +219,9 @@ pub fn plan(defs: &[PartitionDefinition], gpt: &Gpt) -> Result<Vec<PlannedPartit
     }
     if wanted.is_empty() {
         return Ok(out);
+    }
+    for d in &wanted {
+        super::format::check_creatable(d).map_err(PlanError::Conflict)?;
     }
 
     // Each of the rest goes, at its minimum, into a free area: fixed-size ones first,

@@ -9,8 +9,8 @@ pub mod unlock;
 
 use std::path::{Path, PathBuf};
 
-use libcryptsetup_rs::consts::flags::CryptActivate;
-use libcryptsetup_rs::consts::vals::EncryptionFormat;
+use libcryptsetup_rs::consts::flags::{CryptActivate, CryptDeactivate};
+use libcryptsetup_rs::consts::vals::{CryptStatusInfo, EncryptionFormat};
 use libcryptsetup_rs::{CryptDevice, CryptInit, LibcryptErr};
 
 pub use token::{PcrSigningKey, SystemdTpm2Token};
@@ -129,4 +129,67 @@ impl Luks2 {
                 detail: e.to_string(),
             })
     }
+
+    /// Opens the volume as `/dev/mapper/<name>` with its volume key (needs
+    /// device-mapper): for a volume just made, before any passphrase is needed.
+    pub fn activate_by_volume_key(
+        &mut self,
+        name: &str,
+        volume_key: &[u8],
+    ) -> Result<(), LuksError> {
+        self.device
+            .activate_handle()
+            .activate_by_volume_key(Some(name), Some(volume_key), CryptActivate::empty())
+            .map_err(|e| LuksError::Library {
+                path: self.path.clone(),
+                what: "activate by volume key",
+                detail: e.to_string(),
+            })
+    }
+
+    /// Closes `/dev/mapper/<name>`.
+    pub fn deactivate(&mut self, name: &str) -> Result<(), LuksError> {
+        deactivate_with(&mut self.device, name).map_err(|e| LuksError::Library {
+            path: self.path.clone(),
+            what: "deactivate",
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// udev may still be probing a device that was just written to, and holds it open
+/// for that moment: closing is retried for a few seconds.
+fn deactivate_with(device: &mut CryptDevice, name: &str) -> Result<(), LibcryptErr> {
+    let mut tries = 0;
+    loop {
+        match device
+            .activate_handle()
+            .deactivate(name, CryptDeactivate::empty())
+        {
+            Err(LibcryptErr::IOError(e)) if e.raw_os_error() == Some(libc::EBUSY) && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Closes the device-mapper device `name` if one is active: returns whether there
+/// was one.
+pub fn deactivate_stale(name: &str) -> Result<bool, LuksError> {
+    let lib = |what, e: LibcryptErr| LuksError::Library {
+        path: PathBuf::from("/dev/mapper").join(name),
+        what,
+        detail: e.to_string(),
+    };
+    match libcryptsetup_rs::status(None, name) {
+        Ok(CryptStatusInfo::Active | CryptStatusInfo::Busy) => {}
+        _ => return Ok(false),
+    }
+    tracing::warn!("/dev/mapper/{name} is still active (an interrupted run?): closing it");
+    let mut device =
+        CryptInit::init_by_name_and_header(name, None).map_err(|e| lib("crypt_init_by_name", e))?;
+    deactivate_with(&mut device, name).map_err(|e| lib("deactivate", e))?;
+    Ok(true)
 }
