@@ -251,7 +251,10 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
     };
     let uki_bytes = spec.build_from_file(&def.uki.stub)?;
     let uki_sha256 = hex::encode(Sha256::digest(&uki_bytes));
-    let uki_path = format!("EFI/Linux/{versioned}.efi");
+    let uki_path = match def.boot.tries {
+        Some(tries) => format!("EFI/Linux/{versioned}+{tries}.efi"),
+        None => format!("EFI/Linux/{versioned}.efi"),
+    };
 
     let sd_boot = read(&def.boot.systemd_boot)?;
     let mut esp_files = vec![

@@ -130,6 +130,10 @@ pub struct BootSection {
     /// loader.conf contents written to the ESP.
     #[serde(default = "default_loader_conf")]
     pub loader_conf: String,
+    /// Boot counting for the shipped UKI: installed as `<name>_<version>+<tries>.efi`,
+    /// systemd-boot counts it down until `osimage boot bless` drops the counter.
+    #[serde(default)]
+    pub tries: Option<u32>,
 }
 
 fn default_loader_conf() -> String {

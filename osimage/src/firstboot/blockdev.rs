@@ -1,5 +1,5 @@
 //! [`BlockDevice`] for a real disk: telling the kernel about a new partition table
-//! (BLKRRPART, or BLKPG where that is refused), and formatting partitions, through
+//! (BLKPG, partition by partition), and formatting partitions, through
 //! device-mapper for encrypted ones.
 
 use std::fs::File;
@@ -12,9 +12,7 @@ use super::format::{self, BlockDevice, FormatError, FormatJob};
 use crate::gpt::Gpt;
 use crate::luks::{self, Luks2};
 
-/// `_IO(0x12, 95)`, `_IO(0x12, 97)` and `_IO(0x12, 105)` from linux/fs.h; the libc
-/// crate lacks them.
-const BLKRRPART: libc::c_ulong = 0x125f;
+/// `_IO(0x12, 97)` and `_IO(0x12, 105)` from linux/fs.h; the libc crate lacks them.
 const BLKFLSBUF: libc::c_ulong = 0x1261;
 const BLKPG: libc::c_ulong = 0x1269;
 const BLKPG_ADD_PARTITION: libc::c_int = 1;
@@ -239,24 +237,9 @@ impl BlockDevice for SystemBlockDevice {
         let want = table_partitions(gpt);
         drop_cache(&self.file)
             .map_err(|e| FormatError::io(format!("/dev/{}: dropping its cache", self.name), e))?;
-        // SAFETY: BLKRRPART takes no argument.
-        let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), BLKRRPART, 0) };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EBUSY) {
-                return Err(FormatError::io(
-                    format!("/dev/{}: re-reading the partition table", self.name),
-                    e,
-                ));
-            }
-            tracing::info!(
-                "/dev/{}: a partition is in use, so the kernel keeps its table; \
-                 changing the partitions that differ one by one",
-                self.name
-            );
-        }
-        // Also after a BLKRRPART that succeeded: a kernel without the GPT parser
-        // accepts it and finds nothing.
+        // Never BLKRRPART: it drops and re-adds every partition, so the devices of the
+        // ones in use (the usr partition systemd-veritysetup@usr is bound to) vanish
+        // for a moment and their units fail. BLKPG changes only what differs.
         let (delete, add) = partition_changes(&self.kernel_partitions()?, &want);
         for n in delete {
             let p = KernelPartition {
@@ -288,6 +271,15 @@ impl BlockDevice for SystemBlockDevice {
                     NODE_WAIT.as_secs()
                 ),
             });
+        }
+        // A relabel changes no geometry, so the kernel sends no event: ask udev to
+        // probe every partition again, or /dev/disk/by-partlabel keeps the old names.
+        for p in &want {
+            let name = partition_name(&self.name, p.number);
+            let uevent = Path::new("/sys/class/block").join(&name).join("uevent");
+            if let Err(e) = std::fs::write(&uevent, "change") {
+                tracing::debug!("{}: {e}", uevent.display());
+            }
         }
         Ok(())
     }
