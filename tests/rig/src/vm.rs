@@ -309,9 +309,10 @@ impl Vm {
     pub fn login(&mut self, user: &str, password: &str, timeout: Duration) -> Result<()> {
         let at = self.wait_for_text(" login: ", 0, timeout)?;
         self.send(&format!("{user}\n"))?;
-        let at = self.wait_for_text("Password: ", at, Duration::from_secs(60))?;
+        let at = self.wait_for_text("Password: ", at, Duration::from_secs(120))?;
         self.send(&format!("{password}\n"))?;
-        self.wait_for_text("# ", at, Duration::from_secs(60))?;
+        // The first login under TCG takes a while (PAM, logind, the shell's start).
+        self.wait_for_text("# ", at, Duration::from_secs(300))?;
         Ok(())
     }
 
