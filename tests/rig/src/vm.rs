@@ -323,6 +323,10 @@ impl Vm {
             let path = self.dir.path().join("serial.sock");
             let stream = std::os::unix::net::UnixStream::connect(&path)
                 .map_err(io_err(format!("connect {}", path.display())))?;
+            // While connected, QEMU sends the console to this socket too and stalls
+            // the guest's output when nobody reads it; the log file already has it all.
+            let mut drain = stream.try_clone().map_err(io_err("clone the console socket"))?;
+            std::thread::spawn(move || std::io::copy(&mut drain, &mut std::io::sink()));
             self.console = Some(stream);
         }
         let console = self
