@@ -169,7 +169,10 @@ pub fn stage(app: &ApplianceRoot, work: &Path, version: &str, bins: &Binaries) -
     let units = usr.join("lib/systemd/system");
     for entry in std::fs::read_dir(units_dir()).map_err(io_err("list config/units"))? {
         let path = entry.map_err(io_err("list config/units"))?.path();
-        if let Some(name) = path.file_name() {
+        if path.is_dir() {
+            // A drop-in directory (`unit.d/`) for a unit of the distribution.
+            run(Command::new("cp").arg("-a").arg(&path).arg(&units))?;
+        } else if let Some(name) = path.file_name() {
             let bytes = std::fs::read(&path).map_err(io_err(format!("read {}", path.display())))?;
             replace(&units.join(name), &bytes)?;
         }
