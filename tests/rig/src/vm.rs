@@ -325,7 +325,9 @@ impl Vm {
                 .map_err(io_err(format!("connect {}", path.display())))?;
             // While connected, QEMU sends the console to this socket too and stalls
             // the guest's output when nobody reads it; the log file already has it all.
-            let mut drain = stream.try_clone().map_err(io_err("clone the console socket"))?;
+            let mut drain = stream
+                .try_clone()
+                .map_err(io_err("clone the console socket"))?;
             std::thread::spawn(move || std::io::copy(&mut drain, &mut std::io::sink()));
             self.console = Some(stream);
         }
@@ -353,7 +355,9 @@ impl Vm {
         self.send(&format!(
             "echo TESSERA-CMD-{n}-BEGIN; {command}; echo TESSERA-CMD-{n}-END rc=$?\n"
         ))?;
-        let end = format!(r"^TESSERA-CMD-{n}-END rc=(\d+)");
+        // Not anchored: the shell may put control sequences before it. The echo of
+        // the typed line cannot match, it shows `$?` where this wants digits.
+        let end = format!(r"TESSERA-CMD-{n}-END rc=\d+");
         self.wait_for_line(&end, timeout)?;
         let serial = self.serial();
         let text = serial.get(before..).unwrap_or_default();
@@ -397,13 +401,37 @@ impl Vm {
     }
 }
 
+/// What a console line shows: after its last carriage return, without the control
+/// sequences (bash's bracketed-paste switches, colours).
+fn console_text(line: &str) -> String {
+    let line = line.trim_end_matches('\r');
+    let line = line.rsplit('\r').next().unwrap_or_default();
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters… final byte in @..~
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The output between `TESSERA-CMD-n-BEGIN` and `TESSERA-CMD-n-END rc=N` lines.
 pub fn parse_framed(text: &str, n: u32) -> Option<(String, i32)> {
     let begin = format!("TESSERA-CMD-{n}-BEGIN");
     let end = format!("TESSERA-CMD-{n}-END rc=");
     let mut out = Vec::new();
     let mut inside = false;
-    for line in text.lines().map(|l| l.trim_end_matches('\r')) {
+    for line in text.lines().map(console_text) {
         if line == begin {
             inside = true;
         } else if let Some(rc) = line.strip_prefix(&end).filter(|_| inside) {
@@ -422,7 +450,8 @@ mod tests {
     #[test]
     fn framed_output_skips_the_echoed_command_line() {
         let text = "root@t:~# echo TESSERA-CMD-3-BEGIN; cat x; echo TESSERA-CMD-3-END rc=$?\r\n\
-                    TESSERA-CMD-3-BEGIN\r\nline one\r\nline two\r\nTESSERA-CMD-3-END rc=2\r\n";
+                    \u{1b}[?2004l\rTESSERA-CMD-3-BEGIN\r\nline one\r\nline \u{1b}[1mtwo\u{1b}[0m\r\n\
+                    TESSERA-CMD-3-END rc=2\r\n\u{1b}[?2004hroot@t:~# ";
         assert_eq!(
             parse_framed(text, 3),
             Some(("line one\nline two".to_owned(), 2))
