@@ -143,7 +143,7 @@ fn first_boot_unlocks_root_through_the_tpm_token_and_blesses_the_uki() {
     // What systemd-boot passed on is the counted name it renamed the file to.
     let counted = sh(
         &mut vm,
-        "tr -d '\\000' < /sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f",
+        "tr -d '\\000' < /sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f; echo",
     );
     assert!(counted.contains("tessera_1.0+2-1.efi"), "{counted:?}");
     let journal = sh(&mut vm, "journalctl -b -o cat -u osimage-bless-boot");
