@@ -85,10 +85,14 @@ pub fn run(args: VmArgs) -> anyhow::Result<()> {
         .context("console arguments")?;
     qemu_args.drain(serial..serial + 4);
     qemu_args.extend(["-serial".into(), "mon:stdio".into()]);
-    if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
-        if let Some(i) = qemu_args.iter().position(|a| a == "none") {
-            qemu_args[i] = "gtk".into();
-        }
+    let display =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if let Some(i) = qemu_args
+        .iter()
+        .position(|a| a == "none")
+        .filter(|_| display)
+    {
+        qemu_args[i] = "gtk".into();
     }
     println!(
         "Booting {} (log in as root, password tessera; Ctrl-A X quits)",
