@@ -66,7 +66,8 @@ fn first_boot_unlocks_root_through_the_tpm_token_and_blesses_the_uki() {
         &VmConfig::firmware(&disk)
             .with_tpm(&tpm)
             .with_gpu(1280, 800)
-            .with_credential("passwd.plaintext-password.root", PASSWORD),
+            .with_credential("passwd.plaintext-password.root", PASSWORD)
+            .with_typed_console(),
     )
     .unwrap();
 

@@ -81,10 +81,9 @@ pub fn run(args: VmArgs) -> anyhow::Result<()> {
     // there is a display.
     let serial = qemu_args
         .iter()
-        .position(|a| a == "-chardev")
+        .position(|a| a == "-serial")
         .context("console arguments")?;
-    qemu_args.drain(serial..serial + 4);
-    qemu_args.extend(["-serial".into(), "mon:stdio".into()]);
+    qemu_args[serial + 1] = "mon:stdio".into();
     let display =
         std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     if let Some(i) = qemu_args
