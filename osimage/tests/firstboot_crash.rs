@@ -270,6 +270,21 @@ fn firstboot_survives_power_loss_at_every_write() {
     let (_, _, total, r) = m.boot(base.clone(), false, usize::MAX);
     r.unwrap();
     assert!(total > 40, "{total} writes");
+    sweep(&mut m, &base, total, |done, _, cut| {
+        assert_eq!(untouched(done)[..4], before[..], "cut at write {cut}");
+    });
+    println!("firstboot: {total} crash points tested, each finished by the next boot");
+}
+
+/// Cuts a first boot from `base` at each of its `total` writes: the cut leaves a
+/// consistent disk, and the next boot finishes it with all ten partitions;
+/// `finished` checks what that boot left.
+fn sweep(
+    m: &mut Machine,
+    base: &MemDisk,
+    total: usize,
+    finished: impl Fn(&MemDisk, &osimage::gpt::Gpt, usize),
+) {
     for cut in 0..total {
         m.shown.borrow_mut().clear();
         let (crashed, _, _, r) = m.boot(base.clone(), false, cut);
@@ -280,9 +295,8 @@ fn firstboot_survives_power_loss_at_every_write() {
         m.check_consistent(&done, cut);
         let gpt = read_gpt(&done).unwrap();
         assert_eq!(gpt.partitions.len(), 10, "cut at write {cut}");
-        assert_eq!(untouched(&done)[..4], before[..], "cut at write {cut}");
+        finished(&done, &gpt, cut);
     }
-    println!("firstboot: {total} crash points tested, each finished by the next boot");
 }
 
 #[test]
@@ -304,21 +318,12 @@ fn on_a_block_device_no_partition_is_labelled_before_its_file_system_is_made() {
         .map(|p| p.label.clone())
         .collect();
     assert_eq!(labels[7..], ["root", "home", "swap"]);
-    for cut in 0..total {
-        m.shown.borrow_mut().clear();
-        let (crashed, _, _, r) = m.boot(base.clone(), false, cut);
-        assert!(r.is_err(), "cut at write {cut} of {total} did not cut");
-        m.check_consistent(&crashed, cut);
-        let (done, _, _, r) = m.boot(crashed, false, usize::MAX);
-        r.unwrap_or_else(|e| panic!("cut at write {cut}: the next boot failed: {e}"));
-        m.check_consistent(&done, cut);
-        let gpt = read_gpt(&done).unwrap();
-        assert_eq!(gpt.partitions.len(), 10, "cut at write {cut}");
+    sweep(&mut m, &base, total, |_, gpt, cut| {
         assert!(
             gpt.partitions.iter().all(|p| p.label != RESET_LABEL),
             "cut at write {cut}"
         );
-    }
+    });
     println!("firstboot on a block device: {total} crash points tested");
 }
 
