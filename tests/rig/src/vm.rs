@@ -127,16 +127,17 @@ impl VmConfig {
         .to_vec();
         a.extend(["-m".into(), self.memory_mib.to_string()]);
         a.extend(["-smp".into(), self.cpus.to_string()]);
-        // A typed console is logged to a file and also reachable on a socket. Only
-        // then: a guest whose console socket nobody connects to was seen to stall in
-        // early boot, which a plain file never does.
+        // A typed console is a socket the rig reads and writes; the rig writes the log
+        // itself (see `Vm::start`). QEMU's own `logfile=` repeated bytes whenever a
+        // socket write was partial, which garbled JSON read off the console (seen).
+        // `wait=on`: the guest starts only once the rig is connected, so nothing is
+        // lost and nobody stalls it.
         if self.typed_console {
             a.extend([
                 "-chardev".into(),
                 format!(
-                    "socket,id=ser0,path={},server=on,wait=off,logfile={}",
-                    dir.join("serial.sock").display(),
-                    dir.join("serial.log").display()
+                    "socket,id=ser0,path={},server=on,wait=on",
+                    dir.join("serial.sock").display()
                 ),
                 "-serial".into(),
                 "chardev:ser0".into(),
@@ -233,6 +234,11 @@ impl Vm {
         let mut cmd = Command::new(which("qemu-system-x86_64")?);
         cmd.args(config.qemu_args(dir.path()));
         let mut service = Service::spawn("qemu", cmd, &dir.path().join("qemu.log"))?;
+        let console = if config.typed_console {
+            Some(connect_console(dir.path(), &mut service)?)
+        } else {
+            None
+        };
         let qmp = dir.path().join("qmp.sock");
         let up = wait_until(Duration::from_secs(20), || {
             qmp.exists() || !service.is_running()
@@ -247,7 +253,7 @@ impl Vm {
             service,
             dir,
             started: Instant::now(),
-            console: None,
+            console,
             commands: 0,
         })
     }
@@ -337,22 +343,9 @@ impl Vm {
     /// Types `text` on the serial console.
     pub fn send(&mut self, text: &str) -> Result<()> {
         use std::io::Write;
-        if self.console.is_none() {
-            let path = self.dir.path().join("serial.sock");
-            let stream = std::os::unix::net::UnixStream::connect(&path)
-                .map_err(io_err(format!("connect {}", path.display())))?;
-            // While connected, QEMU sends the console to this socket too and stalls
-            // the guest's output when nobody reads it; the log file already has it all.
-            let mut drain = stream
-                .try_clone()
-                .map_err(io_err("clone the console socket"))?;
-            std::thread::spawn(move || std::io::copy(&mut drain, &mut std::io::sink()));
-            self.console = Some(stream);
-        }
-        let console = self
-            .console
-            .as_mut()
-            .ok_or_else(|| RigError::Failed("no console".into()))?;
+        let console = self.console.as_mut().ok_or_else(|| {
+            RigError::Failed("the VM has no typed console (VmConfig::with_typed_console)".into())
+        })?;
         // A slow guest line discipline drops input that arrives in one burst.
         for chunk in text.as_bytes().chunks(16) {
             console
@@ -417,6 +410,37 @@ impl Vm {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// Connects to a typed console's socket and copies everything the guest writes to
+/// `serial.log`, which [`Vm::serial`] reads like the plain-file console's.
+fn connect_console(dir: &Path, qemu: &mut Service) -> Result<std::os::unix::net::UnixStream> {
+    use std::io::{Read, Write};
+    let path = dir.join("serial.sock");
+    let mut stream = None;
+    wait_until(Duration::from_secs(20), || {
+        stream = std::os::unix::net::UnixStream::connect(&path).ok();
+        stream.is_some() || !qemu.is_running()
+    });
+    let stream = stream.ok_or_else(|| RigError::NotReady {
+        service: "qemu console".into(),
+        detail: qemu.log_text(),
+    })?;
+    let mut reader = stream
+        .try_clone()
+        .map_err(io_err("clone the console socket"))?;
+    let log = dir.join("serial.log");
+    let mut file =
+        std::fs::File::create(&log).map_err(io_err(format!("create {}", log.display())))?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || file.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(stream)
 }
 
 /// What a console line shows: after its last carriage return, without the control
