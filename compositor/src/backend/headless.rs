@@ -18,7 +18,6 @@ use smithay::backend::renderer::{
     Bind, Color32F, ExportMem, ImportAll, ImportDma, ImportMem, Offscreen, Renderer, Texture,
 };
 use smithay::desktop::layer_map_for_output;
-use smithay::desktop::utils::OutputPresentationFeedback;
 use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::pixman::Image;
@@ -172,7 +171,7 @@ impl Tessera {
     /// Adds a virtual output named `Virtual-N` to the right of the others and
     /// starts its refresh timer.
     pub fn add_virtual_output(&mut self, spec: VirtualOutput) -> anyhow::Result<Output> {
-        let Backend::Headless(headless) = &mut self.backend else {
+        let Backend::Headless(headless) = &self.backend else {
             anyhow::bail!("virtual outputs need the headless backend");
         };
         let name = format!("Virtual-{}", headless.outputs.len() + 1);
@@ -204,27 +203,12 @@ impl Tessera {
         } else {
             spec.scale
         };
-        output.change_current_state(
-            Some(mode),
-            Some(crate::config::transform(cfg.transform)),
-            Some(smithay::output::Scale::Fractional(scale)),
-            None,
-        );
-        output.set_preferred(mode);
-        output.create_global::<Tessera>(&self.display_handle);
-        let x = self
-            .space
-            .outputs()
-            .filter_map(|o| self.space.output_geometry(o))
-            .map(|g| g.loc.x + g.size.w)
-            .max()
-            .unwrap_or(0);
-        let position: smithay::utils::Point<i32, smithay::utils::Logical> =
-            cfg.position.map_or((x, 0).into(), |[x, y]| (x, y).into());
-        self.space.map_output(&output, position);
+        self.map_new_output(&output, mode, scale);
 
         let refresh = Duration::from_micros(1_000_000_000 / mhz.max(1) as u64);
-        headless.outputs.push((output.clone(), refresh));
+        if let Backend::Headless(headless) = &mut self.backend {
+            headless.outputs.push((output.clone(), refresh));
+        }
         let timer_output = output.clone();
         // Deadlines on a fixed grid, not "refresh after the last frame ended": the
         // latter drifts by the render time, and a 60 Hz output would tick at 54 Hz.
@@ -319,40 +303,21 @@ impl Tessera {
 
     /// Frame callbacks and presentation feedback for everything on `output`.
     fn frame_done(&mut self, output: &Output) {
-        let now = self.clock.now();
         let (refresh, seq) = match &self.backend {
             Backend::Headless(h) => (
                 h.outputs.iter().find(|(o, _)| o == output).map(|(_, r)| *r),
                 h.seq.get(&output.name()).copied().unwrap_or(0),
             ),
-            Backend::None => (None, 0),
+            _ => (None, 0),
         };
-        let throttle = Some(Duration::from_secs(1));
-        let mut feedback = OutputPresentationFeedback::new(output);
-        let primary = |_: &_, _: &_| Some(output.clone());
-        let flags = |_: &_, _: &_| wp_presentation_feedback::Kind::empty();
-        if let Some(lock) = self.lock.surface_for(output) {
-            smithay::desktop::utils::send_frames_surface_tree(
-                lock.wl_surface(),
-                output,
-                now,
-                throttle,
-                primary,
-            );
-        }
-        if !self.lock.is_locked() {
-            for window in self.space.elements_for_output(output) {
-                window.send_frame(output, now, throttle, primary);
-                window.take_presentation_feedback(&mut feedback, primary, flags);
-            }
-            let map = layer_map_for_output(output);
-            for layer in map.layers() {
-                layer.send_frame(output, now, throttle, primary);
-                layer.take_presentation_feedback(&mut feedback, primary, flags);
-            }
-        }
+        let mut feedback = self.send_frames(output);
         let refresh = refresh.map_or(Refresh::Unknown, Refresh::Fixed);
-        feedback.presented(now, refresh, seq, wp_presentation_feedback::Kind::Vsync);
+        feedback.presented(
+            self.clock.now(),
+            refresh,
+            seq,
+            wp_presentation_feedback::Kind::Vsync,
+        );
     }
 }
 

@@ -2,9 +2,16 @@
 
 pub mod headless;
 
+use std::time::Duration;
+
 use smithay::backend::allocator::dmabuf::Dmabuf;
-use smithay::output::Output;
-use smithay::utils::{Physical, Size};
+use smithay::desktop::layer_map_for_output;
+use smithay::desktop::utils::{OutputPresentationFeedback, send_frames_surface_tree};
+use smithay::output::{Mode, Output};
+use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
+use smithay::utils::{Logical, Physical, Point, Size};
+
+use crate::state::Tessera;
 
 use headless::Headless;
 
@@ -94,4 +101,63 @@ impl Backend {
 pub fn framebuffer_size(output: &Output) -> Option<Size<i32, Physical>> {
     let mode = output.current_mode()?;
     Some(output.current_transform().transform_size(mode.size))
+}
+
+impl Tessera {
+    /// Gives a new output its mode, the config's transform and scale (`scale`
+    /// unless the config sets one), its global, and its place in the space: the
+    /// configured position, else right of the others.
+    pub fn map_new_output(&mut self, output: &Output, mode: Mode, scale: f64) {
+        let cfg = self
+            .config
+            .output
+            .get(&output.name())
+            .cloned()
+            .unwrap_or_default();
+        let scale = if cfg.scale != 1.0 { cfg.scale } else { scale };
+        output.change_current_state(
+            Some(mode),
+            Some(crate::config::transform(cfg.transform)),
+            Some(smithay::output::Scale::Fractional(scale)),
+            None,
+        );
+        output.set_preferred(mode);
+        output.create_global::<Tessera>(&self.display_handle);
+        let x = self
+            .space
+            .outputs()
+            .filter_map(|o| self.space.output_geometry(o))
+            .map(|g| g.loc.x + g.size.w)
+            .max()
+            .unwrap_or(0);
+        let position: Point<i32, Logical> =
+            cfg.position.map_or((x, 0).into(), |[x, y]| (x, y).into());
+        self.space.map_output(output, position);
+        self.needs_redraw = true;
+    }
+
+    /// Sends frame callbacks to everything shown on `output` and collects the
+    /// presentation feedback they asked for; the backend says when it was presented.
+    pub fn send_frames(&mut self, output: &Output) -> OutputPresentationFeedback {
+        let now = self.clock.now();
+        let throttle = Some(Duration::from_secs(1));
+        let mut feedback = OutputPresentationFeedback::new(output);
+        let primary = |_: &_, _: &_| Some(output.clone());
+        let flags = |_: &_, _: &_| wp_presentation_feedback::Kind::empty();
+        if let Some(lock) = self.lock.surface_for(output) {
+            send_frames_surface_tree(lock.wl_surface(), output, now, throttle, primary);
+        }
+        if !self.lock.is_locked() {
+            for window in self.space.elements_for_output(output) {
+                window.send_frame(output, now, throttle, primary);
+                window.take_presentation_feedback(&mut feedback, primary, flags);
+            }
+            let map = layer_map_for_output(output);
+            for layer in map.layers() {
+                layer.send_frame(output, now, throttle, primary);
+                layer.take_presentation_feedback(&mut feedback, primary, flags);
+            }
+        }
+        feedback
+    }
 }
