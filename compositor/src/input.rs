@@ -209,11 +209,14 @@ impl Tessera {
                 Some(cmd) => crate::spawn::spawn(self, &cmd),
                 None => tracing::warn!("lock: no [lock] command configured"),
             },
-            Action::SwitchVt(n) => tracing::info!(
-                vt = n,
-                backend = self.backend.name(),
-                "VT switch needs the kms backend"
-            ),
+            Action::SwitchVt(n) => match &mut self.backend {
+                crate::backend::Backend::Kms(kms) => kms.change_vt(n),
+                other => tracing::info!(
+                    vt = n,
+                    backend = other.name(),
+                    "VT switch needs the kms backend"
+                ),
+            },
             Action::Quit => self.quit(),
         }
     }

@@ -76,6 +76,27 @@ pub struct OutputPlanes {
     /// The last frame, front to back.
     pub last_frame: Vec<ElementReport>,
     pub clear_colour: Option<[f32; 4]>,
+    /// What the KMS commits really did; absent on headless.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms: Option<KmsCounters>,
+}
+
+/// Per output on the kms backend: what smithay's DrmCompositor put on the
+/// planes, commit by commit. The plan above is the policy; this is the hardware.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KmsCounters {
+    /// Frames committed to the CRTC.
+    pub commits: u64,
+    /// Frames with nothing new, not committed.
+    pub empty: u64,
+    /// Commits whose primary plane showed the compositor's own (composited) buffer.
+    pub primary_swapchain: u64,
+    /// Commits whose primary plane scanned out a client buffer directly.
+    pub primary_client: u64,
+    pub overlay_elements: u64,
+    pub cursor_elements: u64,
+    /// Commits the kernel refused; each is retried composited.
+    pub failed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,6 +163,19 @@ impl PlanesReport {
                 c.background,
                 c.hidden
             );
+            if let Some(k) = &o.kms {
+                let _ = writeln!(
+                    s,
+                    "  kms: {} commits ({} empty frames skipped, {} failed); primary plane: composited {} client buffer {}; overlay elements {}; cursor elements {}",
+                    k.commits,
+                    k.empty,
+                    k.failed,
+                    k.primary_swapchain,
+                    k.primary_client,
+                    k.overlay_elements,
+                    k.cursor_elements
+                );
+            }
             for (why, n) in &c.reasons {
                 let _ = writeln!(s, "  composited because {why}: {n}");
             }
@@ -215,6 +249,7 @@ impl Scanout {
                 counters: PlaneCounters::default(),
                 last_frame: Vec::new(),
                 clear_colour: None,
+                kms: None,
             });
         let c = &mut entry.counters;
         c.frames += 1;
@@ -257,6 +292,18 @@ impl Scanout {
             .flat_map(|o| o.last_frame.iter().map(|e| e.id))
             .collect();
         self.surfaces.retain(|id, _| shown.contains(id));
+    }
+
+    /// Updates the hardware counters of `output`.
+    pub fn record_kms(&mut self, output: &str, update: impl FnOnce(&mut KmsCounters)) {
+        if let Some(o) = self.outputs.get_mut(output) {
+            update(o.kms.get_or_insert_with(KmsCounters::default));
+        }
+    }
+
+    /// An output went away: its counters and the surfaces it showed go too.
+    pub fn forget_output(&mut self, output: &str) {
+        self.outputs.remove(output);
     }
 
     pub fn report(&self) -> PlanesReport {

@@ -153,9 +153,9 @@ impl Dispatch<ZwlrScreencopyFrameV1, Frame> for Tessera {
             frame.post_error(Error::InvalidBuffer, why);
             return;
         }
-        let capture = match state.render_headless(&output, true) {
-            Ok(Some(c)) => c,
-            Ok(None) | Err(_) => {
+        let capture = match state.render_capture(&output) {
+            Ok(c) => c,
+            Err(_) => {
                 frame.failed();
                 return;
             }

@@ -14,6 +14,7 @@ use smithay::wayland::socket::ListeningSocketSource;
 
 use crate::backend::Backend;
 use crate::backend::headless::{Headless, RendererChoice, VirtualOutput};
+use crate::backend::kms::Kms;
 use crate::cli::{Args, Backend as BackendArg, Renderer};
 use crate::state::Tessera;
 use tessera_protocols::ClientClass;
@@ -103,20 +104,19 @@ pub fn run(args: &Args) -> Result<(), StartError> {
         Renderer::Gles => RendererChoice::Gles,
     };
     let backend = match backend {
-        BackendArg::Headless => BackendArg::Headless,
         BackendArg::Nested if args.backend == BackendArg::Auto => {
             tracing::warn!(
                 "a display is set but the nested (winit) backend is not built yet; running headless"
             );
             BackendArg::Headless
         }
-        other => {
-            return Err(StartError::Unavailable(format!(
-                "the {other:?} backend is not built yet; use --backend headless"
-            )));
+        BackendArg::Nested => {
+            return Err(StartError::Unavailable(
+                "the nested backend is not built yet; use --backend headless or kms".into(),
+            ));
         }
+        other => other,
     };
-    debug_assert_eq!(backend, BackendArg::Headless);
 
     let mut event_loop: EventLoop<'static, Tessera> =
         EventLoop::try_new().map_err(|e| anyhow::anyhow!("event loop: {e}"))?;
@@ -132,7 +132,22 @@ pub fn run(args: &Args) -> Result<(), StartError> {
             scale: 1.0,
         })
         .collect();
-    let mut state = headless_state(&event_loop, &display, config, renderer, &outputs)?;
+    let mut state = match backend {
+        BackendArg::Kms => {
+            let (kms, sources) =
+                Kms::open().map_err(|e| StartError::Unavailable(format!("kms: {e}")))?;
+            let mut state = Tessera::new(
+                display.handle(),
+                event_loop.handle(),
+                event_loop.get_signal(),
+                config,
+                Backend::Kms(kms),
+            )?;
+            state.kms_start(sources)?;
+            state
+        }
+        _ => headless_state(&event_loop, &display, config, renderer, &outputs)?,
+    };
     if let Some(name) = &args.plane_table {
         state
             .simulate_planes(name)

@@ -34,7 +34,7 @@ use crate::scanout::{self, Frame};
 use crate::state::Tessera;
 
 /// One virtual output's offscreen buffer and damage history.
-struct Target<T> {
+pub(crate) struct Target<T> {
     buffer: T,
     tracker: OutputDamageTracker,
     /// 0 until the first frame: then the buffer holds the previous frame (age 1).
@@ -42,9 +42,18 @@ struct Target<T> {
     size: Size<i32, Physical>,
 }
 
-struct Gpu<R, T> {
-    renderer: R,
-    targets: HashMap<String, Target<T>>,
+pub(crate) struct Gpu<R, T> {
+    pub(crate) renderer: R,
+    pub(crate) targets: HashMap<String, Target<T>>,
+}
+
+impl<R, T> Gpu<R, T> {
+    pub(crate) fn new(renderer: R) -> Self {
+        Self {
+            renderer,
+            targets: HashMap::new(),
+        }
+    }
 }
 
 #[allow(clippy::large_enum_variant)] // one instance per process
@@ -261,6 +270,7 @@ impl Tessera {
         // The layout is settled for this frame: what is under the pointer may differ.
         self.pointer_rebase();
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
+        let mut shown = false;
         let result = match &mut backend {
             Backend::Headless(h) => {
                 let r = match &mut h.renderers {
@@ -277,25 +287,16 @@ impl Tessera {
                     self.scanout.record(&output.name(), frame);
                     *h.seq.entry(output.name()).or_default() += 1;
                     self.frames_rendered += 1;
-                    let all: Vec<String> = h.outputs.iter().map(|(o, _)| o.name()).collect();
-                    if let crate::shell::lock::LockState::Locked {
-                        pending, blanked, ..
-                    } = &mut self.lock
-                    {
-                        blanked.insert(output.name());
-                        // Every output now shows a frame without any normal surface.
-                        if all.iter().all(|o| blanked.contains(o))
-                            && let Some(locker) = pending.take()
-                        {
-                            locker.lock();
-                        }
-                    }
+                    shown = true;
                 }
                 r
             }
-            Backend::None => Err("no backend".into()),
+            _ => Err("not on the headless backend".into()),
         };
         self.backend = backend;
+        if shown {
+            self.frame_shown(&output.name());
+        }
         let (capture, _) = result?;
         self.refresh_dmabuf_feedback();
         Ok(capture)
@@ -321,7 +322,7 @@ impl Tessera {
     }
 }
 
-fn render_with<R, T>(
+pub(crate) fn render_with<R, T>(
     state: &Tessera,
     gpu: &mut Gpu<R, T>,
     output: &Output,

@@ -1,6 +1,7 @@
 //! Backends: where frames go and input comes from.
 
 pub mod headless;
+pub mod kms;
 
 use std::time::Duration;
 
@@ -9,15 +10,18 @@ use smithay::desktop::layer_map_for_output;
 use smithay::desktop::utils::{OutputPresentationFeedback, send_frames_surface_tree};
 use smithay::output::{Mode, Output};
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
+use smithay::reexports::wayland_server::backend::GlobalId;
 use smithay::utils::{Logical, Physical, Point, Size};
 
 use crate::state::Tessera;
 
 use headless::Headless;
+use kms::Kms;
 
 #[allow(clippy::large_enum_variant)] // one instance per process
 pub enum Backend {
     Headless(Headless),
+    Kms(Kms),
     /// Placeholder while the state is being built or a backend is borrowed out.
     None,
 }
@@ -26,6 +30,7 @@ impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Backend::Headless(h) => write!(f, "Headless({})", h.renderer_name()),
+            Backend::Kms(k) => write!(f, "Kms({})", k.caps().driver),
             Backend::None => f.write_str("None"),
         }
     }
@@ -57,6 +62,7 @@ impl Backend {
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Headless(_) => "headless",
+            Backend::Kms(_) => "kms",
             Backend::None => "none",
         }
     }
@@ -64,6 +70,7 @@ impl Backend {
     pub fn renderer_name(&self) -> &'static str {
         match self {
             Backend::Headless(h) => h.renderer_name(),
+            Backend::Kms(_) => "gles",
             Backend::None => "none",
         }
     }
@@ -71,6 +78,7 @@ impl Backend {
     pub fn dmabuf_formats(&self) -> crate::render::planes::FormatSet {
         match self {
             Backend::Headless(h) => h.dmabuf_formats(),
+            Backend::Kms(k) => k.dmabuf_formats(),
             Backend::None => Default::default(),
         }
     }
@@ -78,6 +86,7 @@ impl Backend {
     pub fn main_device(&self) -> libc::dev_t {
         match self {
             Backend::Headless(h) => h.main_device(),
+            Backend::Kms(k) => k.main_device(),
             Backend::None => 0,
         }
     }
@@ -85,6 +94,7 @@ impl Backend {
     pub fn import_dmabuf(&mut self, dmabuf: &Dmabuf) -> Result<(), String> {
         match self {
             Backend::Headless(h) => h.import_dmabuf(dmabuf),
+            Backend::Kms(k) => k.import_dmabuf(dmabuf),
             Backend::None => Err("no renderer".into()),
         }
     }
@@ -92,6 +102,7 @@ impl Backend {
     pub fn outputs(&self) -> Vec<Output> {
         match self {
             Backend::Headless(h) => h.outputs(),
+            Backend::Kms(k) => k.outputs(),
             Backend::None => Vec::new(),
         }
     }
@@ -107,7 +118,7 @@ impl Tessera {
     /// Gives a new output its mode, the config's transform and scale (`scale`
     /// unless the config sets one), its global, and its place in the space: the
     /// configured position, else right of the others.
-    pub fn map_new_output(&mut self, output: &Output, mode: Mode, scale: f64) {
+    pub fn map_new_output(&mut self, output: &Output, mode: Mode, scale: f64) -> GlobalId {
         let cfg = self
             .config
             .output
@@ -122,7 +133,7 @@ impl Tessera {
             None,
         );
         output.set_preferred(mode);
-        output.create_global::<Tessera>(&self.display_handle);
+        let global = output.create_global::<Tessera>(&self.display_handle);
         let x = self
             .space
             .outputs()
@@ -134,6 +145,68 @@ impl Tessera {
             cfg.position.map_or((x, 0).into(), |[x, y]| (x, y).into());
         self.space.map_output(output, position);
         self.needs_redraw = true;
+        global
+    }
+
+    /// A frame reached `output`. While a lock is pending, the lock is confirmed
+    /// once every output has shown a frame without any normal surface.
+    pub fn frame_shown(&mut self, output: &str) {
+        let all: Vec<String> = self.space.outputs().map(|o| o.name()).collect();
+        if let crate::shell::lock::LockState::Locked {
+            pending, blanked, ..
+        } = &mut self.lock
+        {
+            blanked.insert(output.to_owned());
+            if all.iter().all(|o| blanked.contains(o))
+                && let Some(locker) = pending.take()
+            {
+                locker.lock();
+            }
+        }
+    }
+
+    /// After an output went away: windows it showed move to the outputs left,
+    /// maximized ones re-fitted there.
+    pub fn outputs_changed(&mut self) {
+        self.space.refresh();
+        let Some(first) = self.space.outputs().next().cloned() else {
+            return;
+        };
+        let usable = crate::shell::usable_area(&self.space, &first);
+        let stranded: Vec<_> = self
+            .space
+            .elements()
+            .filter(|w| self.space.outputs_for_element(w).is_empty())
+            .cloned()
+            .collect();
+        for w in stranded {
+            crate::shell::meta(&w, |m| {
+                if m.fullscreen_on
+                    .as_ref()
+                    .is_some_and(|o| !self.space.outputs().any(|x| x == o))
+                {
+                    m.fullscreen_on = None;
+                }
+            });
+            self.space.map_element(w, usable.loc, false);
+        }
+        self.rearrange(&first);
+    }
+
+    /// Renders `output` afresh and reads it back, for screenshots and screencopy.
+    pub fn render_capture(&mut self, output: &Output) -> Result<Capture, String> {
+        if let Backend::Headless(_) = self.backend {
+            return self
+                .render_headless(output, true)?
+                .ok_or_else(|| "the renderer returned no pixels".to_owned());
+        }
+        let mut backend = std::mem::replace(&mut self.backend, Backend::None);
+        let result = match &mut backend {
+            Backend::Kms(kms) => kms.capture(self, output),
+            _ => Err("no backend".to_owned()),
+        };
+        self.backend = backend;
+        result
     }
 
     /// Sends frame callbacks to everything shown on `output` and collects the

@@ -235,9 +235,8 @@ fn screenshot(state: &mut Tessera, output: Option<&str>, path: &Path) -> Respons
     let Some(target) = target.cloned() else {
         return Response::err(format!("no output {}", output.unwrap_or("at all")));
     };
-    let capture = match state.render_headless(&target, true) {
-        Ok(Some(c)) => c,
-        Ok(None) => return Response::err("the renderer returned no pixels"),
+    let capture = match state.render_capture(&target) {
+        Ok(c) => c,
         Err(e) => return Response::err(e),
     };
     match crate::screenshot::write_png(path, &capture) {

@@ -1,0 +1,140 @@
+//! libinput devices into the seat. The bindings, focus and lock rules live in
+//! `crate::input`; this only translates device events into its calls.
+
+use smithay::backend::input::{
+    AbsolutePositionEvent, Axis, AxisSource, ButtonState, Event, InputBackend, InputEvent,
+    KeyState, KeyboardKeyEvent, PointerAxisEvent, PointerButtonEvent, PointerMotionEvent,
+};
+use smithay::backend::libinput::LibinputInputBackend;
+use smithay::input::pointer::AxisFrame;
+use smithay::reexports::input::{self as libinput, DeviceCapability};
+use smithay::utils::{Logical, Point, Rectangle};
+
+use crate::state::Tessera;
+
+impl Tessera {
+    pub fn process_libinput(&mut self, event: InputEvent<LibinputInputBackend>) {
+        match event {
+            InputEvent::DeviceAdded { mut device } => configure(&mut device),
+            InputEvent::Keyboard { event } => {
+                // xkb keycodes are evdev codes plus 8; `handle_key` takes evdev.
+                let code = event.key_code().raw().saturating_sub(8);
+                let pressed = event.state() == KeyState::Pressed;
+                self.handle_key(code, pressed, event.time_msec());
+            }
+            InputEvent::PointerMotion { event } => {
+                let wanted = self.pointer_location + event.delta();
+                let layout: Vec<_> = self
+                    .space
+                    .outputs()
+                    .filter_map(|o| self.space.output_geometry(o))
+                    .collect();
+                self.pointer_move(clamp_to_layout(wanted, &layout));
+            }
+            InputEvent::PointerMotionAbsolute { event } => {
+                // Tablets and QEMU's usb-tablet: the device spans the first output.
+                let first = self.space.outputs().next().cloned();
+                if let Some(geo) = first.and_then(|o| self.space.output_geometry(&o)) {
+                    let at = event.position_transformed(geo.size) + geo.loc.to_f64();
+                    self.pointer_move(at);
+                }
+            }
+            InputEvent::PointerButton { event } => {
+                self.pointer_button(event.button_code(), event.state() == ButtonState::Pressed);
+            }
+            InputEvent::PointerAxis { event } => self.pointer_axis::<LibinputInputBackend>(&event),
+            _ => {}
+        }
+    }
+
+    fn pointer_axis<B: InputBackend>(&mut self, event: &B::PointerAxisEvent) {
+        self.activity();
+        let Some(pointer) = self.seat.get_pointer() else {
+            return;
+        };
+        let source = event.source();
+        let mut frame = AxisFrame::new(event.time_msec()).source(source);
+        for axis in [Axis::Horizontal, Axis::Vertical] {
+            let amount = event.amount(axis);
+            if let Some(v) = amount {
+                frame = frame.relative_direction(axis, event.relative_direction(axis));
+                frame = frame.value(axis, v);
+            }
+            if let Some(steps) = event.amount_v120(axis) {
+                frame = frame.v120(axis, steps as i32);
+            }
+            // A finger lifted off a touchpad: kinetic scrolling may start now.
+            if source == AxisSource::Finger && amount == Some(0.0) {
+                frame = frame.stop(axis);
+            }
+        }
+        pointer.axis(self, frame);
+        pointer.frame(self);
+    }
+}
+
+/// Tap-to-click and natural scrolling on touchpads, as users of every other
+/// session expect them out of the box.
+fn configure(device: &mut libinput::Device) {
+    if device.config_tap_finger_count() > 0 {
+        let _ = device.config_tap_set_enabled(true);
+    }
+    if device.has_capability(DeviceCapability::Pointer) && device.config_tap_finger_count() > 0 {
+        let _ = device.config_scroll_set_natural_scroll_enabled(true);
+    }
+    tracing::info!(name = device.name(), "input device added");
+}
+
+/// Keeps a pointer moved by relative motion inside the union of the outputs:
+/// a point outside all of them goes to the nearest point of the nearest one, so
+/// the pointer slides along edges instead of getting lost in a gap.
+pub fn clamp_to_layout(
+    p: Point<f64, Logical>,
+    outputs: &[Rectangle<i32, Logical>],
+) -> Point<f64, Logical> {
+    let mut best: Option<(f64, Point<f64, Logical>)> = None;
+    for r in outputs {
+        // The right and bottom edges are outside the rectangle: stay a hair inside.
+        let max_x = f64::from(r.loc.x + r.size.w) - 1.0 / 256.0;
+        let max_y = f64::from(r.loc.y + r.size.h) - 1.0 / 256.0;
+        let q = Point::from((
+            p.x.clamp(f64::from(r.loc.x), max_x.max(f64::from(r.loc.x))),
+            p.y.clamp(f64::from(r.loc.y), max_y.max(f64::from(r.loc.y))),
+        ));
+        let d = (q.x - p.x).powi(2) + (q.y - p.y).powi(2);
+        if best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, q));
+        }
+    }
+    best.map_or(p, |(_, q)| q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rect(x: i32, y: i32, w: i32, h: i32) -> Rectangle<i32, Logical> {
+        Rectangle::new((x, y).into(), (w, h).into())
+    }
+
+    #[test]
+    fn the_pointer_stays_on_the_outputs() {
+        let layout = [rect(0, 0, 1920, 1080), rect(1920, 0, 1280, 720)];
+        let inside: Point<f64, Logical> = (100.0, 100.0).into();
+        assert_eq!(clamp_to_layout(inside, &layout), inside);
+        let left = clamp_to_layout((-50.0, 500.0).into(), &layout);
+        assert_eq!(left, (0.0, 500.0).into());
+        // Below the shorter output: onto its bottom edge, not into the gap.
+        let gap = clamp_to_layout((2500.0, 800.0).into(), &layout);
+        assert!(gap.x == 2500.0 && gap.y < 720.0 && gap.y > 719.0, "{gap:?}");
+        // Just right of the taller one's corner: back onto the nearer output.
+        let near = clamp_to_layout((2000.0, 900.0).into(), &layout);
+        assert!(
+            near.x < 1920.0 && near.x > 1919.0 && near.y == 900.0,
+            "{near:?}"
+        );
+        let far = clamp_to_layout((5000.0, -10.0).into(), &layout);
+        assert!(far.x < 3200.0 && far.x > 3199.0 && far.y == 0.0, "{far:?}");
+        assert_eq!(clamp_to_layout(inside, &[]), inside);
+    }
+}

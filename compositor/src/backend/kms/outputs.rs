@@ -1,0 +1,480 @@
+//! Connectors to outputs, and each output's frame cycle: render, commit, vblank.
+//!
+//! A frame is rendered when the previous one's vblank arrives. When nothing
+//! changed, nothing is committed and the render is retried one refresh later,
+//! so an idle session costs damage checks, not commits; clients still get their
+//! frame callbacks at the output's rate.
+
+use std::time::Duration;
+
+use smithay::backend::allocator::Fourcc;
+use smithay::backend::allocator::gbm::{GbmAllocator, GbmBufferFlags};
+use smithay::backend::drm::DrmEventTime;
+use smithay::backend::drm::compositor::{DrmCompositor, PrimaryPlaneElement};
+use smithay::backend::drm::exporter::gbm::GbmFramebufferExporter;
+use smithay::backend::renderer::Color32F;
+use smithay::backend::renderer::gles::GlesRenderer;
+use smithay::desktop::layer_map_for_output;
+use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
+use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
+use smithay::reexports::drm::control::{
+    Device as _, Mode as DrmMode, ModeFlags, ModeTypeFlags, connector, crtc,
+};
+use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback::Kind;
+use smithay::wayland::presentation::Refresh;
+
+use super::connectors::{self, CrtcRequest, ModeCandidate};
+use super::{Kms, Surface, caps};
+use crate::backend::Backend;
+use crate::render;
+use crate::render::decoration::DecorationRenderer;
+use crate::render::planes::FAILURE_LIMIT;
+use crate::scanout;
+use crate::state::Tessera;
+
+/// Swapchain formats in order of preference; every KMS driver scans out XRGB8888.
+const SWAPCHAIN_FORMATS: [Fourcc; 2] = [Fourcc::Xrgb8888, Fourcc::Argb8888];
+
+/// After FAILURE_LIMIT refused commits in a row, scanout stays off for this many frames.
+const BACKOFF_FRAMES: u64 = 300;
+
+/// A connected connector as the kernel describes it.
+struct Connected {
+    handle: connector::Handle,
+    name: String,
+    modes: Vec<DrmMode>,
+    size_mm: (i32, i32),
+    request: CrtcRequest,
+}
+
+/// The device's CRTCs and connected connectors, probed now.
+fn scan(kms: &Kms) -> std::io::Result<(Vec<crtc::Handle>, Vec<Connected>)> {
+    let res = kms.drm.resource_handles()?;
+    let crtcs = res.crtcs().to_vec();
+    let mut out = Vec::new();
+    for &handle in res.connectors() {
+        let info = kms.drm.get_connector(handle, true)?;
+        if info.state() != connector::State::Connected {
+            continue;
+        }
+        let index_of = |c: crtc::Handle| crtcs.iter().position(|x| *x == c);
+        let mut possible = Vec::new();
+        for enc in info.encoders() {
+            if let Ok(e) = kms.drm.get_encoder(*enc) {
+                for c in res.filter_crtcs(e.possible_crtcs()) {
+                    if let Some(i) = index_of(c)
+                        && !possible.contains(&i)
+                    {
+                        possible.push(i);
+                    }
+                }
+            }
+        }
+        let current = info
+            .current_encoder()
+            .and_then(|e| kms.drm.get_encoder(e).ok())
+            .and_then(|e| e.crtc())
+            .and_then(index_of);
+        let (w, h) = info.size().unwrap_or((0, 0));
+        out.push(Connected {
+            handle,
+            name: connectors::output_name(info.interface().as_str(), info.interface_id()),
+            modes: info.modes().to_vec(),
+            size_mm: (w as i32, h as i32),
+            request: CrtcRequest {
+                connector: u32::from(handle),
+                current,
+                possible,
+            },
+        });
+    }
+    Ok((crtcs, out))
+}
+
+fn candidate(m: &DrmMode) -> ModeCandidate {
+    let (width, height) = m.size();
+    ModeCandidate {
+        width,
+        height,
+        refresh_mhz: connectors::refresh_mhz(
+            m.clock(),
+            m.hsync().2,
+            m.vsync().2,
+            m.vscan(),
+            m.flags().contains(ModeFlags::INTERLACE),
+        ),
+        preferred: m.mode_type().contains(ModeTypeFlags::PREFERRED),
+    }
+}
+
+/// What the compositor put where in one frame.
+struct Placed {
+    empty: bool,
+    primary_client: bool,
+    overlays: u64,
+    cursor: bool,
+}
+
+impl Tessera {
+    /// Matches outputs to connectors: drops the unplugged, lights up the new.
+    pub(super) fn kms_scan(&mut self) {
+        let Some(kms) = self.kms() else {
+            return;
+        };
+        let (crtcs, connected) = match scan(kms) {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::warn!(%err, "cannot read the connectors");
+                return;
+            }
+        };
+        let gone: Vec<crtc::Handle> = kms
+            .surfaces
+            .iter()
+            .filter(|(_, s)| !connected.iter().any(|c| c.handle == s.connector))
+            .map(|(crtc, _)| *crtc)
+            .collect();
+        for crtc in gone {
+            self.kms_remove(crtc);
+        }
+        let Some(kms) = self.kms() else {
+            return;
+        };
+        let taken: Vec<usize> = kms
+            .surfaces
+            .keys()
+            .filter_map(|c| crtcs.iter().position(|x| x == c))
+            .collect();
+        let new: Vec<&Connected> = connected
+            .iter()
+            .filter(|c| !kms.surfaces.values().any(|s| s.connector == c.handle))
+            .filter(|c| {
+                let enabled = self.config.output.get(&c.name).is_none_or(|o| o.enabled);
+                if !enabled {
+                    tracing::info!(output = c.name, "disabled in the config");
+                }
+                enabled
+            })
+            .collect();
+        let requests: Vec<CrtcRequest> = new.iter().map(|c| c.request.clone()).collect();
+        let assigned = connectors::assign_crtcs(&requests, &taken);
+        for c in &new {
+            match assigned
+                .iter()
+                .find(|(conn, _)| *conn == u32::from(c.handle))
+            {
+                Some((_, i)) => {
+                    if let Err(err) = self.kms_add(crtcs[*i], c) {
+                        tracing::error!(output = c.name, %err, "cannot light up the output");
+                    }
+                }
+                None => tracing::warn!(output = c.name, "no free CRTC can drive this connector"),
+            }
+        }
+    }
+
+    fn kms_add(&mut self, crtc: crtc::Handle, c: &Connected) -> Result<(), String> {
+        let wanted = self.config.output.get(&c.name).and_then(|o| o.mode);
+        let candidates: Vec<ModeCandidate> = c.modes.iter().map(candidate).collect();
+        let i = connectors::pick_mode(&candidates, wanted.as_ref()).ok_or("it lists no modes")?;
+        let m = candidates[i];
+        if let Some(w) = wanted
+            && (u32::from(m.width), u32::from(m.height)) != (w.width, w.height)
+        {
+            tracing::warn!(
+                output = c.name,
+                wanted = format!("{}x{}", w.width, w.height),
+                "the configured mode is not offered; using the preferred one"
+            );
+        }
+        let output = Output::new(
+            c.name.clone(),
+            PhysicalProperties {
+                size: c.size_mm.into(),
+                subpixel: Subpixel::Unknown,
+                make: "Unknown".into(),
+                model: "Unknown".into(),
+            },
+        );
+        let mode = Mode {
+            size: (i32::from(m.width), i32::from(m.height)).into(),
+            refresh: m.refresh_mhz as i32,
+        };
+        let global = self.map_new_output(&output, mode, 1.0);
+        let result = self.kms_surface(crtc, c, &output, c.modes[i], m.refresh_mhz);
+        if let Err(err) = result {
+            self.space.unmap_output(&output);
+            self.display_handle.remove_global::<Tessera>(global);
+            return Err(err);
+        }
+        if let Some(s) = self.kms_mut().and_then(|k| k.surfaces.get_mut(&crtc)) {
+            s.global = Some(global);
+        }
+        tracing::info!(
+            output = c.name,
+            mode = format!(
+                "{}x{}@{:.3}",
+                m.width,
+                m.height,
+                f64::from(m.refresh_mhz) / 1000.0
+            ),
+            crtc = u32::from(crtc),
+            "output connected"
+        );
+        self.kms_render(crtc);
+        Ok(())
+    }
+
+    fn kms_surface(
+        &mut self,
+        crtc: crtc::Handle,
+        c: &Connected,
+        output: &Output,
+        mode: DrmMode,
+        refresh_mhz: u32,
+    ) -> Result<(), String> {
+        let kms = self.kms_mut().ok_or("not on kms")?;
+        let surface = kms
+            .drm
+            .create_surface(crtc, mode, &[c.handle])
+            .map_err(|e| format!("CRTC: {e}"))?;
+        let allocator = GbmAllocator::new(
+            kms.gbm.clone(),
+            GbmBufferFlags::RENDERING | GbmBufferFlags::SCANOUT,
+        );
+        let exporter =
+            GbmFramebufferExporter::new(kms.gbm.clone(), Some(kms.render_node.unwrap_or(kms.node)));
+        let render_formats = kms
+            .gpu
+            .renderer
+            .egl_context()
+            .dmabuf_render_formats()
+            .clone();
+        let compositor = DrmCompositor::new(
+            output,
+            surface,
+            None,
+            allocator,
+            exporter,
+            SWAPCHAIN_FORMATS,
+            render_formats,
+            kms.drm.cursor_size(),
+            Some(kms.gbm.clone()),
+        )
+        .map_err(|e| format!("DRM compositor: {e}"))?;
+        kms.surfaces.insert(
+            crtc,
+            Surface {
+                output: output.clone(),
+                connector: c.handle,
+                compositor,
+                refresh: Duration::from_nanos(1_000_000_000_000 / u64::from(refresh_mhz.max(1))),
+                seq: 0,
+                queued: false,
+                retry: None,
+                failures: 0,
+                backoff_until: 0,
+                global: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// An unplugged output: windows stay in the space and the shell moves them
+    /// to the outputs that remain.
+    fn kms_remove(&mut self, crtc: crtc::Handle) {
+        let Some(surface) = self.kms_mut().and_then(|k| k.surfaces.remove(&crtc)) else {
+            return;
+        };
+        if let Some(token) = surface.retry {
+            self.loop_handle.remove(token);
+        }
+        if let Some(global) = surface.global {
+            self.display_handle.remove_global::<Tessera>(global);
+        }
+        let name = surface.output.name();
+        self.space.unmap_output(&surface.output);
+        self.scanout.forget_output(&name);
+        self.outputs_changed();
+        tracing::info!(output = name, "output disconnected");
+    }
+
+    /// Renders and commits the next frame of `crtc`, unless one is in flight.
+    pub(super) fn kms_render(&mut self, crtc: crtc::Handle) {
+        let Some(kms) = self.kms() else {
+            return;
+        };
+        if !kms.drm.is_active() {
+            return;
+        }
+        let Some(s) = kms.surfaces.get(&crtc) else {
+            return;
+        };
+        if s.queued {
+            return;
+        }
+        let output = s.output.clone();
+        self.space.refresh();
+        self.popups.cleanup();
+        layer_map_for_output(&output).cleanup();
+        self.pointer_rebase();
+
+        let mut backend = std::mem::replace(&mut self.backend, Backend::None);
+        let rendered = match &mut backend {
+            Backend::Kms(kms) => render_frame(self, kms, crtc),
+            _ => Err("not on kms".into()),
+        };
+        self.backend = backend;
+        let name = output.name();
+        let (frame, placed) = match rendered {
+            Ok(r) => r,
+            Err(err) => {
+                tracing::warn!(output = name, %err, "frame failed");
+                self.kms_retry(crtc);
+                return;
+            }
+        };
+        if placed.empty {
+            self.scanout.record_kms(&name, |k| k.empty += 1);
+            // Clients waiting for a frame callback get it even when nothing changed.
+            let _ = self.send_frames(&output);
+            self.kms_retry(crtc);
+            return;
+        }
+        self.scanout.record(&name, &frame);
+        let feedback = self.send_frames(&output);
+        let Some(s) = self.kms_mut().and_then(|k| k.surfaces.get_mut(&crtc)) else {
+            return;
+        };
+        match s.compositor.queue_frame(feedback) {
+            Ok(()) => {
+                s.queued = true;
+                s.failures = 0;
+                self.scanout.record_kms(&name, |k| {
+                    k.commits += 1;
+                    if placed.primary_client {
+                        k.primary_client += 1;
+                    } else {
+                        k.primary_swapchain += 1;
+                    }
+                    k.overlay_elements += placed.overlays;
+                    k.cursor_elements += u64::from(placed.cursor);
+                });
+                self.frames_rendered += 1;
+                self.frame_shown(&name);
+            }
+            Err(err) => {
+                s.failures += 1;
+                let backoff = s.failures >= FAILURE_LIMIT;
+                if backoff {
+                    // The kernel keeps refusing what the TEST commits accepted:
+                    // composite everything for a while rather than flicker.
+                    s.backoff_until = s.seq + BACKOFF_FRAMES;
+                    s.failures = 0;
+                }
+                s.compositor.reset_buffers();
+                tracing::warn!(output = name, %err, backoff, "commit refused");
+                self.scanout.record_kms(&name, |k| k.failed += 1);
+                self.kms_retry(crtc);
+            }
+        }
+        self.refresh_dmabuf_feedback();
+    }
+
+    /// Tries again one refresh from now.
+    fn kms_retry(&mut self, crtc: crtc::Handle) {
+        let Some(s) = self.kms().and_then(|k| k.surfaces.get(&crtc)) else {
+            return;
+        };
+        if s.retry.is_some() {
+            return;
+        }
+        let timer = Timer::from_duration(s.refresh);
+        let token = self
+            .loop_handle
+            .insert_source(timer, move |_, _, state| {
+                if let Some(s) = state.kms_mut().and_then(|k| k.surfaces.get_mut(&crtc)) {
+                    s.retry = None;
+                }
+                state.kms_render(crtc);
+                TimeoutAction::Drop
+            })
+            .ok();
+        if let Some(s) = self.kms_mut().and_then(|k| k.surfaces.get_mut(&crtc)) {
+            s.retry = token;
+        }
+    }
+
+    /// The committed frame is on screen: present its feedback, draw the next.
+    pub(super) fn kms_vblank(&mut self, crtc: crtc::Handle, time: Option<DrmEventTime>) {
+        let now = self.clock.now();
+        let Some(s) = self.kms_mut().and_then(|k| k.surfaces.get_mut(&crtc)) else {
+            return;
+        };
+        s.queued = false;
+        let (when, kind) = match time {
+            Some(DrmEventTime::Monotonic(t)) if !t.is_zero() => {
+                (t.into(), Kind::Vsync | Kind::HwClock | Kind::HwCompletion)
+            }
+            _ => (now, Kind::Vsync),
+        };
+        match s.compositor.frame_submitted() {
+            Ok(Some(mut feedback)) => {
+                s.seq += 1;
+                feedback.presented(when, Refresh::Fixed(s.refresh), s.seq, kind);
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(%err, "frame submission failed"),
+        }
+        self.kms_render(crtc);
+    }
+}
+
+/// Lays out the elements, lets the DrmCompositor assign planes and composite
+/// the rest. Returns the policy's frame (for `msg planes`) and what the
+/// compositor did.
+fn render_frame(
+    state: &Tessera,
+    kms: &mut Kms,
+    crtc: crtc::Handle,
+) -> Result<(scanout::Frame, Placed), String> {
+    let Kms {
+        gpu,
+        programs,
+        surfaces,
+        caps: device_caps,
+        ..
+    } = kms;
+    let s = surfaces.get_mut(&crtc).ok_or("no such CRTC")?;
+    let output = s.output.clone();
+    let renderer = &mut gpu.renderer;
+    let decorations = GlesRenderer::decoration_programs(Some(programs));
+    let elements = render::output_elements(state, renderer, &output, &decorations);
+    let size = crate::backend::framebuffer_size(&output).ok_or("output has no mode")?;
+    let scale = output.current_scale().fractional_scale();
+    let described = scanout::describe(&elements, renderer, scale);
+    let frame = state.scanout.plan((size.w, size.h), described);
+    let clear = frame.plan.clear_colour.map_or_else(
+        || render::clear_colour(state),
+        |[r, g, b, a]| Color32F::new(r, g, b, a),
+    );
+    let elements: Vec<_> = elements
+        .into_iter()
+        .zip(&frame.plan.placements)
+        .filter(|(_, (_, placement))| scanout::drawn(*placement))
+        .map(|(e, _)| e)
+        .collect();
+    let backoff = s.seq < s.backoff_until;
+    let flags = caps::frame_flags(&state.scanout.switches, device_caps, backoff);
+    let result = s
+        .compositor
+        .render_frame(renderer, &elements, clear, flags)
+        .map_err(|e| format!("render: {e}"))?;
+    let placed = Placed {
+        empty: result.is_empty,
+        primary_client: matches!(result.primary_element, PrimaryPlaneElement::Element(_)),
+        overlays: result.overlay_elements.len() as u64,
+        cursor: result.cursor_element.is_some(),
+    };
+    Ok((frame, placed))
+}
