@@ -24,8 +24,9 @@ pub struct Args {
     /// Virtual outputs for the headless backend, e.g. `1920x1080@60,1280x720`.
     #[arg(long, value_delimiter = ',', default_value = "1920x1080@60")]
     pub outputs: Vec<OutputSpec>,
-    /// Path to compositor.toml (default: ~/.config/tessera/compositor.toml, else
-    /// the shipped defaults).
+    /// Path to compositor.toml (default: the first of
+    /// ~/.config/tessera/compositor.toml, $XDG_CONFIG_DIRS/tessera/compositor.toml
+    /// and /usr/share/tessera/compositor.toml, else the shipped defaults).
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
     /// Wayland socket name (default: the first free wayland-N).

@@ -8,15 +8,17 @@ use smithay::utils::Transform as SmithayTransform;
 use tessera_config::compositor::{CompositorConfig, Grantable, KeyboardConfig, Transform};
 use tessera_protocols::SandboxRule;
 
-/// `--config FILE`, else `$XDG_CONFIG_HOME/tessera/compositor.toml` when it exists,
-/// else the shipped defaults.
+/// `--config FILE`, else the first of `$XDG_CONFIG_HOME/tessera/compositor.toml`,
+/// `$XDG_CONFIG_DIRS/tessera/compositor.toml` (default `/etc/xdg`) and the
+/// vendor file `/usr/share/tessera/compositor.toml` that exists, else the shipped
+/// defaults. An image-based OS ships its session config in /usr, and an admin
+/// or user overrides it the usual way.
 pub fn load(explicit: Option<&Path>) -> anyhow::Result<(CompositorConfig, Option<PathBuf>)> {
     let path = explicit.map(Path::to_path_buf).or_else(|| {
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-        let p = base.join("tessera/compositor.toml");
-        p.exists().then_some(p)
+        search_path(
+            |k| std::env::var_os(k).map(PathBuf::from),
+            |p: &Path| p.exists(),
+        )
     });
     match path {
         Some(p) => {
@@ -31,6 +33,30 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<(CompositorConfig, Option
             None,
         )),
     }
+}
+
+/// The config files looked at, in order, given the environment.
+pub fn candidates(env: impl Fn(&str) -> Option<PathBuf>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let home = env("XDG_CONFIG_HOME")
+        .filter(|p| p.is_absolute())
+        .or_else(|| env("HOME").map(|h| h.join(".config")));
+    if let Some(home) = home {
+        out.push(home.join("tessera/compositor.toml"));
+    }
+    let dirs = env("XDG_CONFIG_DIRS").unwrap_or_else(|| PathBuf::from("/etc/xdg"));
+    for dir in std::env::split_paths(&dirs).filter(|p| p.is_absolute()) {
+        out.push(dir.join("tessera/compositor.toml"));
+    }
+    out.push(PathBuf::from("/usr/share/tessera/compositor.toml"));
+    out
+}
+
+fn search_path(
+    env: impl Fn(&str) -> Option<PathBuf>,
+    exists: impl Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    candidates(env).into_iter().find(|p| exists(p))
 }
 
 /// Parses and validates a file: the schema, then what only the compositor can
@@ -88,5 +114,57 @@ pub fn xkb(kb: &KeyboardConfig) -> XkbConfig<'_> {
         layout: &kb.layout,
         variant: &kb.variant,
         options: (!kb.options.is_empty()).then(|| kb.options.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<PathBuf> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| PathBuf::from(v))
+        }
+    }
+
+    #[test]
+    fn user_then_system_then_vendor_config() {
+        let got = candidates(env(&[
+            ("HOME", "/home/a"),
+            ("XDG_CONFIG_DIRS", "/opt/xdg:rel:/etc/xdg"),
+        ]));
+        let want: Vec<PathBuf> = [
+            "/home/a/.config/tessera/compositor.toml",
+            "/opt/xdg/tessera/compositor.toml",
+            "/etc/xdg/tessera/compositor.toml",
+            "/usr/share/tessera/compositor.toml",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(
+            got, want,
+            "relative entries are ignored, as the XDG spec says"
+        );
+        let got = candidates(env(&[("XDG_CONFIG_HOME", "/x")]));
+        assert_eq!(got[0], PathBuf::from("/x/tessera/compositor.toml"));
+        assert_eq!(got[1], PathBuf::from("/etc/xdg/tessera/compositor.toml"));
+    }
+
+    #[test]
+    fn the_first_existing_file_wins() {
+        let vars = [("HOME", "/home/a")];
+        let vendor = Path::new("/usr/share/tessera/compositor.toml");
+        assert_eq!(
+            search_path(env(&vars), |p| p == vendor),
+            Some(vendor.to_path_buf())
+        );
+        assert_eq!(
+            search_path(env(&vars), |p| p.starts_with("/etc") || p == vendor),
+            Some(PathBuf::from("/etc/xdg/tessera/compositor.toml"))
+        );
+        assert_eq!(search_path(env(&vars), |_| false), None);
     }
 }

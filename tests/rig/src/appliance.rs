@@ -177,14 +177,17 @@ pub fn stage(app: &ApplianceRoot, work: &Path, version: &str, bins: &Binaries) -
             replace(&units.join(name), &bytes)?;
         }
     }
-    let wants = units.join("basic.target.wants");
-    std::fs::create_dir_all(&wants).map_err(io_err("create basic.target.wants"))?;
-    let _ = std::fs::remove_file(wants.join("osimage-bless-boot.service"));
-    std::os::unix::fs::symlink(
-        "../osimage-bless-boot.service",
-        wants.join("osimage-bless-boot.service"),
-    )
-    .map_err(io_err("enable osimage-bless-boot.service"))?;
+    overlay_tree(&def.join("usr"), &usr)?;
+    for (target, unit) in [
+        ("basic.target", "osimage-bless-boot.service"),
+        ("graphical.target", "tessera.service"),
+    ] {
+        let wants = units.join(format!("{target}.wants"));
+        std::fs::create_dir_all(&wants).map_err(io_err(format!("create {target}.wants")))?;
+        let _ = std::fs::remove_file(wants.join(unit));
+        std::os::unix::fs::symlink(format!("../{unit}"), wants.join(unit))
+            .map_err(io_err(format!("enable {unit}")))?;
+    }
 
     let art = &app.art;
     for (name, target) in [
@@ -200,6 +203,32 @@ pub fn stage(app: &ApplianceRoot, work: &Path, version: &str, bins: &Binaries) -
     std::fs::write(build.join("initrd-osimage.cpio"), overlay)
         .map_err(io_err("write the initrd overlay"))?;
     Ok(definition)
+}
+
+/// Adds the files under `from` (the definition's own /usr files: sysusers, tmpfiles,
+/// the session config) to the staged /usr, each through `replace`, so the cached
+/// tree behind the hard links is never written.
+fn overlay_tree(from: &Path, usr: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry
+            .map_err(io_err(format!("list {}", from.display())))?
+            .path();
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        let to = usr.join(name);
+        if path.is_dir() {
+            std::fs::create_dir_all(&to).map_err(io_err(format!("create {}", to.display())))?;
+            overlay_tree(&path, &to)?;
+        } else {
+            let bytes = std::fs::read(&path).map_err(io_err(format!("read {}", path.display())))?;
+            replace(&to, &bytes)?;
+        }
+    }
+    Ok(())
 }
 
 /// `osimage build --json` of a staged definition into `out`; returns its report.

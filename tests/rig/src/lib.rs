@@ -14,6 +14,7 @@ pub mod artifacts;
 pub mod cpio;
 pub mod initrd;
 pub mod nginx;
+pub mod picture;
 pub mod ports;
 pub mod process;
 pub mod qmp;
