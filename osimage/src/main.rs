@@ -325,6 +325,24 @@ pub(crate) enum VerityCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// In the initrd, before systemd-veritysetup@usr: checks that the
+    /// usr-verity-sig partition for the kernel command line's `usrhash=` is signed
+    /// by the trusted certificate (the image's own, inside the signed UKI). The
+    /// kernel's keyring does not hold that certificate, so systemd's
+    /// `root-hash-signature=` cannot make this check.
+    ///
+    /// Exit status: 0 signed, 1 error, 4 unsigned or a bad signature.
+    CheckUsr {
+        /// The disk, or `auto` for the one the firmware booted from.
+        #[arg(long, default_value = "auto")]
+        disk: PathBuf,
+        /// The trusted verity certificate (PEM).
+        #[arg(long, default_value = "/usr/lib/osimage/verity.crt")]
+        cert: PathBuf,
+        /// Where the kernel command line is read from.
+        #[arg(long, default_value = "/proc/cmdline")]
+        cmdline: PathBuf,
+    },
     /// Check DATA against HASH and ROOT_HASH, like `veritysetup verify`.
     ///
     /// Exit status: 0 valid, 1 mismatch or error.
@@ -623,7 +641,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("osimage: error: {e:#}");
-                ExitCode::FAILURE
+                if e.downcast_ref::<osimage::verity::sig::UsrSigError>()
+                    .is_some()
+                {
+                    ExitCode::from(4)
+                } else {
+                    ExitCode::FAILURE
+                }
             }
         },
     }

@@ -154,6 +154,9 @@ fn first_boot_unlocks_root_through_the_tpm_token_and_blesses_the_uki() {
     );
     assert!(counted.contains("tessera_1.0+2-1.efi"), "{counted:?}");
     let journal = sh(&mut vm, "journalctl -b -o cat -u osimage-bless-boot");
+    // The initrd checked /usr's root hash signature before veritysetup used it.
+    let checked = sh(&mut vm, "journalctl -b -o cat -u osimage-verify-usr");
+    assert!(checked.contains(": signed (tessera_1.0 on "), "{checked}");
     assert!(
         journal.contains("blessed: now tessera_1.0.efi"),
         "{journal}"

@@ -259,7 +259,7 @@ fn run(args: FirstbootArgs) -> anyhow::Result<Report> {
 }
 
 /// `--disk`: a path, or `auto` for the boot disk.
-fn resolve_disk(disk: &Path, efivars: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn resolve_disk(disk: &Path, efivars: Option<&Path>) -> anyhow::Result<PathBuf> {
     if disk != Path::new("auto") {
         return Ok(disk.to_owned());
     }

@@ -3,6 +3,7 @@
 use anyhow::Context;
 
 use std::fs::File;
+use std::path::Path;
 
 use osimage::verity::{self, VerityParams};
 
@@ -23,6 +24,11 @@ pub(crate) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
 
 pub(crate) fn verity_cmd(cmd: VerityCommand, json: bool) -> anyhow::Result<()> {
     match cmd {
+        VerityCommand::CheckUsr {
+            disk,
+            cert,
+            cmdline,
+        } => check_usr(&disk, &cert, &cmdline, json),
         VerityCommand::Format {
             data,
             hash,
@@ -126,4 +132,69 @@ pub(crate) fn verity_cmd(cmd: VerityCommand, json: bool) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The largest signature partition read: the JSON is a few KiB; a huge partition
+/// of that type is not one osimage or repart wrote.
+const SIG_MAX: u64 = 1 << 20;
+
+fn check_usr(disk: &Path, cert: &Path, cmdline: &Path, json: bool) -> anyhow::Result<()> {
+    use osimage::disk::{Disk, FileDisk, read_gpt};
+    use osimage::gpt::types::PartitionType;
+    use osimage::verity::sig::{VeritySig, check_usr, usrhash};
+
+    let line =
+        std::fs::read_to_string(cmdline).with_context(|| format!("read {}", cmdline.display()))?;
+    let hash = usrhash(&line).with_context(|| {
+        format!(
+            "no usrhash= in {}: /usr is not verity-protected",
+            cmdline.display()
+        )
+    })?;
+    let pem = std::fs::read(cert).with_context(|| format!("read {}", cert.display()))?;
+    let trusted = <x509_cert::Certificate as der::DecodePem>::from_pem(&pem)
+        .with_context(|| format!("{}: not a PEM X.509 certificate", cert.display()))?;
+    let path = crate::cmd::firstboot::resolve_disk(disk, None)?;
+    let dev = FileDisk::open(&path).with_context(|| format!("open {}", path.display()))?;
+    let gpt = read_gpt(&dev).with_context(|| format!("{}: GPT", path.display()))?;
+    let ss = u64::from(gpt.sector_size);
+    let mut sigs = Vec::new();
+    let mut labels = Vec::new();
+    for p in gpt
+        .partitions
+        .iter()
+        .filter(|p| p.kind == PartitionType::UsrVeritySig)
+    {
+        let len = (p.sectors() * ss).min(SIG_MAX);
+        let mut raw = vec![0u8; len as usize];
+        dev.read_at(p.first_lba * ss, &mut raw)?;
+        match VeritySig::from_partition(&raw) {
+            Ok(sig) => {
+                sigs.push(sig);
+                labels.push(p.label.clone());
+            }
+            // An `_empty` slot holds no JSON yet.
+            Err(e) => tracing::debug!(label = p.label, %e, "not a signature"),
+        }
+    }
+    let i = check_usr(hash, &sigs, &trusted)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "usrhash": hash,
+                "partition": labels[i],
+                "certificate": cert,
+                "signed": true,
+            })
+        );
+    } else {
+        println!(
+            "usrhash={hash}: signed ({} on {}, checked with {})",
+            labels[i],
+            path.display(),
+            cert.display()
+        );
+    }
+    Ok(())
 }

@@ -328,14 +328,7 @@ fn signed_root(
     disk.read_at(offset, &mut raw)?;
     let sig =
         VeritySig::from_partition(&raw).map_err(|e| fail(format!("signature partition: {e}")))?;
-    let der = sig
-        .signature_der()
-        .map_err(|e| fail(format!("signature is not base64: {e}")))?;
-    verify_pkcs7_detached(&der, sig.root_hash.as_bytes(), cert).map_err(|e| fail(e.to_string()))?;
-    let mut root = [0u8; 32];
-    hex::decode_to_slice(&sig.root_hash, &mut root)
-        .map_err(|_| fail("root hash is not hex".into()))?;
-    Ok(root)
+    sig.verified_root(cert).map_err(fail)
 }
 
 fn read_superblock(

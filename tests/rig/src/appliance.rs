@@ -199,7 +199,12 @@ pub fn stage(app: &ApplianceRoot, work: &Path, version: &str, bins: &Binaries) -
         std::os::unix::fs::symlink(target, build.join(name))
             .map_err(io_err(format!("link build/{name}")))?;
     }
-    let overlay = initrd_overlay(app, &bins.osimage, &out.join("firstboot.d"))?;
+    let overlay = initrd_overlay(
+        app,
+        &bins.osimage,
+        &out.join("firstboot.d"),
+        &out.join("keys/verity.crt"),
+    )?;
     std::fs::write(build.join("initrd-osimage.cpio"), overlay)
         .map_err(io_err("write the initrd overlay"))?;
     Ok(definition)
@@ -292,7 +297,12 @@ pub fn os_release(version: &str) -> String {
 
 /// The second initrd archive, appended to dracut's: osimage, the libraries it links
 /// that dracut did not pick, the partition definitions and the firstboot unit.
-pub fn initrd_overlay(app: &ApplianceRoot, osimage: &Path, definitions: &Path) -> Result<Vec<u8>> {
+pub fn initrd_overlay(
+    app: &ApplianceRoot,
+    osimage: &Path,
+    definitions: &Path,
+    verity_cert: &Path,
+) -> Result<Vec<u8>> {
     let mut c = Cpio::new();
     let stripped = tempfile::NamedTempFile::new().map_err(io_err("temp file"))?;
     strip(osimage, stripped.path())?;
@@ -329,17 +339,28 @@ pub fn initrd_overlay(app: &ApplianceRoot, osimage: &Path, definitions: &Path) -
         let bytes = std::fs::read(&path).map_err(io_err(format!("read {}", path.display())))?;
         c.file(&format!("usr/lib/osimage/repart.d/{name}"), 0o644, &bytes);
     }
-    let unit = units_dir().join("osimage-firstboot.service");
-    let bytes = std::fs::read(&unit).map_err(io_err(format!("read {}", unit.display())))?;
-    c.file(
-        "usr/lib/systemd/system/osimage-firstboot.service",
-        0o644,
-        &bytes,
-    );
-    c.symlink(
-        "usr/lib/systemd/system/initrd-root-device.target.wants/osimage-firstboot.service",
-        "../osimage-firstboot.service",
-    );
+    let cert =
+        std::fs::read(verity_cert).map_err(io_err(format!("read {}", verity_cert.display())))?;
+    c.file("usr/lib/osimage/verity.crt", 0o644, &cert);
+    // firstboot makes the volumes; check-usr gates /usr's verity device.
+    for (unit, wanted_by) in [
+        (
+            "osimage-firstboot.service",
+            "initrd-root-device.target.wants",
+        ),
+        (
+            "osimage-verify-usr.service",
+            "systemd-veritysetup@usr.service.requires",
+        ),
+    ] {
+        let path = units_dir().join(unit);
+        let bytes = std::fs::read(&path).map_err(io_err(format!("read {}", path.display())))?;
+        c.file(&format!("usr/lib/systemd/system/{unit}"), 0o644, &bytes);
+        c.symlink(
+            &format!("usr/lib/systemd/system/{wanted_by}/{unit}"),
+            &format!("../{unit}"),
+        );
+    }
     Ok(c.finish())
 }
 

@@ -337,6 +337,9 @@ impl Vm {
         self.send(&format!("{password}\n"))?;
         // The first login under TCG takes a while (PAM, logind, the shell's start).
         self.wait_for_text("# ", at, Duration::from_secs(300))?;
+        // Commands are read by a script: a pager (journalctl and systemctl start
+        // one on a terminal when the output is long) would wait for a key forever.
+        self.send("export SYSTEMD_PAGER=cat PAGER=cat SYSTEMD_COLORS=0\n")?;
         Ok(())
     }
 
