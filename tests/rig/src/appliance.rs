@@ -178,16 +178,10 @@ pub fn stage(app: &ApplianceRoot, work: &Path, version: &str, bins: &Binaries) -
         }
     }
     overlay_tree(&def.join("usr"), &usr)?;
-    for (target, unit) in [
-        ("basic.target", "osimage-bless-boot.service"),
-        ("graphical.target", "tessera.service"),
-    ] {
-        let wants = units.join(format!("{target}.wants"));
-        std::fs::create_dir_all(&wants).map_err(io_err(format!("create {target}.wants")))?;
-        let _ = std::fs::remove_file(wants.join(unit));
-        std::os::unix::fs::symlink(format!("../{unit}"), wants.join(unit))
-            .map_err(io_err(format!("enable {unit}")))?;
-    }
+    // tessera.service is installed but not enabled yet: in the guest, libseat's
+    // logind backend is refused Session.Activate (EACCES) for the appliance user's
+    // PAM session, and the unit would restart in a loop (issue 8's notes).
+    enable(&units, "basic.target", "osimage-bless-boot.service")?;
 
     let art = &app.art;
     for (name, target) in [
@@ -208,6 +202,15 @@ pub fn stage(app: &ApplianceRoot, work: &Path, version: &str, bins: &Binaries) -
     std::fs::write(build.join("initrd-osimage.cpio"), overlay)
         .map_err(io_err("write the initrd overlay"))?;
     Ok(definition)
+}
+
+/// Links `unit` into `target.wants` under the staged unit directory.
+fn enable(units: &Path, target: &str, unit: &str) -> Result<()> {
+    let wants = units.join(format!("{target}.wants"));
+    std::fs::create_dir_all(&wants).map_err(io_err(format!("create {target}.wants")))?;
+    let _ = std::fs::remove_file(wants.join(unit));
+    std::os::unix::fs::symlink(format!("../{unit}"), wants.join(unit))
+        .map_err(io_err(format!("enable {unit}")))
 }
 
 /// Adds the files under `from` (the definition's own /usr files: sysusers, tmpfiles,
