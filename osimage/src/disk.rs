@@ -39,6 +39,21 @@ const DIRECT_ALIGN: usize = 4096;
 const DIRECT_MIN: usize = 1 << 20;
 
 impl FileDisk {
+    /// Opened for reading only: writes fail with EBADF. For code that only looks,
+    /// such as the initrd's signature check: closing a block device opened for
+    /// writing makes udev re-read its partition table, and the partitions'
+    /// devices vanish and come back under whoever is setting them up.
+    pub fn open_read_only(path: &Path) -> io::Result<FileDisk> {
+        let mut file = File::options().read(true).open(path)?;
+        let size = file.seek(SeekFrom::End(0))?;
+        Ok(FileDisk {
+            file,
+            size,
+            direct: None,
+            bounce: Vec::new(),
+        })
+    }
+
     pub fn open(path: &Path) -> io::Result<FileDisk> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut file = File::options().read(true).write(true).open(path)?;

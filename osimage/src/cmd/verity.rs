@@ -155,7 +155,8 @@ fn check_usr(disk: &Path, cert: &Path, cmdline: &Path, json: bool) -> anyhow::Re
     let trusted = <x509_cert::Certificate as der::DecodePem>::from_pem(&pem)
         .with_context(|| format!("{}: not a PEM X.509 certificate", cert.display()))?;
     let path = crate::cmd::firstboot::resolve_disk(disk, None)?;
-    let dev = FileDisk::open(&path).with_context(|| format!("open {}", path.display()))?;
+    let dev =
+        FileDisk::open_read_only(&path).with_context(|| format!("open {}", path.display()))?;
     let gpt = read_gpt(&dev).with_context(|| format!("{}: GPT", path.display()))?;
     let ss = u64::from(gpt.sector_size);
     let mut sigs = Vec::new();
