@@ -15,8 +15,9 @@ use std::hash::{Hash, Hasher};
 use serde::{Deserialize, Serialize};
 use smithay::backend::allocator::Buffer as _;
 use smithay::backend::renderer::element::{Element as _, Id, RenderElement, UnderlyingStorage};
-use smithay::backend::renderer::{ImportAll, ImportMem, Renderer, Texture};
+use smithay::backend::renderer::{Color32F, ImportAll, ImportMem, Renderer, Texture};
 use smithay::desktop::layer_map_for_output;
+use smithay::output::Output;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::utils::{Physical, Scale, Size, Transform};
 use smithay::wayland::compositor::{TraversalAction, with_surface_tree_downward};
@@ -24,7 +25,7 @@ use smithay::wayland::dmabuf::{SurfaceDmabufFeedbackState, get_dmabuf};
 use smithay::wayland::single_pixel_buffer::get_single_pixel_buffer;
 
 use crate::render::OutputElement;
-use crate::render::decoration::DecorationRenderer;
+use crate::render::decoration::{DecorationPrograms, DecorationRenderer};
 use crate::render::planes::{
     self, Buffer, DeviceCaps, Element, FormatSet, Placement, Plan, PlaneKind, Role, Rotations,
     SurfaceFeedback, Switches,
@@ -433,6 +434,48 @@ where
 /// it draws everything but what the background hides.
 pub fn drawn(placement: Placement) -> bool {
     !matches!(placement, Placement::Background | Placement::Hidden)
+}
+
+/// One frame of an output as every backend draws it: what the policy planned,
+/// the elements the renderer still draws (not a background taken as the clear
+/// colour), and the clear colour.
+pub struct PlannedFrame<R: ImportAll + ImportMem + DecorationRenderer> {
+    pub frame: Frame,
+    pub elements: Vec<OutputElement<R>>,
+    pub clear: Color32F,
+}
+
+/// Lays out `output` and runs the plane policy over it.
+pub fn plan_output<R>(
+    state: &Tessera,
+    renderer: &mut R,
+    output: &Output,
+    decorations: &DecorationPrograms,
+    size: Size<i32, Physical>,
+) -> PlannedFrame<R>
+where
+    R: Renderer + ImportAll + ImportMem + DecorationRenderer,
+    R::TextureId: Clone + Texture + 'static,
+{
+    let elements = crate::render::output_elements(state, renderer, output, decorations);
+    let scale = output.current_scale().fractional_scale();
+    let described = describe(&elements, renderer, scale);
+    let frame = state.scanout.plan((size.w, size.h), described);
+    let elements = elements
+        .into_iter()
+        .zip(&frame.plan.placements)
+        .filter(|(_, (_, placement))| drawn(*placement))
+        .map(|(e, _)| e)
+        .collect();
+    let clear = frame.plan.clear_colour.map_or_else(
+        || crate::render::clear_colour(state),
+        |[r, g, b, a]| Color32F::new(r, g, b, a),
+    );
+    PlannedFrame {
+        frame,
+        elements,
+        clear,
+    }
 }
 
 impl Tessera {

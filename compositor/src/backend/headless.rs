@@ -15,7 +15,7 @@ use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::gles::{GlesRenderbuffer, GlesRenderer};
 use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::{
-    Bind, Color32F, ExportMem, ImportAll, ImportDma, ImportMem, Offscreen, Renderer, Texture,
+    Bind, ExportMem, ImportAll, ImportDma, ImportMem, Offscreen, Renderer, Texture,
 };
 use smithay::desktop::layer_map_for_output;
 use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
@@ -359,21 +359,12 @@ where
         // TESSERA_DEBUG_DAMAGE=rerender: forget the buffer's contents each frame.
         target.age = 0;
     }
-    let elements = render::output_elements(state, &mut gpu.renderer, output, decorations);
-    let scale = output.current_scale().fractional_scale();
-    let described = scanout::describe(&elements, &mut gpu.renderer, scale);
-    let frame = state.scanout.plan((size.w, size.h), described);
-    let elements: Vec<_> = elements
-        .into_iter()
-        .zip(&frame.plan.placements)
-        .filter(|(_, (_, placement))| scanout::drawn(*placement))
-        .map(|(e, _)| e)
-        .collect();
+    let scanout::PlannedFrame {
+        frame,
+        elements,
+        clear,
+    } = scanout::plan_output(state, &mut gpu.renderer, output, decorations, size);
     tracing::trace!(output = %name, elements = elements.len(), "render");
-    let clear = frame.plan.clear_colour.map_or_else(
-        || render::clear_colour(state),
-        |[r, g, b, a]| Color32F::new(r, g, b, a),
-    );
     let mut fb = gpu
         .renderer
         .bind(&mut target.buffer)

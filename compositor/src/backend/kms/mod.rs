@@ -83,6 +83,8 @@ pub struct Kms {
     programs: Box<Programs>,
     surfaces: HashMap<crtc::Handle, Surface>,
     libinput: Libinput,
+    /// The planes as read at start; `kms_start` hands them to the plane policy
+    /// (`Tessera::scanout`), which every frame then reads.
     caps: DeviceCaps,
 }
 

@@ -12,7 +12,6 @@ use smithay::backend::allocator::gbm::{GbmAllocator, GbmBufferFlags};
 use smithay::backend::drm::DrmEventTime;
 use smithay::backend::drm::compositor::{DrmCompositor, PrimaryPlaneElement};
 use smithay::backend::drm::exporter::gbm::GbmFramebufferExporter;
-use smithay::backend::renderer::Color32F;
 use smithay::backend::renderer::gles::GlesRenderer;
 use smithay::desktop::layer_map_for_output;
 use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
@@ -26,7 +25,6 @@ use smithay::wayland::presentation::Refresh;
 use super::connectors::{self, CrtcRequest, ModeCandidate};
 use super::{Kms, Surface, caps};
 use crate::backend::Backend;
-use crate::render;
 use crate::render::decoration::DecorationRenderer;
 use crate::render::planes::FAILURE_LIMIT;
 use crate::scanout;
@@ -442,30 +440,20 @@ fn render_frame(
         gpu,
         programs,
         surfaces,
-        caps: device_caps,
         ..
     } = kms;
     let s = surfaces.get_mut(&crtc).ok_or("no such CRTC")?;
     let output = s.output.clone();
     let renderer = &mut gpu.renderer;
     let decorations = GlesRenderer::decoration_programs(Some(programs));
-    let elements = render::output_elements(state, renderer, &output, &decorations);
     let size = crate::backend::framebuffer_size(&output).ok_or("output has no mode")?;
-    let scale = output.current_scale().fractional_scale();
-    let described = scanout::describe(&elements, renderer, scale);
-    let frame = state.scanout.plan((size.w, size.h), described);
-    let clear = frame.plan.clear_colour.map_or_else(
-        || render::clear_colour(state),
-        |[r, g, b, a]| Color32F::new(r, g, b, a),
-    );
-    let elements: Vec<_> = elements
-        .into_iter()
-        .zip(&frame.plan.placements)
-        .filter(|(_, (_, placement))| scanout::drawn(*placement))
-        .map(|(e, _)| e)
-        .collect();
+    let scanout::PlannedFrame {
+        frame,
+        elements,
+        clear,
+    } = scanout::plan_output(state, renderer, &output, &decorations, size);
     let backoff = s.seq < s.backoff_until;
-    let flags = caps::frame_flags(&state.scanout.switches, device_caps, backoff);
+    let flags = caps::frame_flags(&state.scanout.switches, &state.scanout.caps, backoff);
     let result = s
         .compositor
         .render_frame(renderer, &elements, clear, flags)
