@@ -1,4 +1,4 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -90,50 +90,7 @@ enum Command {
     ///
     /// Exit status: 0 updated or up to date, 1 error (nothing activated), 3 refused by
     /// policy.
-    Update {
-        /// The disk (block device or image file) to update.
-        #[arg(long)]
-        target: PathBuf,
-        /// Settings from an update.toml (flags override them).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Settings from systemd sysupdate.d/*.transfer files instead.
-        #[arg(long, conflicts_with = "config")]
-        transfer_dir: Option<PathBuf>,
-        /// Base URL or directory holding SHA256SUMS, SHA256SUMS.p7s and the files.
-        #[arg(long)]
-        source: Option<String>,
-        /// OS name: files and labels are <name>_<version> (default tessera).
-        #[arg(long)]
-        name: Option<String>,
-        /// Certificate trusted for SHA256SUMS.p7s.
-        #[arg(long)]
-        vendor_cert: Option<PathBuf>,
-        /// Certificate trusted for verity root hash signatures (default: vendor's).
-        #[arg(long)]
-        verity_cert: Option<PathBuf>,
-        /// Only list what is offered and what would be installed.
-        #[arg(long)]
-        check: bool,
-        /// The running version, never touched. By default it is the slot on the target
-        /// whose root hash is the running `usrhash=` (see --cmdline); none when no
-        /// slot there matches, as for an offline disk.
-        #[arg(long)]
-        booted: Option<String>,
-        /// Kernel command line to find the running `usrhash=` in.
-        #[arg(long, default_value = "/proc/cmdline")]
-        cmdline: PathBuf,
-        #[arg(long)]
-        min_version: Option<String>,
-        #[arg(long)]
-        allow_downgrade: bool,
-        /// Boot counting tries for the new version (default 3).
-        #[arg(long)]
-        tries: Option<u32>,
-        /// Versions whose UKIs are kept (InstancesMax, default 2).
-        #[arg(long)]
-        instances_max: Option<usize>,
-    },
+    Update(cmd::update::UpdateArgs),
     /// Make a signing key (RSA 2048, PEM) and a self-signed certificate.
     Genkey {
         /// Directory to write <name>.key and <name>.crt into.
@@ -507,107 +464,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         })()),
-        Command::Update {
-            target,
-            config,
-            transfer_dir,
-            source,
-            name,
-            vendor_cert,
-            verity_cert,
-            check,
-            booted,
-            cmdline,
-            min_version,
-            allow_downgrade,
-            tries,
-            instances_max,
-        } => {
-            let run = || -> anyhow::Result<osimage::update::apply::Report> {
-                use osimage::update::config::UpdateConfig;
-                let file = match (&config, &transfer_dir) {
-                    (Some(p), _) => UpdateConfig::load_toml(p)?,
-                    (None, Some(d)) => UpdateConfig::load_sysupdate_dir(d)?,
-                    (None, None) => UpdateConfig::default(),
-                };
-                let source = source
-                    .or(file.source.url)
-                    .context("no update source: give --source or a config with source.url")?;
-                let vendor_cert = vendor_cert
-                    .or(file.source.vendor_cert)
-                    .context("no vendor certificate: give --vendor-cert or source.vendor-cert")?;
-                let verity_cert = verity_cert.or(file.source.verity_cert);
-                let name = name
-                    .or(file.transfer.name)
-                    .unwrap_or_else(|| "tessera".into());
-                let min_version = min_version.or(file.transfer.min_version);
-                let tries = tries.or(file.transfer.tries).unwrap_or(3);
-                let instances_max = instances_max.or(file.transfer.instances_max).unwrap_or(2);
-                let vendor = osimage::sign::load_cert(&vendor_cert)?;
-                let verity = match &verity_cert {
-                    Some(p) => osimage::sign::load_cert(p)?,
-                    None => vendor.clone(),
-                };
-                let mut disk = osimage::disk::FileDisk::open(&target)
-                    .with_context(|| target.display().to_string())?;
-                let booted = match booted {
-                    Some(v) => Some(v),
-                    None => booted_from_cmdline(&disk, &name, &cmdline)?,
-                };
-                let opts = osimage::update::apply::Options {
-                    name,
-                    vendor_cert: vendor,
-                    verity_cert: verity,
-                    booted,
-                    policy: osimage::update::catalog::Policy {
-                        min_version,
-                        allow_downgrade,
-                    },
-                    tries,
-                    instances_max,
-                };
-                let src = osimage::update::source::Source::parse(&source);
-                Ok(if check {
-                    osimage::update::apply::check(&disk, &src, &opts)?
-                } else {
-                    osimage::update::apply::apply(&mut disk, &src, &opts)?
-                })
-            };
-            match run() {
-                Ok(r) => {
-                    if cli.json {
-                        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-                    } else {
-                        if let Some(b) = &r.booted {
-                            println!("booted   {b}");
-                        }
-                        for o in &r.offered {
-                            let state = if o.complete() {
-                                "complete".to_owned()
-                            } else {
-                                format!("incomplete, missing {}", o.missing.join(", "))
-                            };
-                            println!("offered  {:<12} {state}", o.version);
-                        }
-                        println!(
-                            "decision {}",
-                            serde_json::to_string(&r.decision).unwrap_or_default()
-                        );
-                        if let Some(a) = &r.activated {
-                            println!("activated {a}");
-                        }
-                    }
-                    match r.decision {
-                        osimage::update::catalog::Decision::Refused { .. } => ExitCode::from(3),
-                        _ => ExitCode::SUCCESS,
-                    }
-                }
-                Err(e) => {
-                    eprintln!("osimage: error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Update(args) => cmd::update::update_cmd(args, cli.json),
         Command::Genkey {
             out_dir,
             name,
@@ -808,34 +665,6 @@ fn genkey_cmd(
         );
     }
     Ok(())
-}
-
-/// The running version on `disk`, from the `usrhash=` in the command line file. A
-/// missing file (not Linux, a container) means none is running from it.
-fn booted_from_cmdline(
-    disk: &dyn osimage::disk::Disk,
-    name: &str,
-    cmdline: &Path,
-) -> anyhow::Result<Option<String>> {
-    let Ok(line) = std::fs::read_to_string(cmdline) else {
-        return Ok(None);
-    };
-    if osimage::update::slots::usrhash(&line).is_none() {
-        return Ok(None);
-    }
-    let gpt = osimage::disk::read_gpt(disk).context("reading the target's partition table")?;
-    let booted = osimage::update::slots::booted_version(&gpt, name, &line);
-    match &booted {
-        Some(v) => tracing::info!(
-            "running {v} from this disk (usrhash= in {})",
-            cmdline.display()
-        ),
-        None => tracing::info!(
-            "usrhash= in {} names no slot on this disk",
-            cmdline.display()
-        ),
-    }
-    Ok(booted)
 }
 
 fn uki_cmd(

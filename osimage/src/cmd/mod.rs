@@ -4,4 +4,5 @@ pub(crate) mod boot;
 pub(crate) mod firstboot;
 pub(crate) mod reset;
 pub(crate) mod unlock;
+pub(crate) mod update;
 pub(crate) mod verity;
