@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tessera_rig::appliance::{self, ApplianceRoot, Binaries};
+use tessera_rig::picture::Picture;
 use tessera_rig::{Artifacts, Swtpm, Vm, VmConfig};
 
 const PASSWORD: &str = "tessera";
@@ -53,7 +54,7 @@ fn build(work: &Path, version: &str) -> PathBuf {
     let art = Artifacts::ensure().unwrap();
     let app = ApplianceRoot::ensure(&art).unwrap();
     let bins = binaries();
-    let definition = appliance::stage(&app, work, version, &bins).unwrap();
+    let definition = appliance::stage(&app, work, version, &bins, &[]).unwrap();
     let image = work.join(format!("tessera_{version}.img"));
     appliance::build_image(&bins.osimage, &definition, &image).unwrap();
     image
@@ -161,6 +162,8 @@ fn first_boot_unlocks_root_through_the_tpm_token_and_blesses_the_uki() {
         "{journal}"
     );
 
+    session_shows_foot_through_kms(&mut vm);
+
     let timing = sh(&mut vm, "systemd-analyze");
     eprintln!(
         "first boot under TCG: {timing} (QEMU up {:.0} s)",
@@ -171,4 +174,85 @@ fn first_boot_unlocks_root_through_the_tpm_token_and_blesses_the_uki() {
         vm.wait_exit(Duration::from_secs(180)),
         "the guest must power off"
     );
+}
+
+/// The session: tessera.service on tty1 (a logind session through PAM, the seat
+/// through libseat), the kms backend on virtio-gpu, foot autostarted and
+/// maximized. What QEMU scans out is checked against foot's configured colours,
+/// and `msg planes` says what the commits put on the primary plane.
+fn session_shows_foot_through_kms(vm: &mut Vm) {
+    let msg = "tessera msg --json --socket \"$(ls /run/user/*/tessera-wayland-*.sock | head -n1)\"";
+    let windows = (0..120).find_map(|_| {
+        let (out, rc) = vm
+            .shell(&format!("{msg} windows"), Duration::from_secs(60))
+            .unwrap();
+        if rc == 0 && out.contains("\"foot\"") {
+            Some(out)
+        } else {
+            std::thread::sleep(Duration::from_secs(2));
+            None
+        }
+    });
+    assert!(
+        windows.is_some(),
+        "no foot window in the session:\n{}",
+        sh(
+            vm,
+            "systemctl status tessera.service --no-pager; journalctl -b -o cat -u tessera.service | tail -n 80; true"
+        )
+    );
+    let version = json(vm, &format!("{msg} version"));
+    assert_eq!(version["data"]["backend"], "kms", "{version}");
+
+    // foot maps its window before the shell has printed its prompt: look again
+    // until the prompt is on the screen too.
+    let foot_background = [0x20, 0x30, 0x40];
+    let mut seen = String::new();
+    let shown = (0..30).any(|i| {
+        std::thread::sleep(Duration::from_secs(2));
+        let shot = vm.screendump(&format!("session-{i}.png")).unwrap();
+        let keep = std::env::temp_dir().join("tessera-appliance-session.png");
+        let _ = std::fs::copy(&shot, &keep);
+        let picture = Picture::read_png(&shot).unwrap();
+        assert_eq!((picture.width, picture.height), (1280, 800));
+        let (colour, share) = picture.dominant();
+        let text = picture.share_unlike(colour, 60) * f64::from(picture.width * picture.height);
+        seen = format!(
+            "{share:.3} of the screen is {colour:02x?}, {text} pixels differ (in {})",
+            keep.display()
+        );
+        // foot's maximized window is the screen, and the prompt and cursor are on it.
+        colour
+            .iter()
+            .zip(foot_background)
+            .all(|(a, b)| a.abs_diff(b) <= 2)
+            && share > 0.8
+            && text >= 50.0
+    });
+    assert!(
+        shown,
+        "the screen is not foot's maximized window with a prompt: {seen}\n{}",
+        sh(
+            vm,
+            "systemd-cgls --no-pager -u tessera.service; journalctl -b -o cat -u tessera.service | tail -n 60; true"
+        )
+    );
+    eprintln!("the session as QEMU scanned it out: {seen}");
+
+    let planes = json(vm, &format!("{msg} planes"));
+    let data = &planes["data"];
+    assert_eq!(data["source"], "virtio_gpu", "{planes}");
+    let output = &data["outputs"][0];
+    assert_eq!(output["output"], "Virtual-1", "{planes}");
+    let kms = &output["kms"];
+    let count = |k: &str| kms[k].as_u64().unwrap_or(0);
+    assert!(count("commits") > 0, "{planes}");
+    assert_eq!(
+        count("primary_swapchain") + count("primary_client"),
+        count("commits"),
+        "every commit carries the primary plane: {planes}"
+    );
+    assert_eq!(count("failed"), 0, "{planes}");
+    let text = msg.replace(" --json", "");
+    eprintln!("session: {}", sh(vm, &format!("{text} planes")));
 }

@@ -50,7 +50,7 @@ pub fn run(args: VmArgs) -> anyhow::Result<()> {
     };
     let art = Artifacts::ensure().context("fetching the kernel and systemd-boot")?;
     let app = ApplianceRoot::ensure(&art).context("building the appliance tree (mmdebstrap)")?;
-    let definition = appliance::stage(&app, &work, &args.version, &bins)?;
+    let definition = appliance::stage(&app, &work, &args.version, &bins, &[])?;
     let image = work.join(format!("tessera_{}.img", args.version));
     let report = appliance::build_image(&bins.osimage, &definition, &image)?;
     let disk = work.join("disk.img");

@@ -127,11 +127,27 @@ pub struct Binaries {
     pub tessera: Option<PathBuf>,
 }
 
+/// A unit that one staged version carries beyond the definition's own: the test
+/// scenario's faulty release is v3 plus a unit that keeps it from booting well.
+#[derive(Debug, Clone)]
+pub struct ExtraUnit {
+    pub name: String,
+    pub text: String,
+    /// The target whose `.wants/` links it, e.g. `boot-complete.target`.
+    pub wanted_by: String,
+}
+
 /// Stages version `version` of the appliance under `work/<version>/`: a copy of
 /// `config/appliance/` with its `build/` inputs (the /usr tree with our programs and
 /// units, kernel, initrds, systemd-boot) and the signing keys shared by every version
 /// under `work/keys`. Returns the `image.toml` to hand to `osimage build`.
-pub fn stage(app: &ApplianceRoot, work: &Path, version: &str, bins: &Binaries) -> Result<PathBuf> {
+pub fn stage(
+    app: &ApplianceRoot,
+    work: &Path,
+    version: &str,
+    bins: &Binaries,
+    extra: &[ExtraUnit],
+) -> Result<PathBuf> {
     let out = work.join(version);
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("build"))
@@ -178,10 +194,22 @@ pub fn stage(app: &ApplianceRoot, work: &Path, version: &str, bins: &Binaries) -
         }
     }
     overlay_tree(&def.join("usr"), &usr)?;
-    // tessera.service is installed but not enabled yet: in the guest, libseat's
-    // logind backend is refused Session.Activate (EACCES) for the appliance user's
-    // PAM session, and the unit would restart in a loop (issue 8's notes).
+    // What `osimage update` trusts: the vendor's certificate is part of the image,
+    // so a release can only be replaced by one the same vendor signed.
+    let cert = std::fs::read(work.join("keys/verity.crt")).map_err(io_err("read verity.crt"))?;
+    std::fs::create_dir_all(usr.join("lib/osimage")).map_err(io_err("create lib/osimage"))?;
+    replace(&usr.join("lib/osimage/vendor.crt"), &cert)?;
+    for unit in extra {
+        replace(&units.join(&unit.name), unit.text.as_bytes())?;
+        enable(&units, &unit.wanted_by, &unit.name)?;
+    }
     enable(&units, "basic.target", "osimage-bless-boot.service")?;
+    // Updates come over the network: DHCP on any wired link
+    // (usr/lib/systemd/network/80-appliance-wired.network).
+    enable(&units, "multi-user.target", "systemd-networkd.service")?;
+    enable(&units, "sockets.target", "systemd-networkd.socket")?;
+    // The login session: default.target is graphical.target in Debian's systemd.
+    enable(&units, "graphical.target", "tessera.service")?;
 
     let art = &app.art;
     for (name, target) in [

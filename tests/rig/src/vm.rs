@@ -45,6 +45,9 @@ pub struct VmConfig {
     pub credentials: Vec<String>,
     /// A console that can be typed into ([`Vm::send`]); otherwise output only.
     pub typed_console: bool,
+    /// QEMU user networking (virtio-net): the guest reaches the host's loopback
+    /// at 10.0.2.2.
+    pub user_net: bool,
 }
 
 impl VmConfig {
@@ -63,6 +66,7 @@ impl VmConfig {
             tpm_socket: None,
             credentials: Vec::new(),
             typed_console: false,
+            user_net: false,
         }
     }
 
@@ -77,6 +81,7 @@ impl VmConfig {
             tpm_socket: None,
             credentials: Vec::new(),
             typed_console: false,
+            user_net: false,
         }
     }
 
@@ -103,6 +108,13 @@ impl VmConfig {
         self
     }
 
+    /// A virtio-net NIC on QEMU's user network: no host setup, and the guest sees
+    /// the host's 127.0.0.1 as 10.0.2.2 (how it reaches the rig's nginx).
+    pub fn with_user_net(mut self) -> VmConfig {
+        self.user_net = true;
+        self
+    }
+
     pub fn with_disk(mut self, disk: &Path) -> VmConfig {
         self.disks.push(disk.to_owned());
         self
@@ -120,11 +132,10 @@ impl VmConfig {
             "-no-user-config",
             "-display",
             "none",
-            "-nic",
-            "none",
         ]
         .map(String::from)
         .to_vec();
+        a.extend(["-nic".into(), nic(self.user_net).into()]);
         a.extend(["-m".into(), self.memory_mib.to_string()]);
         a.extend(["-smp".into(), self.cpus.to_string()]);
         // A typed console is a socket the rig reads and writes; the rig writes the log
@@ -209,6 +220,14 @@ impl VmConfig {
     }
 }
 
+fn nic(user_net: bool) -> &'static str {
+    if user_net {
+        "user,model=virtio-net-pci"
+    } else {
+        "none"
+    }
+}
+
 /// A running guest. Killed on drop.
 #[derive(Debug)]
 pub struct Vm {
@@ -217,6 +236,10 @@ pub struct Vm {
     started: Instant,
     console: Option<std::os::unix::net::UnixStream>,
     commands: u32,
+    /// Where the current boot's console output starts: a reboot keeps the log,
+    /// and what an earlier boot printed must not satisfy a wait.
+    boot_from: usize,
+    boot_started: Instant,
 }
 
 impl Vm {
@@ -255,6 +278,8 @@ impl Vm {
             started: Instant::now(),
             console,
             commands: 0,
+            boot_from: 0,
+            boot_started: Instant::now(),
         })
     }
 
@@ -275,6 +300,7 @@ impl Vm {
         loop {
             let running = self.service.is_running();
             let serial = self.serial();
+            let serial = serial.get(self.boot_from..).unwrap_or_default().to_owned();
             // While the guest runs, its last line may be half written (the file is read
             // as QEMU appends to it): only lines that ended count. Once it has exited,
             // nothing more is coming, so the last line is whole too.
@@ -329,9 +355,9 @@ impl Vm {
         }
     }
 
-    /// Logs in on the serial console's getty.
+    /// Logs in on the serial console's getty (of the current boot).
     pub fn login(&mut self, user: &str, password: &str, timeout: Duration) -> Result<()> {
-        let at = self.wait_for_text(" login: ", 0, timeout)?;
+        let at = self.wait_for_text(" login: ", self.boot_from, timeout)?;
         self.send(&format!("{user}\n"))?;
         let at = self.wait_for_text("Password: ", at, Duration::from_secs(120))?;
         self.send(&format!("{password}\n"))?;
@@ -377,6 +403,34 @@ impl Vm {
         let text = serial.get(before..).unwrap_or_default();
         parse_framed(text, n)
             .ok_or_else(|| RigError::Failed(format!("command {n} output not framed:\n{text}")))
+    }
+
+    /// Reboots the guest from its shell (`systemctl reboot`: the firmware runs
+    /// again, with the same NVRAM, disk and TPM). Waits and logins then only see
+    /// what the next boot prints.
+    pub fn reboot(&mut self) -> Result<()> {
+        self.boot_from = self.serial().len();
+        self.boot_started = Instant::now();
+        self.send("systemctl reboot\n")
+    }
+
+    /// A hard reset through QMP, as a power cut and power-on would be (the guest
+    /// gets no chance to shut down).
+    pub fn reset(&mut self) -> Result<()> {
+        self.boot_from = self.serial().len();
+        self.boot_started = Instant::now();
+        self.qmp()?.execute("system_reset", serde_json::json!({}))?;
+        Ok(())
+    }
+
+    /// Time since the current boot began (QEMU's start or the last reboot).
+    pub fn boot_elapsed(&self) -> Duration {
+        self.boot_started.elapsed()
+    }
+
+    /// The console output of the current boot.
+    pub fn boot_serial(&self) -> String {
+        self.serial().get(self.boot_from..).unwrap_or_default().to_owned()
     }
 
     /// A fresh QMP connection.

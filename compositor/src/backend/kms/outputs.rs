@@ -358,6 +358,10 @@ impl Tessera {
                     k.overlay_elements += placed.overlays;
                     k.cursor_elements += u64::from(placed.cursor);
                 });
+                if self.frames_rendered == 0 {
+                    // Read off the journal for the boot figures (time to first frame).
+                    tracing::info!(output = name, "first frame committed");
+                }
                 self.frames_rendered += 1;
                 self.frame_shown(&name);
             }
