@@ -238,6 +238,32 @@ fn run(args: FirstbootArgs) -> anyhow::Result<Report> {
         (None, hook) => run_hook(hook, key),
     };
     let disk_path = resolve_disk(&args.disk, args.efivars.as_deref())?;
+    // A read-only look first. On every boot after the first the disk is complete,
+    // and a disk opened for writing makes udev re-read its partition table once it
+    // is closed: in the initrd that pulls root's partition out from under
+    // systemd-cryptsetup, and the boot times out waiting for it (seen in the VM).
+    if !args.dry_run {
+        let mut look = FileDisk::open_read_only(&disk_path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", disk_path.display()))?;
+        let mut report = firstboot::run(
+            &mut look,
+            Firstboot {
+                definitions: &defs,
+                tpm: tpm.as_mut(),
+                binding: &binding,
+                without_tpm: config.without_tpm,
+                reset: &mut request,
+                staging: &staging,
+                show_recovery_key: &mut show,
+                block: None,
+                dry_run: true,
+            },
+        )?;
+        if report.added.is_empty() && report.reset.is_none() {
+            report.dry_run = false;
+            return Ok(report);
+        }
+    }
     let mut disk =
         FileDisk::open(&disk_path).map_err(|e| anyhow::anyhow!("{}: {e}", disk_path.display()))?;
     let mut block = SystemBlockDevice::open(&disk_path)?;
