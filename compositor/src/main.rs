@@ -10,6 +10,9 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: the journal stores a line holding them
+        // as a blob that `journalctl` hides and `grep` cannot find.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let code = match &args.command {
         Some(Command::Msg(msg)) => msg_main(msg),

@@ -77,12 +77,15 @@ enum Command {
     /// Publish a built image's update files (usr, usr-verity, usr-verity-sig, UKI) into
     /// DIR and (re)write the signed SHA256SUMS manifest over DIR.
     Publish {
+        /// The directory an update server serves; versions already in it stay listed.
         dir: PathBuf,
+        /// A disk image made by `osimage build`.
         #[arg(long)]
         image: PathBuf,
-        /// The vendor key and certificate that sign SHA256SUMS.p7s.
+        /// The vendor's private key (PEM) that signs SHA256SUMS.p7s.
         #[arg(long)]
         key: PathBuf,
+        /// The vendor's certificate (PEM), the one `update --vendor-cert` trusts.
         #[arg(long)]
         cert: PathBuf,
     },
@@ -317,6 +320,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Units log to the journal, which keeps a line with colour codes as a blob.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
         Command::CompareVersions { a, b } => {

@@ -7,7 +7,8 @@ use anyhow::Context;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct UpdateArgs {
-    /// The disk (block device or image file) to update.
+    /// The disk (block device or image file) to update, or `auto` for the disk the
+    /// running system booted from (from the EFI variables, as `osimage status`).
     #[arg(long)]
     pub target: PathBuf,
     /// Settings from an update.toml (flags override them).
@@ -39,8 +40,10 @@ pub(crate) struct UpdateArgs {
     /// Kernel command line to find the running `usrhash=` in.
     #[arg(long, default_value = "/proc/cmdline")]
     pub cmdline: PathBuf,
+    /// Never install a version below this one (sysupdate's MinVersion).
     #[arg(long)]
     pub min_version: Option<String>,
+    /// Install the newest offered version even when it is older than the booted one.
     #[arg(long)]
     pub allow_downgrade: bool,
     /// Boot counting tries for the new version (default 3).
@@ -93,8 +96,12 @@ pub(crate) fn update_cmd(args: UpdateArgs, json: bool) -> ExitCode {
             Some(p) => osimage::sign::load_cert(p)?,
             None => vendor.clone(),
         };
-        let mut disk = osimage::disk::FileDisk::open(&target)
-            .with_context(|| target.display().to_string())?;
+        let target = super::firstboot::resolve_disk(&target, None)?;
+        if !check {
+            release_boot_partition(&target)?;
+        }
+        let mut disk =
+            osimage::disk::FileDisk::open(&target).with_context(|| target.display().to_string())?;
         let booted = match booted {
             Some(v) => Some(v),
             None => booted_from_cmdline(&disk, &name, &cmdline)?,
@@ -182,3 +189,83 @@ fn booted_from_cmdline(
     Ok(booted)
 }
 
+/// The update writes the boot partition's FAT through the disk itself. A kernel
+/// that has the same FAT mounted (systemd's /efi automount, say) keeps serving its
+/// cached view and may later write it back over the new UKI. So the mount goes
+/// first: autofs mounts it again on the next access. A busy mount is an error,
+/// before anything is written.
+fn release_boot_partition(target: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(target).with_context(|| target.display().to_string())?;
+    if !meta.file_type().is_block_device() {
+        return Ok(());
+    }
+    let disk = osimage::disk::FileDisk::open_read_only(target)
+        .with_context(|| target.display().to_string())?;
+    let gpt = osimage::disk::read_gpt(&disk).context("reading the target's partition table")?;
+    let Some(at) = osimage::boot::esp::boot_partition(&gpt) else {
+        return Ok(());
+    };
+    let sys = PathBuf::from(format!(
+        "/sys/dev/block/{}:{}",
+        libc::major(meta.rdev()),
+        libc::minor(meta.rdev())
+    ));
+    let Ok(children) = std::fs::read_dir(&sys) else {
+        return Ok(());
+    };
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for child in children.filter_map(Result::ok) {
+        let read = |f: &str| std::fs::read_to_string(child.path().join(f)).unwrap_or_default();
+        // sysfs counts partition starts in 512-byte units whatever the sector size.
+        if read("start").trim().parse::<u64>().ok() != Some(at.offset / 512) {
+            continue;
+        }
+        for mount in mount_points(&mountinfo, read("dev").trim()) {
+            tracing::info!("unmounting the boot partition from {mount} before writing it");
+            let status = std::process::Command::new("umount")
+                .arg(&mount)
+                .status()
+                .context("run umount")?;
+            anyhow::ensure!(
+                status.success(),
+                "the boot partition is mounted at {mount} and could not be unmounted \
+                 (busy?); nothing was written"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The mount points of device `devno` (`major:minor`) in a mountinfo text, the
+/// last mounted first (so stacked mounts come off in order).
+fn mount_points(mountinfo: &str, devno: &str) -> Vec<String> {
+    let mut found: Vec<String> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (_, _, dev, _, mount) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+            (dev == devno).then(|| mount.replace("\\040", " "))
+        })
+        .collect();
+    found.reverse();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mount_points;
+
+    #[test]
+    fn finds_every_mount_of_a_device_last_first() {
+        let info = "\
+22 1 253:1 / / ro,relatime shared:1 - erofs /dev/mapper/usr ro
+61 22 0:52 / /efi rw,relatime shared:30 - autofs systemd-1 rw,fd=50
+88 61 252:1 / /efi rw,nosuid,nodev shared:45 - vfat /dev/vda1 rw,fmask=0077
+90 22 252:1 / /mnt/my\\040esp rw shared:46 - vfat /dev/vda1 rw
+";
+        assert_eq!(mount_points(info, "252:1"), ["/mnt/my esp", "/efi"]);
+        // The autofs trigger is not the device: it stays, and mounts it again later.
+        assert!(mount_points(info, "252:2").is_empty());
+    }
+}
