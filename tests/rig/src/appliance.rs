@@ -133,8 +133,9 @@ pub struct Binaries {
 pub struct ExtraUnit {
     pub name: String,
     pub text: String,
-    /// The target whose `.wants/` links it, e.g. `boot-complete.target`.
-    pub wanted_by: String,
+    /// The directory under the unit directory that links it, e.g.
+    /// `multi-user.target.wants` or `boot-complete.target.requires`.
+    pub link_dir: String,
 }
 
 /// Stages version `version` of the appliance under `work/<version>/`: a copy of
@@ -201,7 +202,7 @@ pub fn stage(
     replace(&usr.join("lib/osimage/vendor.crt"), &cert)?;
     for unit in extra {
         replace(&units.join(&unit.name), unit.text.as_bytes())?;
-        enable(&units, &unit.wanted_by, &unit.name)?;
+        link(&units, &unit.link_dir, &unit.name)?;
     }
     enable(&units, "basic.target", "osimage-bless-boot.service")?;
     // Updates come over the network: DHCP on any wired link
@@ -234,11 +235,17 @@ pub fn stage(
 
 /// Links `unit` into `target.wants` under the staged unit directory.
 fn enable(units: &Path, target: &str, unit: &str) -> Result<()> {
-    let wants = units.join(format!("{target}.wants"));
-    std::fs::create_dir_all(&wants).map_err(io_err(format!("create {target}.wants")))?;
-    let _ = std::fs::remove_file(wants.join(unit));
-    std::os::unix::fs::symlink(format!("../{unit}"), wants.join(unit))
-        .map_err(io_err(format!("enable {unit}")))
+    link(units, &format!("{target}.wants"), unit)
+}
+
+/// Links `unit` into `dir` (`x.target.wants`, `x.target.requires`) under the staged
+/// unit directory, as `systemctl enable` would.
+fn link(units: &Path, dir: &str, unit: &str) -> Result<()> {
+    let at = units.join(dir);
+    std::fs::create_dir_all(&at).map_err(io_err(format!("create {dir}")))?;
+    let _ = std::fs::remove_file(at.join(unit));
+    std::os::unix::fs::symlink(format!("../{unit}"), at.join(unit))
+        .map_err(io_err(format!("link {unit} into {dir}")))
 }
 
 /// Adds the files under `from` (the definition's own /usr files: sysusers, tmpfiles,

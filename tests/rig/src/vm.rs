@@ -409,9 +409,15 @@ impl Vm {
     /// again, with the same NVRAM, disk and TPM). Waits and logins then only see
     /// what the next boot prints.
     pub fn reboot(&mut self) -> Result<()> {
-        self.boot_from = self.serial().len();
+        let from = self.serial().len();
+        self.boot_from = from;
+        self.send("systemctl reboot\n")?;
+        // The kernel's last word: from here on the time is the next boot's
+        // (firmware included), not the shutdown's.
+        self.boot_from =
+            self.wait_for_text("reboot: Restarting system", from, Duration::from_secs(300))?;
         self.boot_started = Instant::now();
-        self.send("systemctl reboot\n")
+        Ok(())
     }
 
     /// A hard reset through QMP, as a power cut and power-on would be (the guest
@@ -430,7 +436,10 @@ impl Vm {
 
     /// The console output of the current boot.
     pub fn boot_serial(&self) -> String {
-        self.serial().get(self.boot_from..).unwrap_or_default().to_owned()
+        self.serial()
+            .get(self.boot_from..)
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// A fresh QMP connection.

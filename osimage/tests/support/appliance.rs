@@ -1,0 +1,294 @@
+//! The appliance scenario's pieces (`appliance_vm.rs`): versions built and
+//! published by osimage, commands typed into the guest, the session's screen, the
+//! boot figures and the host-side tamper.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use osimage::disk::{Disk, FileDisk, read_gpt};
+use osimage::gpt::PartitionType;
+use regex::Regex;
+use serde_json::Value;
+use tessera_rig::appliance::{self, ApplianceRoot, Binaries, ExtraUnit};
+use tessera_rig::picture::Picture;
+use tessera_rig::{Artifacts, Vm};
+
+/// The work directory every version is staged, built and published from; one key
+/// pair signs them all, as one vendor would.
+pub struct Scenario {
+    work: tempfile::TempDir,
+    app: ApplianceRoot,
+    bins: Binaries,
+}
+
+impl Scenario {
+    pub fn new() -> Scenario {
+        let osimage = PathBuf::from(env!("CARGO_BIN_EXE_osimage"));
+        let tessera = osimage.with_file_name("tessera");
+        assert!(
+            tessera.is_file(),
+            "{} is not built: run the workspace's tests (`cargo xtask test`)",
+            tessera.display()
+        );
+        let art = Artifacts::ensure().unwrap();
+        Scenario {
+            work: tempfile::tempdir().unwrap(),
+            app: ApplianceRoot::ensure(&art).unwrap(),
+            bins: Binaries {
+                tessera: Some(tessera),
+                osimage,
+            },
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// `osimage build` of version `version` (plus `extra` units); returns the image.
+    pub fn build(&self, version: &str, extra: &[ExtraUnit]) -> PathBuf {
+        let definition =
+            appliance::stage(&self.app, self.dir(), version, &self.bins, extra).unwrap();
+        let image = self.dir().join(format!("tessera_{version}.img"));
+        appliance::build_image(&self.bins.osimage, &definition, &image).unwrap();
+        image
+    }
+
+    /// The staged /usr tree of `version` (what its usr partition was packed from).
+    pub fn usr_tree(&self, version: &str) -> PathBuf {
+        self.dir().join(version).join("build/usr")
+    }
+
+    /// `osimage publish` of `image` into `dir`, signed with the vendor key.
+    pub fn publish(&self, image: &Path, dir: &Path) {
+        let keys = self.dir().join("keys");
+        let out = Command::new(&self.bins.osimage)
+            .arg("publish")
+            .arg(dir)
+            .arg("--image")
+            .arg(image)
+            .arg("--key")
+            .arg(keys.join("verity.key"))
+            .arg("--cert")
+            .arg(keys.join("verity.crt"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "osimage publish: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The image on an 8 GiB disk: firstboot fills the rest.
+pub fn make_disk(image: &Path, disk: &Path) {
+    appliance::make_disk(image, disk, 8 << 30).unwrap();
+}
+
+/// Runs `command` in the guest; returns its output and exit status.
+pub fn sh_rc(vm: &mut Vm, command: &str) -> (String, i32) {
+    vm.shell(command, Duration::from_secs(600)).unwrap()
+}
+
+/// Runs `command` in the guest and returns its output; a non-zero exit fails.
+pub fn sh(vm: &mut Vm, command: &str) -> String {
+    let (out, rc) = sh_rc(vm, command);
+    assert_eq!(rc, 0, "`{command}` failed in the guest:\n{out}");
+    out
+}
+
+fn json(vm: &mut Vm, command: &str) -> Value {
+    let out = sh(vm, command);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("`{command}`: {e}:\n{out}"))
+}
+
+/// The session: tessera.service on tty1 (a logind session through PAM, the seat
+/// through libseat), the kms backend on virtio-gpu, foot autostarted and
+/// maximized. What QEMU scans out is checked against foot's configured colours,
+/// and `msg planes` says what the commits put on the primary plane.
+pub fn foot_on_screen(vm: &mut Vm, when: &str) {
+    let msg = "tessera msg --json --socket \"$(ls /run/user/*/tessera-wayland-*.sock | head -n1)\"";
+    let windows = (0..120).any(|_| {
+        let (out, rc) = sh_rc(vm, &format!("{msg} windows"));
+        rc == 0 && out.contains("\"foot\"") || {
+            std::thread::sleep(Duration::from_secs(2));
+            false
+        }
+    });
+    assert!(
+        windows,
+        "{when}: no foot window in the session:\n{}",
+        sh(
+            vm,
+            "systemctl status tessera.service --no-pager; journalctl -b -o cat SYSLOG_IDENTIFIER=tessera + _SYSTEMD_UNIT=tessera.service | tail -n 80; true"
+        )
+    );
+    let version = json(vm, &format!("{msg} version"));
+    assert_eq!(version["data"]["backend"], "kms", "{version}");
+
+    // foot maps its window before the shell has printed its prompt: look again
+    // until the prompt is on the screen too.
+    let foot_background = [0x20, 0x30, 0x40];
+    let mut seen = String::new();
+    let keep =
+        std::env::temp_dir().join(format!("tessera-appliance-{}.png", when.replace(' ', "-")));
+    let shown = (0..30).any(|i| {
+        std::thread::sleep(Duration::from_secs(2));
+        let shot = vm.screendump(&format!("session-{i}.png")).unwrap();
+        let _ = std::fs::copy(&shot, &keep);
+        let picture = Picture::read_png(&shot).unwrap();
+        assert_eq!((picture.width, picture.height), (1280, 800));
+        let (colour, share) = picture.dominant();
+        let text = picture.share_unlike(colour, 60) * f64::from(picture.width * picture.height);
+        seen = format!(
+            "{share:.3} of the screen is {colour:02x?}, {text} pixels differ (in {})",
+            keep.display()
+        );
+        // foot's maximized window is the screen, and the prompt and cursor are on it.
+        colour
+            .iter()
+            .zip(foot_background)
+            .all(|(a, b)| a.abs_diff(b) <= 2)
+            && share > 0.8
+            && text >= 50.0
+    });
+    assert!(
+        shown,
+        "{when}: the screen is not foot's maximized window with a prompt: {seen}\n{}",
+        sh(
+            vm,
+            "systemd-cgls --no-pager -u tessera.service; journalctl -b -o cat SYSLOG_IDENTIFIER=tessera + _SYSTEMD_UNIT=tessera.service | tail -n 60; true"
+        )
+    );
+    eprintln!("{when}: the session as QEMU scanned it out: {seen}");
+
+    let planes = json(vm, &format!("{msg} planes"));
+    let data = &planes["data"];
+    assert_eq!(data["source"], "virtio_gpu", "{planes}");
+    let output = &data["outputs"][0];
+    assert_eq!(output["output"], "Virtual-1", "{planes}");
+    let kms = &output["kms"];
+    let count = |k: &str| kms[k].as_u64().unwrap_or(0);
+    assert!(count("commits") > 0, "{planes}");
+    assert_eq!(
+        count("primary_swapchain") + count("primary_client"),
+        count("commits"),
+        "every commit carries the primary plane: {planes}"
+    );
+    assert_eq!(count("failed"), 0, "{planes}");
+    let text = msg.replace(" --json", "");
+    eprintln!("{when}: {}", sh(vm, &format!("{text} planes")));
+}
+
+/// Where one boot's time went, in seconds. Firmware is the host's clock from power
+/// on (or the reset) minus the guest's uptime; kernel, initrd and userspace are
+/// systemd's own timestamps; the first frame is Tessera's journal line.
+#[derive(Debug, Clone)]
+pub struct BootFigures {
+    pub label: String,
+    pub firmware: f64,
+    pub kernel: f64,
+    pub initrd: f64,
+    pub userspace: f64,
+    /// From the switch to the real root to Tessera's first committed frame.
+    pub to_first_frame: Option<f64>,
+}
+
+impl BootFigures {
+    pub fn read(vm: &mut Vm, label: &str) -> BootFigures {
+        let before = vm.boot_elapsed();
+        let uptime = sh(vm, "cut -d' ' -f1 /proc/uptime");
+        let after = vm.boot_elapsed();
+        let host = (before + after).as_secs_f64() / 2.0;
+        let uptime: f64 = uptime.trim().parse().unwrap();
+        let props = sh(
+            vm,
+            "systemctl show -p InitRDTimestampMonotonic -p UserspaceTimestampMonotonic -p FinishTimestampMonotonic",
+        );
+        let prop = |name: &str| -> f64 {
+            props
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse::<f64>().ok())
+                .map(|us| us / 1e6)
+                .unwrap_or_else(|| panic!("no {name} in {props}"))
+        };
+        let (initrd_at, userspace_at, finish_at) = (
+            prop("InitRDTimestampMonotonic"),
+            prop("UserspaceTimestampMonotonic"),
+            prop("FinishTimestampMonotonic"),
+        );
+        // The session may still be starting when the console's login is done.
+        let stamp = Regex::new(r"^\[\s*([0-9.]+)\]").unwrap();
+        let to_first_frame = (0..45).find_map(|_| {
+            let frame = sh(
+                vm,
+                "journalctl -b -o short-monotonic -t tessera | grep -m1 'first frame committed'; true",
+            );
+            let at = stamp
+                .captures(frame.trim())
+                .and_then(|c| c[1].parse::<f64>().ok());
+            if at.is_none() {
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            at.map(|at| at - userspace_at)
+        });
+        let figures = BootFigures {
+            label: label.to_owned(),
+            firmware: host - uptime,
+            kernel: initrd_at,
+            initrd: userspace_at - initrd_at,
+            userspace: finish_at - userspace_at,
+            to_first_frame,
+        };
+        eprintln!("boot figures: {figures:?}");
+        figures
+    }
+
+    pub fn table(all: &[BootFigures]) -> String {
+        let mut out = String::from(
+            "| boot | firmware + loader | kernel | initrd | userspace (boot finished) | userspace to first frame |\n|---|---|---|---|---|---|\n",
+        );
+        for f in all {
+            out.push_str(&format!(
+                "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {} |\n",
+                f.label,
+                f.firmware,
+                f.kernel,
+                f.initrd,
+                f.userspace,
+                f.to_first_frame
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}"))
+            ));
+        }
+        out
+    }
+}
+
+/// Flips one byte of `file`'s data where it lies in the usr partition labelled
+/// `label` on `disk`; returns the byte's offset on the disk. The file's first
+/// block is found by content (erofs is built uncompressed, so it is there as is).
+pub fn flip_file_byte(disk: &Path, label: &str, file: &Path) -> u64 {
+    let content = std::fs::read(file).unwrap();
+    let needle = &content[..4096.min(content.len())];
+    let mut dev = FileDisk::open(disk).unwrap();
+    let gpt = read_gpt(&dev).unwrap();
+    let part = gpt
+        .partitions
+        .iter()
+        .find(|p| p.kind == PartitionType::Usr && p.label == label)
+        .unwrap_or_else(|| panic!("no usr partition {label} on {}", disk.display()));
+    let start = part.first_lba * u64::from(gpt.sector_size);
+    let len = (part.last_lba + 1 - part.first_lba) * u64::from(gpt.sector_size);
+    let mut bytes = vec![0u8; usize::try_from(len).unwrap()];
+    dev.read_at(start, &mut bytes).unwrap();
+    let found = memchr::memmem::find(&bytes, needle)
+        .unwrap_or_else(|| panic!("{} is not in {label} as is", file.display()));
+    let at = start + found as u64 + 100;
+    let mut byte = [0u8];
+    dev.read_at(at, &mut byte).unwrap();
+    dev.write_at(at, &[byte[0] ^ 0xff]).unwrap();
+    at
+}
