@@ -242,11 +242,22 @@ fn run(args: FirstbootArgs) -> anyhow::Result<Report> {
     // and a disk opened for writing makes udev re-read its partition table once it
     // is closed: in the initrd that pulls root's partition out from under
     // systemd-cryptsetup, and the boot times out waiting for it (seen in the VM).
-    if !args.dry_run {
-        let mut look = FileDisk::open_read_only(&disk_path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", disk_path.display()))?;
+    // The disk is opened for writing only when the look finds work.
+    let mut look = !args.dry_run;
+    loop {
+        let open = if look {
+            FileDisk::open_read_only(&disk_path)
+        } else {
+            FileDisk::open(&disk_path)
+        };
+        let mut disk = open.map_err(|e| anyhow::anyhow!("{}: {e}", disk_path.display()))?;
+        let mut block = if look {
+            None
+        } else {
+            SystemBlockDevice::open(&disk_path)?
+        };
         let mut report = firstboot::run(
-            &mut look,
+            &mut disk,
             Firstboot {
                 definitions: &defs,
                 tpm: tpm.as_mut(),
@@ -255,33 +266,19 @@ fn run(args: FirstbootArgs) -> anyhow::Result<Report> {
                 reset: &mut request,
                 staging: &staging,
                 show_recovery_key: &mut show,
-                block: None,
-                dry_run: true,
+                block: block.as_mut().map(|b| b as &mut dyn firstboot::BlockDevice),
+                dry_run: look || args.dry_run,
             },
         )?;
+        if !look {
+            return Ok(report);
+        }
         if report.added.is_empty() && report.reset.is_none() {
             report.dry_run = false;
             return Ok(report);
         }
+        look = false;
     }
-    let mut disk =
-        FileDisk::open(&disk_path).map_err(|e| anyhow::anyhow!("{}: {e}", disk_path.display()))?;
-    let mut block = SystemBlockDevice::open(&disk_path)?;
-    let report = firstboot::run(
-        &mut disk,
-        Firstboot {
-            definitions: &defs,
-            tpm: tpm.as_mut(),
-            binding: &binding,
-            without_tpm: config.without_tpm,
-            reset: &mut request,
-            staging: &staging,
-            show_recovery_key: &mut show,
-            block: block.as_mut().map(|b| b as &mut dyn firstboot::BlockDevice),
-            dry_run: args.dry_run,
-        },
-    )?;
-    Ok(report)
 }
 
 /// `--disk`: a path, or `auto` for the boot disk.
