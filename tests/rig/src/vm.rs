@@ -366,6 +366,10 @@ impl Vm {
         // Commands are read by a script: a pager (journalctl and systemctl start
         // one on a terminal when the output is long) would wait for a key forever.
         self.send("export SYSTEMD_PAGER=cat PAGER=cat SYSTEMD_COLORS=0\n")?;
+        // The kernel writes its messages to the same serial console; one landing
+        // inside a command's output garbles what the rig parses (seen: an hrtimer
+        // warning in the middle of `osimage --json` under TCG). Root can quiet it.
+        self.send("echo 1 > /proc/sys/kernel/printk 2>/dev/null\n")?;
         Ok(())
     }
 
