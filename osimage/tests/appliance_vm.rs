@@ -99,6 +99,14 @@ fn wait_blessed(vm: &mut Vm, version: &str) {
     );
 }
 
+/// root's LUKS2 tokens, as cryptsetup prints them.
+fn root_tokens(vm: &mut Vm) -> String {
+    sh(
+        vm,
+        "cryptsetup luksDump $(cryptsetup status root | awk '/device:/ {print $2}') | sed -n '/^Tokens:/,/^Digests:/p'",
+    )
+}
+
 fn luks_uuid(vm: &mut Vm) -> String {
     sh(
         vm,
@@ -196,6 +204,8 @@ fn appliance_first_boot_update_rollback_factory_reset_and_tamper() {
     let v2 = sc.build("2.0", &[]);
     sc.publish(&v2, &publish);
     let root_before = luks_uuid(&mut vm);
+    let tokens_before = root_tokens(&mut vm);
+    assert!(tokens_before.contains("systemd-tpm2"), "{tokens_before}");
     let report = update(&mut vm, &nginx, 3);
     assert_eq!(report["activated"], "tessera_2.0+3.efi", "{report}");
     let slots = usr_slots(&mut vm);
@@ -215,6 +225,7 @@ fn appliance_first_boot_update_rollback_factory_reset_and_tamper() {
     // The same LUKS2 root, opened by the same token: the signed PCR 11 policy
     // accepted the new UKI's measurements with no re-enrollment.
     assert_eq!(luks_uuid(&mut vm), root_before);
+    assert_eq!(root_tokens(&mut vm), tokens_before, "root was re-enrolled");
     wait_blessed(&mut vm, "2.0");
     figures.push(BootFigures::read(&mut vm, "update (2.0)"));
 

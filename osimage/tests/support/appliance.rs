@@ -142,17 +142,22 @@ pub fn foot_on_screen(vm: &mut Vm, when: &str) {
         assert_eq!((picture.width, picture.height), (1280, 800));
         let (colour, share) = picture.dominant();
         let text = picture.share_unlike(colour, 60) * f64::from(picture.width * picture.height);
+        let bounds = picture.bounds_unlike(colour, 60);
         seen = format!(
-            "{share:.3} of the screen is {colour:02x?}, {text} pixels differ (in {})",
+            "{share:.3} of the screen is {colour:02x?}, {text} pixels differ within {bounds:?} (in {})",
             keep.display()
         );
-        // foot's maximized window is the screen, and the prompt and cursor are on it.
+        // foot's maximized window is the screen (its configured background, no
+        // border, no other colour anywhere), and what differs is the prompt and the
+        // cursor in the first cells of the first line, where a maximized terminal at
+        // the origin puts them.
         colour
             .iter()
             .zip(foot_background)
             .all(|(a, b)| a.abs_diff(b) <= 2)
             && share > 0.8
             && text >= 50.0
+            && bounds.is_some_and(|(x0, y0, x1, y1)| x0 < 8 && y0 < 8 && x1 < 64 && y1 < 32)
     });
     assert!(
         shown,

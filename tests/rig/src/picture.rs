@@ -76,6 +76,27 @@ impl Picture {
             .count();
         unlike as f64 / total as f64
     }
+
+    /// The smallest rectangle `(x0, y0, x1, y1)`, inclusive, holding every pixel
+    /// further than `tolerance` from `colour`; `None` when there is none.
+    pub fn bounds_unlike(&self, colour: [u8; 3], tolerance: u8) -> Option<(u32, u32, u32, u32)> {
+        let mut bounds: Option<(u32, u32, u32, u32)> = None;
+        for (i, px) in self.rgb.chunks_exact(3).enumerate() {
+            if !px
+                .iter()
+                .zip(colour)
+                .any(|(a, b)| a.abs_diff(b) > tolerance)
+            {
+                continue;
+            }
+            let (x, y) = (i as u32 % self.width, i as u32 / self.width);
+            bounds = Some(match bounds {
+                None => (x, y, x, y),
+                Some((x0, y0, x1, y1)) => (x0.min(x), y0.min(y), x1.max(x), y1.max(y)),
+            });
+        }
+        bounds
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +121,9 @@ mod tests {
         assert_eq!(p.dominant(), ([0x20, 0x30, 0x40], 0.9));
         assert!((p.share_unlike([0x21, 0x30, 0x40], 2) - 0.1).abs() < 1e-9);
         assert_eq!(p.pixel(9, 9), [0xff, 0xff, 99]);
+        // The last ten pixels are the bottom row.
+        assert_eq!(p.bounds_unlike([0x20, 0x30, 0x40], 2), Some((0, 9, 9, 9)));
+        assert_eq!(p.bounds_unlike([0xff, 0xff, 0x5c], 0xfe), None);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.png");
         {
