@@ -114,13 +114,7 @@ pub fn in_use(target: &Path) -> io::Result<Option<String>> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
-        for line in mounts.lines() {
-            let mut f = line.split_whitespace();
-            let (Some(_), Some(_), Some(devno), Some(_), Some(mountpoint)) =
-                (f.next(), f.next(), f.next(), f.next(), f.next())
-            else {
-                continue;
-            };
+        for (devno, mountpoint) in crate::mounts::entries(&mounts) {
             let Ok(link) = std::fs::read_link(format!("/sys/dev/block/{devno}")) else {
                 continue;
             };

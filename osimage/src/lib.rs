@@ -17,6 +17,7 @@ pub mod firstboot;
 pub mod gpt;
 pub mod install;
 pub mod luks;
+pub mod mounts;
 pub mod pcr;
 pub mod provenance;
 pub mod reset;

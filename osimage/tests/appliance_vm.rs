@@ -26,17 +26,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{BootFigures, Scenario, foot_on_screen, sh, sh_rc};
+use support::{BootFigures, Scenario, foot_on_screen, json, sh, sh_rc};
 use tessera_rig::appliance::ExtraUnit;
 use tessera_rig::{Nginx, Swtpm, Vm, VmConfig};
 
 const PASSWORD: &str = "tessera";
 const BOOT: Duration = Duration::from_secs(900);
-
-fn json(vm: &mut Vm, command: &str) -> Value {
-    let out = sh(vm, command);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("`{command}`: {e}:\n{out}"))
-}
+/// The partition under the open `root` volume, in the guest's shell.
+const ROOT_PARTITION: &str = "$(cryptsetup status root | awk '/device:/ {print $2}')";
 
 /// The faulty release's extra unit: it fails, and boot-complete.target requires it.
 fn fault() -> ExtraUnit {
@@ -103,17 +100,14 @@ fn wait_blessed(vm: &mut Vm, version: &str) {
 fn root_tokens(vm: &mut Vm) -> String {
     sh(
         vm,
-        "cryptsetup luksDump $(cryptsetup status root | awk '/device:/ {print $2}') | sed -n '/^Tokens:/,/^Digests:/p'",
+        &format!("cryptsetup luksDump {ROOT_PARTITION} | sed -n '/^Tokens:/,/^Digests:/p'"),
     )
 }
 
 fn luks_uuid(vm: &mut Vm) -> String {
-    sh(
-        vm,
-        "cryptsetup luksUUID $(cryptsetup status root | awk '/device:/ {print $2}')",
-    )
-    .trim()
-    .to_owned()
+    sh(vm, &format!("cryptsetup luksUUID {ROOT_PARTITION}"))
+        .trim()
+        .to_owned()
 }
 
 /// (label, partition UUID) of the usr slots, from `osimage status`.
@@ -334,10 +328,7 @@ fn first_boot_checks(vm: &mut Vm) {
     assert!(root.contains("type:    LUKS2"), "{root}");
     assert_eq!(sh(vm, "findmnt -no FSTYPE /").trim(), "btrfs");
     // systemd-cryptsetup, not a typed key, opened it: our token is what it used.
-    let token = sh(
-        vm,
-        "cryptsetup luksDump $(cryptsetup status root | awk '/device:/ {print $2}')",
-    );
+    let token = sh(vm, &format!("cryptsetup luksDump {ROOT_PARTITION}"));
     assert!(token.contains("systemd-tpm2"), "{token}");
     assert_eq!(version(vm), "1.0");
     // The hermetic /usr: /etc was empty and came from the factory and sysusers;

@@ -221,7 +221,7 @@ fn release_boot_partition(target: &Path) -> anyhow::Result<()> {
         if read("start").trim().parse::<u64>().ok() != Some(at.offset / 512) {
             continue;
         }
-        for mount in mount_points(&mountinfo, read("dev").trim()) {
+        for mount in osimage::mounts::mount_points(&mountinfo, read("dev").trim()) {
             tracing::info!("unmounting the boot partition from {mount} before writing it");
             let status = std::process::Command::new("umount")
                 .arg(&mount)
@@ -235,37 +235,4 @@ fn release_boot_partition(target: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The mount points of device `devno` (`major:minor`) in a mountinfo text, the
-/// last mounted first (so stacked mounts come off in order).
-fn mount_points(mountinfo: &str, devno: &str) -> Vec<String> {
-    let mut found: Vec<String> = mountinfo
-        .lines()
-        .filter_map(|line| {
-            let mut f = line.split_whitespace();
-            let (_, _, dev, _, mount) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
-            (dev == devno).then(|| mount.replace("\\040", " "))
-        })
-        .collect();
-    found.reverse();
-    found
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mount_points;
-
-    #[test]
-    fn finds_every_mount_of_a_device_last_first() {
-        let info = "\
-22 1 253:1 / / ro,relatime shared:1 - erofs /dev/mapper/usr ro
-61 22 0:52 / /efi rw,relatime shared:30 - autofs systemd-1 rw,fd=50
-88 61 252:1 / /efi rw,nosuid,nodev shared:45 - vfat /dev/vda1 rw,fmask=0077
-90 22 252:1 / /mnt/my\\040esp rw shared:46 - vfat /dev/vda1 rw
-";
-        assert_eq!(mount_points(info, "252:1"), ["/mnt/my esp", "/efi"]);
-        // The autofs trigger is not the device: it stays, and mounts it again later.
-        assert!(mount_points(info, "252:2").is_empty());
-    }
 }

@@ -99,7 +99,8 @@ pub fn sh(vm: &mut Vm, command: &str) -> String {
     out
 }
 
-fn json(vm: &mut Vm, command: &str) -> Value {
+/// Runs `command` in the guest and parses its output as JSON.
+pub fn json(vm: &mut Vm, command: &str) -> Value {
     let out = sh(vm, command);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("`{command}`: {e}:\n{out}"))
 }

@@ -299,8 +299,7 @@ impl Vm {
         let deadline = Instant::now() + timeout;
         loop {
             let running = self.service.is_running();
-            let serial = self.serial();
-            let serial = serial.get(self.boot_from..).unwrap_or_default().to_owned();
+            let serial = self.boot_serial();
             // While the guest runs, its last line may be half written (the file is read
             // as QEMU appends to it): only lines that ended count. Once it has exited,
             // nothing more is coming, so the last line is whole too.
@@ -421,15 +420,6 @@ impl Vm {
         self.boot_from =
             self.wait_for_text("reboot: Restarting system", from, Duration::from_secs(300))?;
         self.boot_started = Instant::now();
-        Ok(())
-    }
-
-    /// A hard reset through QMP, as a power cut and power-on would be (the guest
-    /// gets no chance to shut down).
-    pub fn reset(&mut self) -> Result<()> {
-        self.boot_from = self.serial().len();
-        self.boot_started = Instant::now();
-        self.qmp()?.execute("system_reset", serde_json::json!({}))?;
         Ok(())
     }
 
