@@ -135,7 +135,7 @@ pub fn foot_on_screen(vm: &mut Vm, when: &str) {
     let mut seen = String::new();
     let keep =
         std::env::temp_dir().join(format!("tessera-appliance-{}.png", when.replace(' ', "-")));
-    let shown = (0..30).any(|i| {
+    let shown = (0..90).any(|i| {
         std::thread::sleep(Duration::from_secs(2));
         let shot = vm.screendump(&format!("session-{i}.png")).unwrap();
         let _ = std::fs::copy(&shot, &keep);
