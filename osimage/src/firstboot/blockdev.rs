@@ -93,6 +93,23 @@ pub fn partition_name(disk: &str, n: u32) -> String {
     }
 }
 
+/// Waits for udev to handle every event so far. Without it firstboot can end
+/// while udev still works through the removal of the partitions a factory reset
+/// re-created: systemd then starts systemd-cryptsetup@root on the device unit it
+/// still believes in, and stops it for good when the removal arrives (seen as a
+/// boot that waited 90 s for /dev/gpt-auto-root). mkfs also finds the new
+/// partitions probed and let go of.
+fn settle_udev() {
+    match std::process::Command::new("udevadm")
+        .args(["settle", "--timeout=30"])
+        .status()
+    {
+        Ok(s) if s.success() => {}
+        Ok(s) => tracing::warn!("udevadm settle: {s}; going on"),
+        Err(e) => tracing::debug!("udevadm settle: {e} (no udev here)"),
+    }
+}
+
 /// Polls `found` for up to [`NODE_WAIT`].
 fn wait_for<T>(mut found: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + NODE_WAIT;
@@ -281,6 +298,7 @@ impl BlockDevice for SystemBlockDevice {
                 tracing::debug!("{}: {e}", uevent.display());
             }
         }
+        settle_udev();
         Ok(())
     }
 
