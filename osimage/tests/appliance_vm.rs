@@ -161,7 +161,7 @@ fn appliance_first_boot_update_rollback_factory_reset_and_tamper() {
     let sc = Scenario::new();
     let v1 = sc.build("1.0", &[]);
     let disk = sc.dir().join("disk.img");
-    support::make_disk(&v1, &disk);
+    support::make_disk(v1, &disk);
     let publish = sc.dir().join("publish");
     std::fs::create_dir_all(&publish).unwrap();
     let nginx = Nginx::serve(&publish).unwrap();
@@ -196,7 +196,7 @@ fn appliance_first_boot_update_rollback_factory_reset_and_tamper() {
 
     // 3. Update to v2 from nginx, into the empty B slot.
     let v2 = sc.build("2.0", &[]);
-    sc.publish(&v2, &publish);
+    sc.publish(v2, &publish);
     let root_before = luks_uuid(&mut vm);
     let tokens_before = root_tokens(&mut vm);
     assert!(tokens_before.contains("systemd-tpm2"), "{tokens_before}");
@@ -226,7 +226,7 @@ fn appliance_first_boot_update_rollback_factory_reset_and_tamper() {
     // 4. Rollback: v3 fails before boot-complete.target; with one try, systemd-boot
     // boots it once, then counts it bad and boots v2 again by itself.
     let v3 = sc.build("3.0", &[fault()]);
-    sc.publish(&v3, &publish);
+    sc.publish(v3, &publish);
     let report = update(&mut vm, &nginx, 1);
     assert_eq!(report["activated"], "tessera_3.0+1.efi", "{report}");
     vm.reboot().unwrap();
