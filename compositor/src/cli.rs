@@ -99,6 +99,9 @@ pub enum MsgCommand {
     Screenshot {
         #[arg(long)]
         output: Option<String>,
+        /// Include the pointer (left out by default, as grim does).
+        #[arg(long)]
+        cursor: bool,
         file: std::path::PathBuf,
     },
     /// Type text into the focused window (`\n` is Return).

@@ -140,6 +140,9 @@ impl Tessera {
     /// A key event from a device or from the IPC: bindings first, then the client.
     pub fn handle_key(&mut self, evdev_code: u32, pressed: bool, time: u32) {
         self.activity();
+        if pressed && self.cursor.key_pressed() {
+            self.needs_redraw = true;
+        }
         let Some(keyboard) = self.seat.get_keyboard() else {
             return;
         };
@@ -273,6 +276,7 @@ impl Tessera {
     /// Moves the pointer to a global position; focus follows what is under it.
     pub fn pointer_move(&mut self, location: Point<f64, Logical>) {
         self.activity();
+        self.cursor.pointer_used();
         self.pointer_location = location;
         let Some(pointer) = self.seat.get_pointer() else {
             return;
@@ -318,6 +322,9 @@ impl Tessera {
     /// A click: focus (and raise) the window under the pointer, then deliver it.
     pub fn pointer_button(&mut self, button: u32, pressed: bool) {
         self.activity();
+        if self.cursor.pointer_used() {
+            self.needs_redraw = true;
+        }
         let Some(pointer) = self.seat.get_pointer() else {
             return;
         };

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod cursor;
 pub mod dmabuf;
 mod handlers;
 pub mod input;

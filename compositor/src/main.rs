@@ -71,11 +71,16 @@ fn msg_main(msg: &tessera::cli::MsgArgs) -> i32 {
         MsgCommand::Clients => Request::Clients,
         MsgCommand::Planes => Request::Planes,
         MsgCommand::Focus { id } => Request::Focus { id: *id },
-        MsgCommand::Screenshot { output, file } => {
+        MsgCommand::Screenshot {
+            output,
+            cursor,
+            file,
+        } => {
             let path = std::path::absolute(file).unwrap_or_else(|_| file.clone());
             Request::Screenshot {
                 output: output.clone(),
                 path: path.to_string_lossy().into_owned(),
+                cursor: *cursor,
             }
         }
         MsgCommand::Type { text } => Request::Type {

@@ -14,7 +14,9 @@ use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 use smithay::backend::allocator::Buffer as _;
-use smithay::backend::renderer::element::{Element as _, Id, RenderElement, UnderlyingStorage};
+use smithay::backend::renderer::element::{
+    Element as _, Id, Kind, RenderElement, UnderlyingStorage,
+};
 use smithay::backend::renderer::{Color32F, ImportAll, ImportMem, Renderer, Texture};
 use smithay::desktop::layer_map_for_output;
 use smithay::output::Output;
@@ -415,7 +417,11 @@ where
                 .any(|r| r.size == geo.size && r.loc == (0, 0).into());
             Element {
                 id: hash_id(el.id()),
-                role: Role::Surface,
+                role: if el.kind() == Kind::Cursor {
+                    Role::Cursor
+                } else {
+                    Role::Surface
+                },
                 buffer,
                 position: (geo.loc.x, geo.loc.y),
                 size: (geo.size.w, geo.size.h),
@@ -445,19 +451,31 @@ pub struct PlannedFrame<R: ImportAll + ImportMem + DecorationRenderer> {
     pub clear: Color32F,
 }
 
-/// Lays out `output` and runs the plane policy over it.
+/// Lays out `output` (with the pointer in front when `cursor`) and runs the
+/// plane policy over it.
 pub fn plan_output<R>(
     state: &Tessera,
     renderer: &mut R,
     output: &Output,
     decorations: &DecorationPrograms,
     size: Size<i32, Physical>,
+    cursor: bool,
 ) -> PlannedFrame<R>
 where
     R: Renderer + ImportAll + ImportMem + DecorationRenderer,
-    R::TextureId: Clone + Texture + 'static,
+    R::TextureId: Send + Clone + Texture + 'static,
 {
-    let elements = crate::render::output_elements(state, renderer, output, decorations);
+    let mut elements = if cursor {
+        crate::render::cursor_elements(state, renderer, output)
+    } else {
+        Vec::new()
+    };
+    elements.extend(crate::render::output_elements(
+        state,
+        renderer,
+        output,
+        decorations,
+    ));
     let scale = output.current_scale().fractional_scale();
     let described = describe(&elements, renderer, scale);
     let frame = state.scanout.plan((size.w, size.h), described);

@@ -40,6 +40,8 @@ struct FrameState {
     output: Option<Output>,
     /// The captured part of the output, in its buffer pixels.
     region: Rectangle<i32, Physical>,
+    /// The client asked for the pointer in the frame (`overlay_cursor`).
+    cursor: bool,
     used: bool,
 }
 
@@ -71,17 +73,26 @@ impl Dispatch<ZwlrScreencopyManagerV1, ()> for Tessera {
         data_init: &mut DataInit<'_, Self>,
     ) {
         use zwlr_screencopy_manager_v1::Request;
-        let (frame, output, region) = match request {
-            Request::CaptureOutput { frame, output, .. } => (frame, output, None),
+        let (frame, output, cursor, region) = match request {
+            Request::CaptureOutput {
+                frame,
+                output,
+                overlay_cursor,
+            } => (frame, output, overlay_cursor != 0, None),
             Request::CaptureOutputRegion {
                 frame,
                 output,
+                overlay_cursor,
                 x,
                 y,
                 width,
                 height,
-                ..
-            } => (frame, output, Some((x, y, width, height))),
+            } => (
+                frame,
+                output,
+                overlay_cursor != 0,
+                Some((x, y, width, height)),
+            ),
             _ => return,
         };
         let output = Output::from_resource(&output);
@@ -104,6 +115,7 @@ impl Dispatch<ZwlrScreencopyManagerV1, ()> for Tessera {
             Frame(Mutex::new(FrameState {
                 output: output.clone(),
                 region: region.unwrap_or_default(),
+                cursor,
                 used: false,
             })),
         );
@@ -144,6 +156,7 @@ impl Dispatch<ZwlrScreencopyFrameV1, Frame> for Tessera {
         }
         st.used = true;
         let region = st.region;
+        let cursor = st.cursor;
         let Some(output) = st.output.clone().filter(|o| framebuffer_size(o).is_some()) else {
             frame.failed();
             return;
@@ -153,7 +166,7 @@ impl Dispatch<ZwlrScreencopyFrameV1, Frame> for Tessera {
             frame.post_error(Error::InvalidBuffer, why);
             return;
         }
-        let capture = match state.render_capture(&output) {
+        let capture = match state.render_capture(&output, cursor) {
             Ok(c) => c,
             Err(_) => {
                 frame.failed();

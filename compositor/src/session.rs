@@ -15,6 +15,7 @@ use smithay::wayland::socket::ListeningSocketSource;
 use crate::backend::Backend;
 use crate::backend::headless::{Headless, RendererChoice, VirtualOutput};
 use crate::backend::kms::Kms;
+use crate::backend::nested::Nested;
 use crate::cli::{Args, Backend as BackendArg, Renderer};
 use crate::state::Tessera;
 use tessera_protocols::ClientClass;
@@ -103,19 +104,18 @@ pub fn run(args: &Args) -> Result<(), StartError> {
         Renderer::Pixman => RendererChoice::Pixman,
         Renderer::Gles => RendererChoice::Gles,
     };
-    let backend = match backend {
-        BackendArg::Nested if args.backend == BackendArg::Auto => {
-            tracing::warn!(
-                "a display is set but the nested (winit) backend is not built yet; running headless"
-            );
-            BackendArg::Headless
-        }
-        BackendArg::Nested => {
-            return Err(StartError::Unavailable(
-                "the nested backend is not built yet; use --backend headless or kms".into(),
-            ));
-        }
-        other => other,
+    // The window opens before anything else: when `auto` finds a display that
+    // takes no window, the session still starts, headless.
+    let nested = match backend {
+        BackendArg::Nested => match Nested::open() {
+            Ok(opened) => Some(opened),
+            Err(err) if args.backend == BackendArg::Auto => {
+                tracing::warn!(%err, "a display is set but no window opens there; running headless");
+                None
+            }
+            Err(err) => return Err(StartError::Unavailable(format!("nested: {err}"))),
+        },
+        _ => None,
     };
 
     let mut event_loop: EventLoop<'static, Tessera> =
@@ -132,8 +132,8 @@ pub fn run(args: &Args) -> Result<(), StartError> {
             scale: 1.0,
         })
         .collect();
-    let mut state = match backend {
-        BackendArg::Kms => {
+    let mut state = match (backend, nested) {
+        (BackendArg::Kms, _) => {
             let (kms, sources) =
                 Kms::open().map_err(|e| StartError::Unavailable(format!("kms: {e}")))?;
             let mut state = Tessera::new(
@@ -144,6 +144,17 @@ pub fn run(args: &Args) -> Result<(), StartError> {
                 Backend::Kms(kms),
             )?;
             state.kms_start(sources)?;
+            state
+        }
+        (_, Some((nested, events))) => {
+            let mut state = Tessera::new(
+                display.handle(),
+                event_loop.handle(),
+                event_loop.get_signal(),
+                config,
+                Backend::Nested(nested),
+            )?;
+            state.nested_start(events)?;
             state
         }
         _ => headless_state(&event_loop, &display, config, renderer, &outputs)?,
@@ -237,6 +248,7 @@ fn schedule_screenshot(state: &mut Tessera, path: PathBuf, after: Duration) -> a
             let request = crate::ipc::proto::Request::Screenshot {
                 output: None,
                 path: path.to_string_lossy().into_owned(),
+                cursor: false,
             };
             let answer = crate::ipc::server::handle(state, request);
             if answer.ok {
@@ -273,6 +285,7 @@ impl Tessera {
             .set_rules(crate::config::sandbox_rules(&config));
         // Feedback follows on the next frame, when surfaces are planned again.
         self.scanout.switches = crate::config::switches(&config);
+        self.cursor.configure(&config.cursor);
         self.keys = keys;
         self.bindings = bindings;
         self.config = config;

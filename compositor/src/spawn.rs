@@ -16,7 +16,8 @@ pub fn spawn(state: &Tessera, cmd: &str) {
         c.env("TESSERA_SOCKET", ipc);
     }
     c.env("XDG_SESSION_TYPE", "wayland")
-        .env("XDG_CURRENT_DESKTOP", "Tessera");
+        .env("XDG_CURRENT_DESKTOP", "Tessera")
+        .envs(state.cursor.environment());
     c.env_remove("DISPLAY");
     match c.spawn() {
         Ok(mut child) => {
@@ -31,8 +32,9 @@ pub fn spawn(state: &Tessera, cmd: &str) {
     }
 }
 
-/// Exports WAYLAND_DISPLAY, XDG_CURRENT_DESKTOP and XDG_SESSION_TYPE to the systemd
-/// user manager and D-Bus activation environment, when they exist.
+/// Exports WAYLAND_DISPLAY, XDG_CURRENT_DESKTOP, XDG_SESSION_TYPE and the cursor
+/// theme to the systemd user manager and D-Bus activation environment, when they
+/// exist.
 pub fn export_environment(state: &Tessera) {
     let Some(name) = &state.socket_name else {
         return;
@@ -43,31 +45,21 @@ pub fn export_environment(state: &Tessera) {
     {
         return;
     }
-    let vars = [
-        format!("WAYLAND_DISPLAY={}", name.to_string_lossy()),
-        "XDG_CURRENT_DESKTOP=Tessera".to_owned(),
-        "XDG_SESSION_TYPE=wayland".to_owned(),
+    let mut vars = vec![
+        ("WAYLAND_DISPLAY", name.to_string_lossy().into_owned()),
+        ("XDG_CURRENT_DESKTOP", "Tessera".to_owned()),
+        ("XDG_SESSION_TYPE", "wayland".to_owned()),
     ];
+    vars.extend(state.cursor.environment());
+    let names = vars.iter().map(|(k, _)| *k);
     for program in [
-        &[
-            "systemctl",
-            "--user",
-            "import-environment",
-            "WAYLAND_DISPLAY",
-            "XDG_CURRENT_DESKTOP",
-            "XDG_SESSION_TYPE",
-        ][..],
-        &[
-            "dbus-update-activation-environment",
-            "--systemd",
-            "WAYLAND_DISPLAY",
-            "XDG_CURRENT_DESKTOP",
-            "XDG_SESSION_TYPE",
-        ][..],
+        ["systemctl", "--user", "import-environment"],
+        ["dbus-update-activation-environment", "--systemd", ""],
     ] {
         let status = Command::new(program[0])
-            .args(&program[1..])
-            .envs(vars.iter().filter_map(|v| v.split_once('=')))
+            .args(program[1..].iter().filter(|a| !a.is_empty()))
+            .args(names.clone())
+            .envs(vars.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

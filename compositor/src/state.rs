@@ -105,6 +105,8 @@ pub struct Tessera {
     /// layout change under a still pointer can be noticed (`pointer_rebase`).
     pub pointer_under: Option<(WlSurface, Point<f64, Logical>)>,
     pub cursor_status: CursorImageStatus,
+    /// The theme, and whether the pointer shows at all.
+    pub cursor: crate::cursor::Cursor,
     pub idle_inhibitors: Vec<WlSurface>,
 
     pub config: CompositorConfig,
@@ -212,6 +214,7 @@ impl Tessera {
             pointer_location: Point::from((0.0, 0.0)),
             pointer_under: None,
             cursor_status: CursorImageStatus::default_named(),
+            cursor: crate::cursor::Cursor::from_env(&config.cursor),
             idle_inhibitors: Vec::new(),
             config,
             config_path: None,

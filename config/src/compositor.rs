@@ -18,6 +18,7 @@ pub struct CompositorConfig {
     /// Per-output settings, keyed by connector name (`Virtual-1`, `HDMI-A-1`, `eDP-1`).
     pub output: BTreeMap<String, OutputConfig>,
     pub input: InputConfig,
+    pub cursor: CursorConfig,
     /// Key combo → action, e.g. `"Super+Return" = "spawn foot"`.
     pub binds: BTreeMap<KeyCombo, Action>,
     pub autostart: Autostart,
@@ -168,6 +169,45 @@ impl Default for TouchpadConfig {
 pub struct MouseConfig {
     pub natural_scroll: bool,
     pub accel_speed: f64,
+}
+
+/// The pointer's image.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CursorConfig {
+    /// An xcursor theme, looked up in $XCURSOR_PATH (or ~/.icons,
+    /// ~/.local/share/icons, /usr/share/icons, /usr/share/pixmaps).
+    pub theme: String,
+    /// Logical pixels.
+    pub size: CursorSize,
+    /// Hide the pointer from a key press until it moves again.
+    pub hide_when_typing: bool,
+}
+
+impl Default for CursorConfig {
+    fn default() -> Self {
+        Self {
+            theme: "default".into(),
+            size: CursorSize(24),
+            hide_when_typing: true,
+        }
+    }
+}
+
+/// A cursor size, 8 to 256 logical pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorSize(pub u32);
+
+impl<'de> Deserialize<'de> for CursorSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u32::deserialize(d)?;
+        if !(8..=256).contains(&v) {
+            return Err(serde::de::Error::custom(format!(
+                "{v} is out of range, expected 8 to 256 pixels"
+            )));
+        }
+        Ok(CursorSize(v))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -521,6 +561,18 @@ mod tests {
         let loc = e.location().unwrap();
         assert_eq!(loc.line, 3);
         assert_eq!(loc.key, "shell.new_windows");
+    }
+
+    #[test]
+    fn cursor_settings_parse_and_a_bad_size_names_line_and_key() {
+        let shipped = parse(DEFAULT_TOML).unwrap().cursor;
+        assert_eq!(shipped, CursorConfig::default());
+        let c = parse("[cursor]\ntheme = \"Adwaita\"\nsize = 48\n").unwrap();
+        assert_eq!((c.cursor.theme.as_str(), c.cursor.size.0), ("Adwaita", 48));
+        let e = parse("[cursor]\nsize = 4\n").unwrap_err();
+        let loc = e.location().unwrap();
+        assert_eq!((loc.line, loc.key.as_str()), (2, "cursor.size"));
+        assert!(e.to_string().contains("expected 8 to 256"), "{e}");
     }
 
     #[test]

@@ -58,8 +58,15 @@ pub const GROUPS: &[(&str, &str, &[&str])] = &[
     ),
     (
         "clients",
-        "real Wayland clients and the WLCS conformance suite",
-        &["weston", "foot", "wayland-utils", "wlcs", "grim"],
+        "real Wayland clients, the WLCS conformance suite, and a cursor theme",
+        &[
+            "weston",
+            "foot",
+            "wayland-utils",
+            "wlcs",
+            "grim",
+            "adwaita-icon-theme",
+        ],
     ),
     (
         "bench",

@@ -249,18 +249,20 @@ impl Tessera {
 
     /// One refresh cycle of a virtual output: render, then tell clients.
     fn on_vblank(&mut self, output: &Output) {
-        if let Err(err) = self.render_headless(output, false) {
+        if let Err(err) = self.render_headless(output, false, true) {
             tracing::warn!(output = output.name(), %err, "frame failed");
         }
         self.frame_done(output);
         let _ = self.display_handle.flush_clients();
     }
 
-    /// Renders `output`; with `capture`, also reads the frame back.
+    /// Renders `output`, with the pointer when `cursor`; with `capture`, also
+    /// reads the frame back.
     pub fn render_headless(
         &mut self,
         output: &Output,
         capture: bool,
+        cursor: bool,
     ) -> Result<Option<Capture>, String> {
         // Output membership of windows (and enter/leave) is settled here, so a
         // window mapped since the last frame is drawn in this one.
@@ -276,11 +278,27 @@ impl Tessera {
                 let r = match &mut h.renderers {
                     Renderers::Pixman(gpu) => {
                         let programs = PixmanRenderer::decoration_programs(None);
-                        render_with(self, gpu, output, capture, Fourcc::Argb8888, &programs)
+                        render_with(
+                            self,
+                            gpu,
+                            output,
+                            capture,
+                            cursor,
+                            Fourcc::Argb8888,
+                            &programs,
+                        )
                     }
                     Renderers::Gles(gpu, programs) => {
                         let programs = GlesRenderer::decoration_programs(Some(programs));
-                        render_with(self, gpu, output, capture, Fourcc::Abgr8888, &programs)
+                        render_with(
+                            self,
+                            gpu,
+                            output,
+                            capture,
+                            cursor,
+                            Fourcc::Abgr8888,
+                            &programs,
+                        )
                     }
                 };
                 if let Ok((_, frame)) = &r {
@@ -327,12 +345,13 @@ pub(crate) fn render_with<R, T>(
     gpu: &mut Gpu<R, T>,
     output: &Output,
     capture: bool,
+    cursor: bool,
     format: Fourcc,
     decorations: &DecorationPrograms,
 ) -> Result<(Option<Capture>, Frame), String>
 where
     R: Renderer + ImportAll + ImportMem + ExportMem + Offscreen<T> + Bind<T> + DecorationRenderer,
-    R::TextureId: Clone + Texture + 'static,
+    R::TextureId: Send + Clone + Texture + 'static,
 {
     let size = super::framebuffer_size(output).ok_or("output has no mode")?;
     let name = output.name();
@@ -363,7 +382,7 @@ where
         frame,
         elements,
         clear,
-    } = scanout::plan_output(state, &mut gpu.renderer, output, decorations, size);
+    } = scanout::plan_output(state, &mut gpu.renderer, output, decorations, size, cursor);
     tracing::trace!(output = %name, elements = elements.len(), "render");
     let mut fb = gpu
         .renderer

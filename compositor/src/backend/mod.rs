@@ -2,12 +2,14 @@
 
 pub mod headless;
 pub mod kms;
+pub mod nested;
 
 use std::time::Duration;
 
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::desktop::layer_map_for_output;
 use smithay::desktop::utils::{OutputPresentationFeedback, send_frames_surface_tree};
+use smithay::input::pointer::CursorImageStatus;
 use smithay::output::{Mode, Output};
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
 use smithay::reexports::wayland_server::backend::GlobalId;
@@ -17,11 +19,13 @@ use crate::state::Tessera;
 
 use headless::Headless;
 use kms::Kms;
+use nested::Nested;
 
 #[allow(clippy::large_enum_variant)] // one instance per process
 pub enum Backend {
     Headless(Headless),
     Kms(Kms),
+    Nested(Nested),
     /// Placeholder while the state is being built or a backend is borrowed out.
     None,
 }
@@ -31,6 +35,7 @@ impl std::fmt::Debug for Backend {
         match self {
             Backend::Headless(h) => write!(f, "Headless({})", h.renderer_name()),
             Backend::Kms(k) => write!(f, "Kms({})", k.caps().driver),
+            Backend::Nested(_) => f.write_str("Nested"),
             Backend::None => f.write_str("None"),
         }
     }
@@ -63,6 +68,7 @@ impl Backend {
         match self {
             Backend::Headless(_) => "headless",
             Backend::Kms(_) => "kms",
+            Backend::Nested(_) => "nested",
             Backend::None => "none",
         }
     }
@@ -70,7 +76,7 @@ impl Backend {
     pub fn renderer_name(&self) -> &'static str {
         match self {
             Backend::Headless(h) => h.renderer_name(),
-            Backend::Kms(_) => "gles",
+            Backend::Kms(_) | Backend::Nested(_) => "gles",
             Backend::None => "none",
         }
     }
@@ -79,6 +85,7 @@ impl Backend {
         match self {
             Backend::Headless(h) => h.dmabuf_formats(),
             Backend::Kms(k) => k.dmabuf_formats(),
+            Backend::Nested(n) => n.dmabuf_formats(),
             Backend::None => Default::default(),
         }
     }
@@ -87,6 +94,7 @@ impl Backend {
         match self {
             Backend::Headless(h) => h.main_device(),
             Backend::Kms(k) => k.main_device(),
+            Backend::Nested(n) => n.main_device(),
             Backend::None => 0,
         }
     }
@@ -95,6 +103,7 @@ impl Backend {
         match self {
             Backend::Headless(h) => h.import_dmabuf(dmabuf),
             Backend::Kms(k) => k.import_dmabuf(dmabuf),
+            Backend::Nested(n) => n.import_dmabuf(dmabuf),
             Backend::None => Err("no renderer".into()),
         }
     }
@@ -103,6 +112,7 @@ impl Backend {
         match self {
             Backend::Headless(h) => h.outputs(),
             Backend::Kms(k) => k.outputs(),
+            Backend::Nested(n) => n.outputs(),
             Backend::None => Vec::new(),
         }
     }
@@ -193,16 +203,18 @@ impl Tessera {
         self.rearrange(&first);
     }
 
-    /// Renders `output` afresh and reads it back, for screenshots and screencopy.
-    pub fn render_capture(&mut self, output: &Output) -> Result<Capture, String> {
+    /// Renders `output` afresh (with the pointer when `cursor`) and reads it
+    /// back, for screenshots and screencopy.
+    pub fn render_capture(&mut self, output: &Output, cursor: bool) -> Result<Capture, String> {
         if let Backend::Headless(_) = self.backend {
             return self
-                .render_headless(output, true)?
+                .render_headless(output, true, cursor)?
                 .ok_or_else(|| "the renderer returned no pixels".to_owned());
         }
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
         let result = match &mut backend {
-            Backend::Kms(kms) => kms.capture(self, output),
+            Backend::Kms(kms) => kms.capture(self, output, cursor),
+            Backend::Nested(n) => n.capture(self, cursor),
             _ => Err("no backend".to_owned()),
         };
         self.backend = backend;
@@ -219,6 +231,10 @@ impl Tessera {
         let flags = |_: &_, _: &_| wp_presentation_feedback::Kind::empty();
         if let Some(lock) = self.lock.surface_for(output) {
             send_frames_surface_tree(lock.wl_surface(), output, now, throttle, primary);
+        }
+        // An animated client cursor draws its next frame when told this one showed.
+        if let CursorImageStatus::Surface(cursor) = &self.cursor_status {
+            send_frames_surface_tree(cursor, output, now, throttle, primary);
         }
         if !self.lock.is_locked() {
             for window in self.space.elements_for_output(output) {

@@ -16,6 +16,9 @@ pub enum Request {
     Screenshot {
         output: Option<String>,
         path: String,
+        /// Include the pointer.
+        #[serde(default)]
+        cursor: bool,
     },
     Type {
         text: String,
@@ -116,13 +119,19 @@ mod tests {
         let r = Request::Screenshot {
             output: None,
             path: "/tmp/a.png".into(),
+            cursor: false,
         };
         let s = serde_json::to_string(&r).unwrap();
         assert_eq!(
             s,
-            r#"{"cmd":"screenshot","output":null,"path":"/tmp/a.png"}"#
+            r#"{"cmd":"screenshot","output":null,"path":"/tmp/a.png","cursor":false}"#
         );
         assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+        // Older clients leave the pointer out.
+        let old: Request =
+            serde_json::from_str(r#"{"cmd":"screenshot","output":null,"path":"/tmp/a.png"}"#)
+                .unwrap();
+        assert_eq!(old, r);
         let r: Request =
             serde_json::from_str(r#"{"cmd":"pointer-click","button":"left"}"#).unwrap();
         assert_eq!(

@@ -136,9 +136,11 @@ pub fn handle(state: &mut Tessera, request: Request) -> Response {
                 None => Response::err(format!("no window {id}")),
             }
         }
-        Request::Screenshot { output, path } => {
-            screenshot(state, output.as_deref(), Path::new(&path))
-        }
+        Request::Screenshot {
+            output,
+            path,
+            cursor,
+        } => screenshot(state, output.as_deref(), Path::new(&path), cursor),
         Request::Type { text } => state
             .type_text(&text)
             .map_or_else(Response::err, Response::ok),
@@ -226,7 +228,7 @@ fn windows(state: &Tessera) -> Vec<WindowInfo> {
         .collect()
 }
 
-fn screenshot(state: &mut Tessera, output: Option<&str>, path: &Path) -> Response {
+fn screenshot(state: &mut Tessera, output: Option<&str>, path: &Path, cursor: bool) -> Response {
     let outputs = state.outputs();
     let target = match output {
         Some(name) => outputs.iter().find(|o| o.name() == name),
@@ -235,7 +237,7 @@ fn screenshot(state: &mut Tessera, output: Option<&str>, path: &Path) -> Respons
     let Some(target) = target.cloned() else {
         return Response::err(format!("no output {}", output.unwrap_or("at all")));
     };
-    let capture = match state.render_capture(&target) {
+    let capture = match state.render_capture(&target, cursor) {
         Ok(c) => c,
         Err(e) => return Response::err(e),
     };

@@ -7,6 +7,7 @@ pub mod shaders;
 
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::renderer::damage::OutputDamageTracker;
+use smithay::backend::renderer::element::memory::MemoryRenderBufferRenderElement;
 use smithay::backend::renderer::element::solid::{SolidColorBuffer, SolidColorRenderElement};
 use smithay::backend::renderer::element::surface::{
     WaylandSurfaceRenderElement, render_elements_from_surface_tree,
@@ -20,6 +21,7 @@ use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
 use smithay::utils::{Physical, Point, Rectangle, Scale, Size};
 use smithay::wayland::shell::wlr_layer::Layer;
 
+use crate::cursor::CursorElements;
 use crate::shell::meta;
 use crate::state::Tessera;
 use decoration::{Decoration, DecorationPrograms, DecorationRenderer, Shape};
@@ -29,6 +31,7 @@ render_elements! {
     Surface = WaylandSurfaceRenderElement<R>,
     Solid = SolidColorRenderElement,
     Decoration = Decoration,
+    Cursor = MemoryRenderBufferRenderElement<R>,
 }
 
 impl<R: ImportAll + ImportMem + DecorationRenderer> std::fmt::Debug for OutputElement<R> {
@@ -37,6 +40,7 @@ impl<R: ImportAll + ImportMem + DecorationRenderer> std::fmt::Debug for OutputEl
             OutputElement::Surface(_) => f.write_str("Surface"),
             OutputElement::Solid(_) => f.write_str("Solid"),
             OutputElement::Decoration(_) => f.write_str("Decoration"),
+            OutputElement::Cursor(_) => f.write_str("Cursor"),
             OutputElement::_GenericCatcher(_) => f.write_str("Other"),
         }
     }
@@ -191,6 +195,39 @@ where
         push_layers(renderer, &mut elements, Layer::Background);
     }
     elements
+}
+
+/// The pointer on `output`, to go in front of everything: nothing while it is
+/// hidden or too far off this output to reach into it.
+pub fn cursor_elements<R>(
+    state: &Tessera,
+    renderer: &mut R,
+    output: &Output,
+) -> Vec<OutputElement<R>>
+where
+    R: Renderer + ImportAll + ImportMem + DecorationRenderer,
+    R::TextureId: Send + Clone + Texture + 'static,
+{
+    let Some(geo) = state.space.output_geometry(output) else {
+        return Vec::new();
+    };
+    let at = state.pointer_location - geo.loc.to_f64();
+    // No cursor image is larger than this, whatever its hotspot.
+    let reach = 512.0;
+    let (w, h) = (f64::from(geo.size.w), f64::from(geo.size.h));
+    if at.x < -reach || at.y < -reach || at.x > w + reach || at.y > h + reach {
+        return Vec::new();
+    }
+    let scale = Scale::from(output.current_scale().fractional_scale());
+    let millis = std::time::Duration::from(state.clock.now()).as_millis() as u64;
+    match state
+        .cursor
+        .elements(renderer, &state.cursor_status, at, scale, millis)
+    {
+        None => Vec::new(),
+        Some(CursorElements::Surface(v)) => v.into_iter().map(OutputElement::Surface).collect(),
+        Some(CursorElements::Named(e)) => vec![OutputElement::Cursor(*e)],
+    }
 }
 
 /// Neither maximized nor fullscreen: a window with edges of its own.

@@ -7,12 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use wayland_client::protocol::{
     wl_buffer, wl_callback, wl_compositor, wl_data_device, wl_data_device_manager, wl_data_offer,
-    wl_data_source, wl_keyboard, wl_output, wl_registry, wl_seat, wl_shm, wl_shm_pool,
+    wl_data_source, wl_keyboard, wl_output, wl_pointer, wl_registry, wl_seat, wl_shm, wl_shm_pool,
     wl_subcompositor, wl_surface,
 };
 use wayland_client::{Connection, Dispatch, EventQueue, Proxy, QueueHandle, WEnum, delegate_noop};
 use wayland_protocols::ext::session_lock::v1::client::{
     ext_session_lock_manager_v1, ext_session_lock_surface_v1, ext_session_lock_v1,
+};
+use wayland_protocols::wp::cursor_shape::v1::client::{
+    wp_cursor_shape_device_v1, wp_cursor_shape_manager_v1,
 };
 use wayland_protocols::wp::security_context::v1::client::{
     wp_security_context_manager_v1, wp_security_context_v1,
@@ -34,6 +37,10 @@ pub struct ClientData {
     pub locked: bool,
     pub lock_finished: bool,
     pub keyboard_enters: Vec<u32>,
+    pub pointer: Option<wl_pointer::WlPointer>,
+    /// The serial of the last wl_pointer.enter, which set_cursor needs.
+    pub pointer_enter_serial: Option<u32>,
+    pub cursor_shape: Option<wp_cursor_shape_manager_v1::WpCursorShapeManagerV1>,
     pub last_serial: u32,
     pub offer_mimes: Vec<String>,
     pub selection: Option<wl_data_offer::WlDataOffer>,
@@ -107,6 +114,9 @@ impl TestClient {
                 }
                 "wl_data_device_manager" => {
                     self.data.data_manager = Some(r.bind(name, version.min(3), &qh, ()))
+                }
+                "wp_cursor_shape_manager_v1" => {
+                    self.data.cursor_shape = Some(r.bind(name, 1, &qh, ()))
                 }
                 "wl_subcompositor" => self.data.subcompositor = Some(r.bind(name, 1, &qh, ())),
                 "wp_viewporter" => self.data.viewporter = Some(r.bind(name, 1, &qh, ())),
@@ -398,7 +408,7 @@ impl Dispatch<ext_session_lock_surface_v1::ExtSessionLockSurfaceV1, ()> for Clie
 
 impl Dispatch<wl_seat::WlSeat, ()> for ClientData {
     fn event(
-        _: &mut Self,
+        state: &mut Self,
         seat: &wl_seat::WlSeat,
         event: wl_seat::Event,
         _: &(),
@@ -408,9 +418,28 @@ impl Dispatch<wl_seat::WlSeat, ()> for ClientData {
         if let wl_seat::Event::Capabilities {
             capabilities: WEnum::Value(caps),
         } = event
-            && caps.contains(wl_seat::Capability::Keyboard)
         {
-            seat.get_keyboard(qh, ());
+            if caps.contains(wl_seat::Capability::Keyboard) {
+                seat.get_keyboard(qh, ());
+            }
+            if caps.contains(wl_seat::Capability::Pointer) && state.pointer.is_none() {
+                state.pointer = Some(seat.get_pointer(qh, ()));
+            }
+        }
+    }
+}
+
+impl Dispatch<wl_pointer::WlPointer, ()> for ClientData {
+    fn event(
+        state: &mut Self,
+        _: &wl_pointer::WlPointer,
+        event: wl_pointer::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_pointer::Event::Enter { serial, .. } = event {
+            state.pointer_enter_serial = Some(serial);
         }
     }
 }
@@ -498,3 +527,5 @@ delegate_noop!(ClientData: ignore wl_data_device_manager::WlDataDeviceManager);
 delegate_noop!(ClientData: ignore wp_security_context_manager_v1::WpSecurityContextManagerV1);
 delegate_noop!(ClientData: ignore wp_security_context_v1::WpSecurityContextV1);
 delegate_noop!(ClientData: ignore wp_single_pixel_buffer_manager_v1::WpSinglePixelBufferManagerV1);
+delegate_noop!(ClientData: ignore wp_cursor_shape_manager_v1::WpCursorShapeManagerV1);
+delegate_noop!(ClientData: ignore wp_cursor_shape_device_v1::WpCursorShapeDeviceV1);

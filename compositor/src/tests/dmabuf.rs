@@ -467,8 +467,8 @@ fn a_window_straddling_two_outputs_loses_its_scanout_tranche_until_it_fits_one()
     let at = |fx: &mut Fixture, c: &mut TestClient, x: i32| {
         fx.state.space.map_element(window.clone(), (x, 100), false);
         let first = fx.state.outputs()[0].clone();
-        fx.state.render_headless(&first, false).unwrap();
-        fx.state.render_headless(&second, false).unwrap();
+        fx.state.render_headless(&first, false, true).unwrap();
+        fx.state.render_headless(&second, false, true).unwrap();
         fx.roundtrip(c);
         summary(c.data.dmabuf.latest(&fb).expect("feedback"))
     };

@@ -110,7 +110,19 @@ impl Fixture {
     /// Renders the first output and reads it back.
     pub fn screenshot(&mut self) -> Capture {
         let output = self.state.outputs()[0].clone();
-        self.state.render_headless(&output, true).unwrap().unwrap()
+        self.state
+            .render_headless(&output, true, false)
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Renders the first output with the pointer, as it is shown.
+    pub fn screenshot_with_cursor(&mut self) -> Capture {
+        let output = self.state.outputs()[0].clone();
+        self.state
+            .render_headless(&output, true, true)
+            .unwrap()
+            .unwrap()
     }
 
     pub fn focused_app(&self) -> Option<String> {

@@ -30,7 +30,9 @@ fn locked_shows_only_the_lock_surface_and_survives_a_locker_crash() {
     fx.roundtrip(&mut locker);
     // The `locked` event comes after a frame without the session was rendered.
     let output_handle = fx.state.outputs()[0].clone();
-    fx.state.render_headless(&output_handle, false).unwrap();
+    fx.state
+        .render_headless(&output_handle, false, true)
+        .unwrap();
     for _ in 0..40 {
         fx.roundtrip(&mut locker);
         if locker.data.locked {
@@ -78,7 +80,9 @@ fn locked_shows_only_the_lock_surface_and_survives_a_locker_crash() {
     let qh2 = locker2.qh();
     let lock2 = locker2.data.lock_manager.as_ref().unwrap().lock(&qh2, ());
     fx.roundtrip(&mut locker2);
-    fx.state.render_headless(&output_handle, false).unwrap();
+    fx.state
+        .render_headless(&output_handle, false, true)
+        .unwrap();
     fx.dispatch();
     assert!(
         !locker2.data.lock_finished,

@@ -3,6 +3,7 @@
 //! `UnixStream::pair`.
 
 mod client;
+mod cursor;
 mod dmabuf;
 mod dmabuf_client;
 mod fixture;

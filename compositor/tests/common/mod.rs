@@ -120,6 +120,7 @@ impl Session {
         let r = self.msg(Request::Screenshot {
             output: None,
             path: path.to_string_lossy().into_owned(),
+            cursor: false,
         });
         assert!(r.ok, "{r:?}");
         tessera::screenshot::read_png(&path).unwrap()

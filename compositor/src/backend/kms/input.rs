@@ -47,8 +47,11 @@ impl Tessera {
         }
     }
 
-    fn pointer_axis<B: InputBackend>(&mut self, event: &B::PointerAxisEvent) {
+    pub(crate) fn pointer_axis<B: InputBackend>(&mut self, event: &B::PointerAxisEvent) {
         self.activity();
+        if self.cursor.pointer_used() {
+            self.needs_redraw = true;
+        }
         let Some(pointer) = self.seat.get_pointer() else {
             return;
         };

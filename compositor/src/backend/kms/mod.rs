@@ -225,13 +225,19 @@ impl Kms {
     }
 
     /// Renders `output` offscreen and reads it back; the CRTC is not touched.
-    pub fn capture(&mut self, state: &Tessera, output: &Output) -> Result<Capture, String> {
+    pub fn capture(
+        &mut self,
+        state: &Tessera,
+        output: &Output,
+        cursor: bool,
+    ) -> Result<Capture, String> {
         let programs = GlesRenderer::decoration_programs(Some(&self.programs));
         let (capture, _) = render_with(
             state,
             &mut self.gpu,
             output,
             true,
+            cursor,
             Fourcc::Abgr8888,
             &programs,
         )?;

@@ -455,7 +455,7 @@ fn render_frame(
         frame,
         elements,
         clear,
-    } = scanout::plan_output(state, renderer, &output, &decorations, size);
+    } = scanout::plan_output(state, renderer, &output, &decorations, size, true);
     let backoff = s.seq < s.backoff_until;
     let flags = caps::frame_flags(&state.scanout.switches, &state.scanout.caps, backoff);
     let result = s
