@@ -271,6 +271,13 @@ fn run(args: FirstbootArgs) -> anyhow::Result<Report> {
             },
         )?;
         if !look {
+            let changed_a_block_device = block.is_some();
+            // Closing releases the lock udev waits on.
+            drop(block);
+            drop(disk);
+            if changed_a_block_device {
+                osimage::firstboot::blockdev::settle_udev();
+            }
             return Ok(report);
         }
         if report.added.is_empty() && report.reset.is_none() {

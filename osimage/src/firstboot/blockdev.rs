@@ -93,15 +93,17 @@ pub fn partition_name(disk: &str, n: u32) -> String {
     }
 }
 
-/// Waits for udev to handle every event so far. Without it firstboot can end
-/// while udev still works through the removal of the partitions a factory reset
-/// re-created: systemd then starts systemd-cryptsetup@root on the device unit it
-/// still believes in, and stops it for good when the removal arrives (seen as a
-/// boot that waited 90 s for /dev/gpt-auto-root). mkfs also finds the new
-/// partitions probed and let go of.
-fn settle_udev() {
+/// Waits for udev to handle every event so far; call it once the disk is closed.
+/// While [`SystemBlockDevice`] holds the disk's lock udev postpones the disk's
+/// events (as it does for systemd-repart), and closing a disk opened for writing
+/// makes it re-read the table. Without waiting, firstboot can end while udev still
+/// works through the removal of the partitions a factory reset re-created: systemd
+/// then starts systemd-cryptsetup@root on the device unit it still believes in, and
+/// stops it for good when the removal arrives (seen as a boot that waited 90 s for
+/// /dev/gpt-auto-root).
+pub fn settle_udev() {
     match std::process::Command::new("udevadm")
-        .args(["settle", "--timeout=30"])
+        .args(["settle", "--timeout=60"])
         .status()
     {
         Ok(s) if s.success() => {}
@@ -298,7 +300,6 @@ impl BlockDevice for SystemBlockDevice {
                 tracing::debug!("{}: {e}", uevent.display());
             }
         }
-        settle_udev();
         Ok(())
     }
 
