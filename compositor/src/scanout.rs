@@ -9,7 +9,7 @@
 //! on every backend is the background: an opaque full-output single-pixel buffer
 //! becomes the clear colour instead of being drawn.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,7 @@ use smithay::wayland::single_pixel_buffer::get_single_pixel_buffer;
 
 use crate::render::OutputElement;
 use crate::render::decoration::{DecorationPrograms, DecorationRenderer};
+use crate::render::planes::failures::ScanoutFailures;
 use crate::render::planes::{
     self, Buffer, DeviceCaps, Element, FormatSet, Placement, Plan, PlaneKind, Role, Rotations,
     SurfaceFeedback, Switches,
@@ -44,6 +45,8 @@ pub struct Scanout {
     /// What each surface was last drawn as, and the size of the output it was on
     /// when it fitted inside one output (a plane belongs to one CRTC).
     surfaces: HashMap<u64, (Element, Option<(i32, i32)>)>,
+    /// Per output: the elements the hardware kept refusing.
+    failures: HashMap<String, ScanoutFailures>,
 }
 
 /// Element-frames per placement, summed since the output appeared.
@@ -225,6 +228,7 @@ impl Scanout {
             switches,
             outputs: BTreeMap::new(),
             surfaces: HashMap::new(),
+            failures: HashMap::new(),
         }
     }
 
@@ -307,6 +311,21 @@ impl Scanout {
     /// An output went away: its counters and the surfaces it showed go too.
     pub fn forget_output(&mut self, output: &str) {
         self.outputs.remove(output);
+        self.failures.remove(output);
+    }
+
+    /// How many frames in a row the hardware refused element `id` on `output`.
+    pub fn failures_of(&self, output: &str, id: u64) -> u32 {
+        self.failures.get(output).map_or(0, |f| f.of(id))
+    }
+
+    /// A committed frame of `output`: what the policy offered planes, against the
+    /// elements the DrmCompositor really put on them.
+    pub fn record_placements(&mut self, output: &str, plan: &Plan, placed: &HashSet<u64>) {
+        self.failures
+            .entry(output.to_owned())
+            .or_default()
+            .record(plan, placed);
     }
 
     pub fn report(&self) -> PlanesReport {
@@ -353,7 +372,7 @@ fn buffer_name(b: &Buffer) -> &'static str {
     }
 }
 
-fn hash_id(id: &Id) -> u64 {
+pub(crate) fn hash_id(id: &Id) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     id.hash(&mut h);
     h.finish()
@@ -477,7 +496,11 @@ where
         decorations,
     ));
     let scale = output.current_scale().fractional_scale();
-    let described = describe(&elements, renderer, scale);
+    let mut described = describe(&elements, renderer, scale);
+    let name = output.name();
+    for e in &mut described {
+        e.scanout_failures = state.scanout.failures_of(&name, e.id);
+    }
     let frame = state.scanout.plan((size.w, size.h), described);
     let elements = elements
         .into_iter()

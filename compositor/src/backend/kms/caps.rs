@@ -47,6 +47,25 @@ pub fn plane_caps(p: &PlaneProps) -> PlaneCaps {
     }
 }
 
+/// The supported bits of a plane's `rotation` property, from the names of its
+/// bitmask entries (the kernel's `rotate-0` ... `reflect-y`), in [`Rotations`]'
+/// layout. Names this does not know are left out: the plane is then not asked
+/// for them.
+pub fn rotation_mask<'a>(entries: impl IntoIterator<Item = &'a str>) -> u64 {
+    entries
+        .into_iter()
+        .map(|name| match name {
+            "rotate-0" => Rotations::ROTATE_0,
+            "rotate-90" => Rotations::ROTATE_90,
+            "rotate-180" => Rotations::ROTATE_180,
+            "rotate-270" => Rotations::ROTATE_270,
+            "reflect-x" => Rotations::REFLECT_X,
+            "reflect-y" => Rotations::REFLECT_Y,
+            _ => 0,
+        })
+        .fold(0u64, |mask, bit| mask | u64::from(bit))
+}
+
 pub fn device_caps(driver: &str, planes: &[PlaneProps]) -> DeviceCaps {
     DeviceCaps::new(driver, planes.iter().map(plane_caps).collect())
 }
@@ -95,6 +114,33 @@ mod tests {
             premultiplied: true,
             cursor_size: Some((64, 64)),
         }
+    }
+
+    #[test]
+    fn rotation_bits_come_from_the_property_entry_names() {
+        // i915's primary plane: rotate-0, -180 and reflect-x.
+        let mask = rotation_mask(["rotate-0", "rotate-180", "reflect-x"]);
+        let caps = plane_caps(&PlaneProps {
+            rotation: Some(mask),
+            ..plane(31, PlaneKind::Primary)
+        });
+        assert!(
+            caps.rotations
+                .supports(Rotations::ROTATE_180 | Rotations::REFLECT_X)
+        );
+        assert!(!caps.rotations.supports(Rotations::ROTATE_90));
+        // Every name the kernel defines, and one it may add later.
+        let all = rotation_mask([
+            "rotate-0",
+            "rotate-90",
+            "rotate-180",
+            "rotate-270",
+            "reflect-x",
+            "reflect-y",
+            "rotate-45",
+        ]);
+        assert_eq!(all, 0x3f);
+        assert_eq!(rotation_mask([]), 0);
     }
 
     #[test]

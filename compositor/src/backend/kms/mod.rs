@@ -11,6 +11,7 @@ mod input;
 mod outputs;
 
 use std::collections::HashMap;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -280,14 +281,40 @@ fn read_caps(drm: &DrmDevice, driver: &str) -> DeviceCaps {
                 .map(crate::dmabuf::from_format)
                 .collect(),
             zpos: p.zpos,
-            // The rotation bitmask's supported bits are not listed by the drm
-            // crate; identity only is the safe reading.
-            rotation: None,
+            rotation: rotation_bits(drm, p.handle),
             premultiplied: blends_premultiplied(drm, p.handle),
             cursor_size: Some((cursor.w, cursor.h)),
         })
         .collect();
     caps::device_caps(driver, &props)
+}
+
+/// The supported bits of a plane's `rotation` property; None without one. The
+/// drm crate does not list a bitmask's entries, so they are read with the
+/// GETPROPERTY ioctl itself.
+fn rotation_bits(drm: &DrmDevice, plane: plane::Handle) -> Option<u64> {
+    let props = drm.get_properties(plane).ok()?;
+    let handle = props.iter().map(|(h, _)| *h).find(|h| {
+        drm.get_property(*h).is_ok_and(|info| {
+            info.name().to_bytes() == b"rotation"
+                && matches!(info.value_type(), property::ValueType::Bitmask)
+        })
+    })?;
+    let mut entries = Vec::new();
+    drm_ffi::mode::get_property(drm.as_fd(), u32::from(handle), None, Some(&mut entries)).ok()?;
+    let names: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            let bytes: Vec<u8> = e
+                .name
+                .iter()
+                .take_while(|c| **c != 0)
+                .map(|c| *c as u8)
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+        .collect();
+    Some(caps::rotation_mask(names.iter().map(String::as_str)))
 }
 
 /// Whether a plane blends premultiplied alpha: its `pixel blend mode` offers

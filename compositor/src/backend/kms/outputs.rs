@@ -5,6 +5,7 @@
 //! so an idle session costs damage checks, not commits; clients still get their
 //! frame callbacks at the output's rate.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use smithay::backend::allocator::Fourcc;
@@ -12,6 +13,7 @@ use smithay::backend::allocator::gbm::{GbmAllocator, GbmBufferFlags};
 use smithay::backend::drm::DrmEventTime;
 use smithay::backend::drm::compositor::{DrmCompositor, PrimaryPlaneElement};
 use smithay::backend::drm::exporter::gbm::GbmFramebufferExporter;
+use smithay::backend::renderer::element::Element as _;
 use smithay::backend::renderer::gles::GlesRenderer;
 use smithay::desktop::layer_map_for_output;
 use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
@@ -111,6 +113,11 @@ struct Placed {
     primary_client: bool,
     overlays: u64,
     cursor: bool,
+    /// The elements on planes (scanout::hash_id), to hold against the plan.
+    on_planes: HashSet<u64>,
+    /// Planes were allowed this frame (no back-off): a composited element the
+    /// plan offered a plane was refused.
+    planes_allowed: bool,
 }
 
 impl Tessera {
@@ -340,6 +347,10 @@ impl Tessera {
             return;
         }
         self.scanout.record(&name, &frame);
+        if placed.planes_allowed {
+            self.scanout
+                .record_placements(&name, &frame.plan, &placed.on_planes);
+        }
         let feedback = self.send_frames(&output);
         let Some(s) = self.kms_mut().and_then(|k| k.surfaces.get_mut(&crtc)) else {
             return;
@@ -462,11 +473,22 @@ fn render_frame(
         .compositor
         .render_frame(renderer, &elements, clear, flags)
         .map_err(|e| format!("render: {e}"))?;
+    let mut on_planes: HashSet<u64> = result
+        .overlay_elements
+        .iter()
+        .map(|e| scanout::hash_id(e.id()))
+        .chain(result.cursor_element.map(|e| scanout::hash_id(e.id())))
+        .collect();
+    if let PrimaryPlaneElement::Element(e) = &result.primary_element {
+        on_planes.insert(scanout::hash_id(e.id()));
+    }
     let placed = Placed {
         empty: result.is_empty,
         primary_client: matches!(result.primary_element, PrimaryPlaneElement::Element(_)),
         overlays: result.overlay_elements.len() as u64,
         cursor: result.cursor_element.is_some(),
+        on_planes,
+        planes_allowed: !backoff,
     };
     Ok((frame, placed))
 }

@@ -12,6 +12,7 @@
 //!   client that picks from it fits any of them (catacomb #95);
 //! - NVIDIA gets no overlay planes and no overlay tranches (niri #1765).
 
+pub mod failures;
 mod tables;
 #[cfg(test)]
 mod tests;
