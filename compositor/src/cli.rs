@@ -44,8 +44,9 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
     pub screenshot_after: f64,
     /// Headless: plan frames against this simulated plane table (intel, amd,
-    /// adreno, vc4, mali, nvidia, virtio-gpu) and report it in `msg planes`.
-    #[arg(long, value_name = "NAME")]
+    /// adreno, vc4, mali, nvidia, virtio-gpu, or a FILE.toml of planes) and
+    /// report it in `msg planes`.
+    #[arg(long, value_name = "NAME|FILE.toml")]
     pub plane_table: Option<String>,
     /// Quit after this many seconds (for scripts).
     #[arg(long, value_name = "SECONDS")]

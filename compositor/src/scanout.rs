@@ -522,20 +522,29 @@ where
 impl Tessera {
     /// Plans frames against a named capability table. Headless only: a KMS
     /// device reports its own planes.
+    /// `name` is a built-in table, or a table file ending in `.toml`.
     pub fn simulate_planes(&mut self, name: &str) -> Result<(), String> {
-        let Some(table) = planes::table_by_name(name) else {
-            let known: Vec<&str> = planes::TABLES.iter().map(|t| t.name).collect();
-            return Err(format!(
-                "unknown plane table `{name}` (known: {})",
-                known.join(", ")
-            ));
+        let caps = if name.ends_with(".toml") {
+            let file: planes::file::TableFile =
+                tessera_config::load(std::path::Path::new(name)).map_err(|e| e.to_string())?;
+            tracing::info!(
+                table = name,
+                driver = file.driver,
+                "simulating planes from a file"
+            );
+            file.caps()
+        } else {
+            let Some(table) = planes::table_by_name(name) else {
+                let known: Vec<&str> = planes::TABLES.iter().map(|t| t.name).collect();
+                return Err(format!(
+                    "unknown plane table `{name}` (known: {}, or a FILE.toml)",
+                    known.join(", ")
+                ));
+            };
+            tracing::info!(table = name, about = table.about, "simulating planes");
+            (table.build)()
         };
-        tracing::info!(table = name, about = table.about, "simulating planes");
-        self.scanout = Scanout::new(
-            (table.build)(),
-            format!("simulated:{name}"),
-            self.scanout.switches,
-        );
+        self.scanout = Scanout::new(caps, format!("simulated:{name}"), self.scanout.switches);
         self.needs_redraw = true;
         Ok(())
     }

@@ -481,3 +481,47 @@ fn a_window_straddling_two_outputs_loses_its_scanout_tranche_until_it_fits_one()
     // Wholly on the second output.
     assert_eq!(at(&mut fx, &mut c, 1500), vec![(1, overlay), (0, render)]);
 }
+
+/// `--plane-table FILE.toml`: the planes of a table written for a GPU the
+/// built-in tables lack are what the policy plans against and reports.
+#[test]
+fn a_plane_table_file_is_planned_against_and_a_bad_one_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("gpu.toml");
+    std::fs::write(
+        &good,
+        "driver = \"my-drm\"\n\n[[plane]]\nid = 31\nkind = \"primary\"\nformats = [\"XR24:linear\"]\n\n\
+         [[plane]]\nid = 32\nkind = \"overlay\"\nformats = [\"XR24:linear\", \"NV12:linear\"]\n",
+    )
+    .unwrap();
+    let mut fx = Fixture::new();
+    fx.state.simulate_planes(&good.to_string_lossy()).unwrap();
+    let report = fx.state.scanout.report();
+    assert_eq!(report.driver, "my-drm");
+    assert_eq!(report.source, format!("simulated:{}", good.display()));
+    let kinds: Vec<_> = report.planes.iter().map(|p| (p.id, p.kind)).collect();
+    assert_eq!(kinds, [(31, PlaneKind::Primary), (32, PlaneKind::Overlay)]);
+    assert_eq!(fx.state.scanout.caps.planes[1].formats.len(), 2);
+    // What the renderer imports of it is what a surface's overlay tranche offers.
+    assert_eq!(
+        plane_formats(&fx, PlaneKind::Overlay),
+        [(fourcc(b"XR24"), MOD_LINEAR)]
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "driver = \"x\"\n[[plane]]\nid = 1\nkind = \"plane\"\nformats = []\n",
+    )
+    .unwrap();
+    let err = fx
+        .state
+        .simulate_planes(&bad.to_string_lossy())
+        .unwrap_err();
+    assert!(err.contains("bad.toml") && err.contains(":4"), "{err}");
+    assert_eq!(
+        fx.state.scanout.report().driver,
+        "my-drm",
+        "the old table stays"
+    );
+}

@@ -13,6 +13,7 @@
 //! - NVIDIA gets no overlay planes and no overlay tranches (niri #1765).
 
 pub mod failures;
+pub mod file;
 mod tables;
 #[cfg(test)]
 mod tests;
