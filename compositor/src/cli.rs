@@ -46,7 +46,7 @@ pub struct Args {
     /// Headless: plan frames against this simulated plane table (intel, amd,
     /// adreno, vc4, mali, nvidia, virtio-gpu, or a FILE.toml of planes) and
     /// report it in `msg planes`.
-    #[arg(long, value_name = "NAME|FILE.toml")]
+    #[arg(long, visible_alias = "planes", value_name = "NAME|FILE.toml")]
     pub plane_table: Option<String>,
     /// Quit after this many seconds (for scripts).
     #[arg(long, value_name = "SECONDS")]
@@ -225,5 +225,11 @@ mod tests {
         assert_eq!(a.backend, Backend::Headless);
         assert_eq!(a.outputs.len(), 2);
         assert!(Args::try_parse_from(["tessera", "--outputs", "big"]).is_err());
+    }
+
+    #[test]
+    fn planes_is_another_name_for_plane_table() {
+        let a = Args::try_parse_from(["tessera", "--planes", "gpu.toml"]).unwrap();
+        assert_eq!(a.plane_table.as_deref(), Some("gpu.toml"));
     }
 }
