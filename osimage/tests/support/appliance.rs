@@ -168,12 +168,13 @@ pub fn foot_on_screen(vm: &mut Vm, when: &str) {
     });
     if !shown {
         // Whether frames still go out (commits rising), where the focus is, and
-        // what foot and its shell are doing.
+        // what each thread of foot, its shell and tessera waits in (the image has
+        // no procps: /proc is read directly).
         let text = msg.replace(" --json", "");
         let state = sh(
             vm,
             &format!(
-                "{text} windows; {text} planes; sleep 2; {text} planes; ps -eo pid,stat,etime,wchan:24,args | grep -E 'foot|bash|tessera' | grep -v grep; true"
+                "{text} windows; {text} planes; sleep 2; {text} planes; for t in /proc/[0-9]*/task/[0-9]*; do c=$(cat $t/comm 2>/dev/null); case \"$c\" in foot*|bash|sh|tessera*) echo \"$t $c $(cut -d' ' -f3 $t/stat) $(cat $t/wchan)\"; cat $t/stack 2>/dev/null | head -n 4;; esac; done; true"
             ),
         );
         let journal = sh(
