@@ -17,7 +17,6 @@ use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::{
     Bind, ExportMem, ImportAll, ImportDma, ImportMem, Offscreen, Renderer, Texture,
 };
-use smithay::desktop::layer_map_for_output;
 use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::pixman::Image;
@@ -264,13 +263,7 @@ impl Tessera {
         capture: bool,
         cursor: bool,
     ) -> Result<Option<Capture>, String> {
-        // Output membership of windows (and enter/leave) is settled here, so a
-        // window mapped since the last frame is drawn in this one.
-        self.space.refresh();
-        self.popups.cleanup();
-        layer_map_for_output(output).cleanup();
-        // The layout is settled for this frame: what is under the pointer may differ.
-        self.pointer_rebase();
+        self.settle_layout(output);
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
         let mut shown = false;
         let result = match &mut backend {

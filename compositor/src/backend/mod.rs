@@ -158,6 +158,17 @@ impl Tessera {
         global
     }
 
+    /// Settles the layout before a frame of `output` is drawn, on every backend:
+    /// output membership of windows (and enter/leave), so a window mapped since
+    /// the last frame is in this one; dead popups and layer surfaces; and what is
+    /// under a pointer that did not move.
+    pub fn settle_layout(&mut self, output: &Output) {
+        self.space.refresh();
+        self.popups.cleanup();
+        layer_map_for_output(output).cleanup();
+        self.pointer_rebase();
+    }
+
     /// A frame reached `output`. While a lock is pending, the lock is confirmed
     /// once every output has shown a frame without any normal surface.
     pub fn frame_shown(&mut self, output: &str) {

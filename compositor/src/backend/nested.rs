@@ -7,15 +7,10 @@ use std::time::{Duration, Instant};
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::egl::EGLDevice;
-use smithay::backend::input::{
-    AbsolutePositionEvent, ButtonState, Event, InputEvent, KeyState, KeyboardKeyEvent,
-    PointerButtonEvent,
-};
 use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::gles::{GlesRenderbuffer, GlesRenderer};
 use smithay::backend::renderer::{Bind, ImportDma, Offscreen};
-use smithay::backend::winit::{self, WinitEvent, WinitGraphicsBackend, WinitInput};
-use smithay::desktop::layer_map_for_output;
+use smithay::backend::winit::{self, WinitEvent, WinitGraphicsBackend};
 use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
@@ -178,7 +173,7 @@ impl Tessera {
     fn nested_event(&mut self, event: WinitEvent) {
         match event {
             WinitEvent::Resized { size, .. } => self.nested_resized(size),
-            WinitEvent::Input(event) => self.nested_input(event),
+            WinitEvent::Input(event) => self.process_input(event),
             WinitEvent::CloseRequested => {
                 tracing::info!("the window was closed");
                 self.quit();
@@ -203,38 +198,13 @@ impl Tessera {
         tracing::debug!(width = size.w, height = size.h, "window resized");
     }
 
-    fn nested_input(&mut self, event: InputEvent<WinitInput>) {
-        match event {
-            InputEvent::Keyboard { event } => {
-                let code = event.key_code().raw().saturating_sub(8);
-                let pressed = event.state() == KeyState::Pressed;
-                self.handle_key(code, pressed, event.time_msec());
-            }
-            InputEvent::PointerMotionAbsolute { event } => {
-                let output = self.space.outputs().next().cloned();
-                if let Some(geo) = output.and_then(|o| self.space.output_geometry(&o)) {
-                    let at = event.position_transformed(geo.size) + geo.loc.to_f64();
-                    self.pointer_move(at);
-                }
-            }
-            InputEvent::PointerButton { event } => {
-                self.pointer_button(event.button_code(), event.state() == ButtonState::Pressed);
-            }
-            InputEvent::PointerAxis { event } => self.pointer_axis::<WinitInput>(&event),
-            _ => {}
-        }
-    }
-
     /// One frame: draw what changed into the window, then tell clients.
     fn nested_frame(&mut self) {
         let Backend::Nested(n) = &self.backend else {
             return;
         };
         let output = n.output.clone();
-        self.space.refresh();
-        self.popups.cleanup();
-        layer_map_for_output(&output).cleanup();
-        self.pointer_rebase();
+        self.settle_layout(&output);
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
         let drawn = match &mut backend {
             Backend::Nested(n) => draw_frame(self, n),

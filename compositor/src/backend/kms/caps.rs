@@ -54,15 +54,7 @@ pub fn plane_caps(p: &PlaneProps) -> PlaneCaps {
 pub fn rotation_mask<'a>(entries: impl IntoIterator<Item = &'a str>) -> u64 {
     entries
         .into_iter()
-        .map(|name| match name {
-            "rotate-0" => Rotations::ROTATE_0,
-            "rotate-90" => Rotations::ROTATE_90,
-            "rotate-180" => Rotations::ROTATE_180,
-            "rotate-270" => Rotations::ROTATE_270,
-            "reflect-x" => Rotations::REFLECT_X,
-            "reflect-y" => Rotations::REFLECT_Y,
-            _ => 0,
-        })
+        .filter_map(Rotations::bit_named)
         .fold(0u64, |mask, bit| mask | u64::from(bit))
 }
 

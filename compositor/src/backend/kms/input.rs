@@ -16,12 +16,6 @@ impl Tessera {
     pub fn process_libinput(&mut self, event: InputEvent<LibinputInputBackend>) {
         match event {
             InputEvent::DeviceAdded { mut device } => configure(&mut device),
-            InputEvent::Keyboard { event } => {
-                // xkb keycodes are evdev codes plus 8; `handle_key` takes evdev.
-                let code = event.key_code().raw().saturating_sub(8);
-                let pressed = event.state() == KeyState::Pressed;
-                self.handle_key(code, pressed, event.time_msec());
-            }
             InputEvent::PointerMotion { event } => {
                 let wanted = self.pointer_location + event.delta();
                 let layout: Vec<_> = self
@@ -31,8 +25,23 @@ impl Tessera {
                     .collect();
                 self.pointer_move(clamp_to_layout(wanted, &layout));
             }
+            other => self.process_input(other),
+        }
+    }
+
+    /// The events every input backend delivers alike (libinput on kms, the
+    /// window on nested): keys, absolute motion, buttons and scrolling.
+    pub(crate) fn process_input<B: InputBackend>(&mut self, event: InputEvent<B>) {
+        match event {
+            InputEvent::Keyboard { event } => {
+                // xkb keycodes are evdev codes plus 8; `handle_key` takes evdev.
+                let code = event.key_code().raw().saturating_sub(8);
+                let pressed = event.state() == KeyState::Pressed;
+                self.handle_key(code, pressed, event.time_msec());
+            }
             InputEvent::PointerMotionAbsolute { event } => {
-                // Tablets and QEMU's usb-tablet: the device spans the first output.
+                // Tablets, QEMU's usb-tablet and a nested window: the device spans
+                // the first output.
                 let first = self.space.outputs().next().cloned();
                 if let Some(geo) = first.and_then(|o| self.space.output_geometry(&o)) {
                     let at = event.position_transformed(geo.size) + geo.loc.to_f64();
@@ -42,12 +51,12 @@ impl Tessera {
             InputEvent::PointerButton { event } => {
                 self.pointer_button(event.button_code(), event.state() == ButtonState::Pressed);
             }
-            InputEvent::PointerAxis { event } => self.pointer_axis::<LibinputInputBackend>(&event),
+            InputEvent::PointerAxis { event } => self.pointer_axis::<B>(&event),
             _ => {}
         }
     }
 
-    pub(crate) fn pointer_axis<B: InputBackend>(&mut self, event: &B::PointerAxisEvent) {
+    fn pointer_axis<B: InputBackend>(&mut self, event: &B::PointerAxisEvent) {
         self.activity();
         if self.cursor.pointer_used() {
             self.needs_redraw = true;

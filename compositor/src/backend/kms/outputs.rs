@@ -15,7 +15,6 @@ use smithay::backend::drm::compositor::{DrmCompositor, PrimaryPlaneElement};
 use smithay::backend::drm::exporter::gbm::GbmFramebufferExporter;
 use smithay::backend::renderer::element::Element as _;
 use smithay::backend::renderer::gles::GlesRenderer;
-use smithay::desktop::layer_map_for_output;
 use smithay::output::{Mode, Output, PhysicalProperties, Subpixel};
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::drm::control::{
@@ -319,10 +318,7 @@ impl Tessera {
             return;
         }
         let output = s.output.clone();
-        self.space.refresh();
-        self.popups.cleanup();
-        layer_map_for_output(&output).cleanup();
-        self.pointer_rebase();
+        self.settle_layout(&output);
 
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
         let rendered = match &mut backend {

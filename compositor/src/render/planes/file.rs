@@ -95,20 +95,11 @@ pub struct RotationName(pub u8);
 impl<'de> Deserialize<'de> for RotationName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        let bit = match name.as_str() {
-            "rotate-0" => Rotations::ROTATE_0,
-            "rotate-90" => Rotations::ROTATE_90,
-            "rotate-180" => Rotations::ROTATE_180,
-            "rotate-270" => Rotations::ROTATE_270,
-            "reflect-x" => Rotations::REFLECT_X,
-            "reflect-y" => Rotations::REFLECT_Y,
-            other => {
-                return Err(serde::de::Error::custom(format!(
-                    "unknown rotation `{other}`, expected rotate-0, rotate-90, rotate-180, rotate-270, reflect-x or reflect-y"
-                )));
-            }
-        };
-        Ok(RotationName(bit))
+        Rotations::bit_named(&name).map(RotationName).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown rotation `{name}`, expected rotate-0, rotate-90, rotate-180, rotate-270, reflect-x or reflect-y"
+            ))
+        })
     }
 }
 

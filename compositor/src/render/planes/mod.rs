@@ -61,6 +61,19 @@ impl Rotations {
     pub const REFLECT_X: u8 = 1 << 4;
     pub const REFLECT_Y: u8 = 1 << 5;
 
+    /// The bit of a `rotation` property entry, by the kernel's name for it.
+    pub fn bit_named(name: &str) -> Option<u8> {
+        Some(match name {
+            "rotate-0" => Self::ROTATE_0,
+            "rotate-90" => Self::ROTATE_90,
+            "rotate-180" => Self::ROTATE_180,
+            "rotate-270" => Self::ROTATE_270,
+            "reflect-x" => Self::REFLECT_X,
+            "reflect-y" => Self::REFLECT_Y,
+            _ => return None,
+        })
+    }
+
     pub fn supports(self, wanted: u8) -> bool {
         wanted & !self.0 == 0
     }
