@@ -12,7 +12,9 @@
 //!    slot; v2 boots, unlocks root with no re-enrollment, and is blessed;
 //! 4. v3 is published with a unit that fails before boot-complete.target: its try
 //!    runs out and systemd-boot goes back to v2 on its own;
-//! 5. a factory reset re-creates root and leaves the usr slots alone;
+//! 5. home is an authenticated volume (Integrity=inline): a sector changed beneath it
+//!    reads as an I/O error; a factory reset re-creates root and home and leaves the
+//!    usr slots alone;
 //! 6. a byte flipped in the running usr partition from the host is an I/O error in
 //!    the guest (dm-verity), never silently read.
 //!
@@ -260,6 +262,11 @@ fn appliance_first_boot_update_rollback_factory_reset_and_tamper() {
     assert_eq!(state_of("2.0").as_deref(), Some("good"), "{boot}");
     figures.push(BootFigures::read(&mut vm, "rollback (back on 2.0)"));
 
+    // Home is an authenticated LUKS2 volume (Integrity=inline): every sector reads
+    // back, and a sector changed beneath it reads as an I/O error, not as data.
+    home_integrity(&mut vm);
+    home_tamper_is_an_io_error(&mut vm);
+
     // 5. Factory reset: root is re-created, the usr slots are not touched.
     let slots_before = usr_slots(&mut vm);
     let root_before = luks_uuid(&mut vm);
@@ -277,6 +284,7 @@ fn appliance_first_boot_update_rollback_factory_reset_and_tamper() {
     assert_ne!(rc, 0, "a file from before the reset survived it");
     assert_eq!(usr_slots(&mut vm), slots_before);
     assert_eq!(version(&mut vm), "2.0");
+    home_integrity(&mut vm);
     foot_on_screen(&mut vm, "after the factory reset");
     figures.push(BootFigures::read(&mut vm, "factory reset (2.0, firstboot)"));
 
@@ -315,6 +323,48 @@ fn appliance_first_boot_update_rollback_factory_reset_and_tamper() {
         "the whole scenario: {:.0} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Home is mounted from its LUKS2 volume with dm-integrity under dm-crypt, opened by
+/// systemd-cryptsetup through the TPM2 token like root, and its last 64 MiB (never
+/// written by btrfs) read back: the tags firstboot initialized match.
+fn home_integrity(vm: &mut Vm) {
+    assert_eq!(
+        sh(vm, "findmnt -no SOURCE,FSTYPE /home").trim(),
+        "/dev/mapper/home btrfs"
+    );
+    let status = sh(vm, "cryptsetup status home");
+    assert!(status.contains("integrity: hmac(sha256)"), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.trim().starts_with("sector size:") && l.trim().ends_with(" 4096")),
+        "{status}"
+    );
+    sh(
+        vm,
+        "mib=$(($(blockdev --getsize64 /dev/mapper/home) >> 20)); \
+         dd if=/dev/mapper/home of=/dev/null bs=1M iflag=direct skip=$((mib - 64)) status=none",
+    );
+}
+
+/// Overwrites 4 MiB near the end of home's partition beneath the open volume; reading
+/// the end of the volume must then fail with EIO. A factory reset re-creates home
+/// next, so the damage goes with it.
+fn home_tamper_is_an_io_error(vm: &mut Vm) {
+    sh(
+        vm,
+        "raw=/dev/disk/by-partlabel/home; mib=$(($(blockdev --getsize64 $raw) >> 20)); \
+         dd if=/dev/urandom of=$raw bs=1M count=4 seek=$((mib - 40)) oflag=direct \
+         conv=notrunc status=none",
+    );
+    let (out, rc) = sh_rc(
+        vm,
+        "mib=$(($(blockdev --getsize64 /dev/mapper/home) >> 20)); \
+         dd if=/dev/mapper/home of=/dev/null bs=1M iflag=direct skip=$((mib - 64)) status=none",
+    );
+    assert_ne!(rc, 0, "the tampered sectors were read:\n{out}");
+    assert!(out.contains("Input/output error"), "{out}");
 }
 
 fn first_boot_checks(vm: &mut Vm) {

@@ -481,6 +481,47 @@ fn bad_input_is_refused_before_anything_is_written() {
     assert!(cryptsetup::accepts(&root, None, &s.recovery_key()));
 }
 
+/// Integrity=inline is refused on an image file before anything is written: its tags
+/// are initialized through device-mapper on the partition's block device. (The
+/// appliance's home has it; the guest test opens, fills and checks that volume.)
+#[test]
+fn integrity_on_an_image_file_is_refused_before_anything_is_written() {
+    let s = Setup::new(220, "tpm2");
+    let swtpm = Swtpm::tcp().unwrap();
+    std::fs::write(
+        s.defs.join("60-home.conf"),
+        "[Partition]\nType=home\nFormat=btrfs\nEncrypt=tpm2\nIntegrity=inline\n\
+         SizeMinBytes=90M\nSizeMaxBytes=90M\n",
+    )
+    .unwrap();
+    let pristine = s.image_digest();
+    let out = s.firstboot(Some(&swtpm), &["--dry-run", "--json"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let out = s.firstboot(Some(&swtpm), &[]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("`home` has Integrity=inline, which needs the disk as a block device")
+            && e.contains("nothing was written"),
+        "{e}"
+    );
+    assert_eq!(s.image_digest(), pristine);
+    // Without Encrypt= it is a definition error, with the file, line and key.
+    std::fs::write(
+        s.defs.join("60-home.conf"),
+        "[Partition]\nType=home\nIntegrity=inline\n",
+    )
+    .unwrap();
+    let out = s.firstboot(Some(&swtpm), &[]);
+    assert_ne!(out.status.code(), Some(0));
+    let e = stderr(&out);
+    assert!(
+        e.contains("60-home.conf:3: key `Integrity`: Integrity=inline needs Encrypt="),
+        "{e}"
+    );
+    assert_eq!(s.image_digest(), pristine);
+}
+
 #[test]
 fn a_tpm_in_lockout_or_without_sha256_is_named_and_nothing_is_written() {
     // Dictionary-attack lockout: one allowed failure, spent on a wrong password.

@@ -261,6 +261,13 @@ impl ImageDefinition {
                     p.kind, p.verity
                 )));
             }
+            if p.integrity().is_some() && p.encrypt == partition::Encrypt::Off {
+                return Err(self.invalid(&format!(
+                    "{} partition: {}",
+                    p.kind,
+                    partition::INTEGRITY_NEEDS_ENCRYPT
+                )));
+            }
             if p.verity != VerityRole::Off && p.verity_match_key.as_deref() != Some("usr") {
                 return Err(self.invalid(&format!(
                     "{} partition: VerityMatchKey must be `usr`",
@@ -339,5 +346,23 @@ mod tests {
         .unwrap();
         let e = ImageDefinition::load(&path).unwrap_err().to_string();
         assert!(e.contains("sector-size must be 512 or 4096"), "{e}");
+        // Integrity is checked like the other keys, and needs a LUKS2 volume.
+        let home = "\n[[partition]]\nType = \"home\"\nIntegrity = \"inline\"\n";
+        std::fs::write(&path, format!("{text}{home}IntegrityAlgorithm = \"crc\"\n")).unwrap();
+        let e = ImageDefinition::load(&path).unwrap_err().to_string();
+        assert!(e.contains("IntegrityAlgorithm"), "{e}");
+        std::fs::write(&path, format!("{text}{home}")).unwrap();
+        let e = ImageDefinition::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("home partition: Integrity=inline needs Encrypt="),
+            "{e}"
+        );
+        std::fs::write(&path, format!("{text}{home}Encrypt = \"tpm2\"\n")).unwrap();
+        let d = ImageDefinition::load(&path).unwrap();
+        let home = d.partitions.last().unwrap();
+        assert_eq!(
+            home.integrity(),
+            Some(partition::IntegrityAlgorithm::HmacSha256)
+        );
     }
 }

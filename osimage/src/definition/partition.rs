@@ -166,6 +166,98 @@ impl FromStr for Encrypt {
     }
 }
 
+/// `Integrity=` (systemd 258): dm-integrity under the partition's LUKS2 volume.
+/// `inline` keeps the tags in the partition itself and makes dm-crypt an AEAD
+/// (encryption plus an HMAC per sector), so tampered or rotted sectors read as I/O
+/// errors instead of garbage. It is what the seed asks of home: integrity with a
+/// TPM-held key, which systemd-cryptsetup can open unchanged. A keyless standalone
+/// dm-integrity would only catch accidents, and systemd-integritysetup cannot
+/// fetch its key from a TPM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Integrity {
+    #[default]
+    Off,
+    Inline,
+}
+
+impl FromStr for Integrity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" | "no" | "false" => Ok(Integrity::Off),
+            "inline" => Ok(Integrity::Inline),
+            "external" => Err(
+                "Integrity=external (tags on a separate device) is not supported; use inline"
+                    .into(),
+            ),
+            _ => Err(format!("unknown Integrity `{s}` (off, inline)")),
+        }
+    }
+}
+
+/// Why `Integrity=inline` without `Encrypt=` is refused.
+pub const INTEGRITY_NEEDS_ENCRYPT: &str = "Integrity=inline needs Encrypt=: the tags are \
+    kept by the LUKS2 volume's dm-crypt (an HMAC keyed by its volume key), so there is no \
+    integrity without the LUKS2 volume";
+
+/// `IntegrityAlgorithm=`: the keyed hash of each sector's tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntegrityAlgorithm {
+    HmacSha1,
+    #[default]
+    HmacSha256,
+    HmacSha512,
+}
+
+impl IntegrityAlgorithm {
+    /// The name libcryptsetup and `cryptsetup status` use.
+    pub fn crypto_name(self) -> &'static str {
+        match self {
+            IntegrityAlgorithm::HmacSha1 => "hmac(sha1)",
+            IntegrityAlgorithm::HmacSha256 => "hmac(sha256)",
+            IntegrityAlgorithm::HmacSha512 => "hmac(sha512)",
+        }
+    }
+
+    /// The HMAC key's length: it is appended to the cipher's key in the LUKS2
+    /// volume key, as cryptsetup does.
+    pub fn key_bytes(self) -> usize {
+        match self {
+            IntegrityAlgorithm::HmacSha1 => 20,
+            IntegrityAlgorithm::HmacSha256 => 32,
+            IntegrityAlgorithm::HmacSha512 => 64,
+        }
+    }
+}
+
+impl FromStr for IntegrityAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "hmac-sha1" => IntegrityAlgorithm::HmacSha1,
+            "hmac-sha256" => IntegrityAlgorithm::HmacSha256,
+            "hmac-sha512" => IntegrityAlgorithm::HmacSha512,
+            _ => {
+                return Err(format!(
+                    "unknown IntegrityAlgorithm `{s}` (hmac-sha1, hmac-sha256, hmac-sha512)"
+                ));
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for IntegrityAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IntegrityAlgorithm::HmacSha1 => "hmac-sha1",
+            IntegrityAlgorithm::HmacSha256 => "hmac-sha256",
+            IntegrityAlgorithm::HmacSha512 => "hmac-sha512",
+        })
+    }
+}
+
 /// GPT attribute flags as a number; repart takes decimal or `0x` hex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Flags(pub u64);
@@ -275,6 +367,10 @@ pub struct PartitionDefinition {
     #[serde(default)]
     pub encrypt: Encrypt,
     #[serde(default)]
+    pub integrity: Integrity,
+    #[serde(default)]
+    pub integrity_algorithm: Option<IntegrityAlgorithm>,
+    #[serde(default)]
     pub flags: Option<Flags>,
     #[serde(default)]
     pub read_only: Option<bool>,
@@ -297,10 +393,17 @@ impl PartitionDefinition {
             verity_match_key: None,
             factory_reset: false,
             encrypt: Encrypt::Off,
+            integrity: Integrity::Off,
+            integrity_algorithm: None,
             flags: None,
             read_only: None,
             grow_file_system: None,
         }
+    }
+
+    /// The tag algorithm of an `Integrity=inline` partition; `None` without one.
+    pub fn integrity(&self) -> Option<IntegrityAlgorithm> {
+        (self.integrity == Integrity::Inline).then(|| self.integrity_algorithm.unwrap_or_default())
     }
 
     /// The GPT attributes repart would set: `Flags=` as the base, then ReadOnly
@@ -347,6 +450,24 @@ mod tests {
         for bad in ["usr", "/", "/a/..", "//", ""] {
             assert!(check_inside_path(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn integrity_takes_repart_values() {
+        assert_eq!("inline".parse::<Integrity>().unwrap(), Integrity::Inline);
+        assert_eq!("off".parse::<Integrity>().unwrap(), Integrity::Off);
+        let e = "external".parse::<Integrity>().unwrap_err();
+        assert!(e.contains("not supported"), "{e}");
+        assert!("yes".parse::<Integrity>().is_err());
+        let a: IntegrityAlgorithm = "hmac-sha512".parse().unwrap();
+        assert_eq!((a.crypto_name(), a.key_bytes()), ("hmac(sha512)", 64));
+        assert!("crc32c".parse::<IntegrityAlgorithm>().is_err());
+        let mut p = PartitionDefinition::new(PartitionType::Home);
+        assert_eq!(p.integrity(), None);
+        p.integrity = Integrity::Inline;
+        assert_eq!(p.integrity(), Some(IntegrityAlgorithm::HmacSha256));
+        p.integrity_algorithm = Some(IntegrityAlgorithm::HmacSha1);
+        assert_eq!(p.integrity(), Some(IntegrityAlgorithm::HmacSha1));
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::DefinitionError;
 use super::partition::{
-    Encrypt, Flags, FsFormat, MakeSymlink, PartitionDefinition, Size, VerityRole, check_inside_path,
+    Encrypt, Flags, FsFormat, Integrity, IntegrityAlgorithm, MakeSymlink, PartitionDefinition,
+    Size, VerityRole, check_inside_path,
 };
 
 /// Keys systemd-repart knows that change nothing in an image osimage builds (they
@@ -71,6 +72,7 @@ pub fn parse(text: &str, path: &Path) -> Result<PartitionDefinition, DefinitionE
         }
     }
     let mut def = def.ok_or_else(|| err(1, "Type", "no Type= in [Partition]".into()))?;
+    let mut integrity_line = None;
     for (line_no, key, value) in pending {
         let bad = |m: String| err(line_no, &key, m);
         match key.as_str() {
@@ -97,6 +99,13 @@ pub fn parse(text: &str, path: &Path) -> Result<PartitionDefinition, DefinitionE
             "VerityMatchKey" => def.verity_match_key = Some(value),
             "FactoryReset" => def.factory_reset = parse_bool(&value).map_err(bad)?,
             "Encrypt" => def.encrypt = value.parse::<Encrypt>().map_err(bad)?,
+            "Integrity" => {
+                def.integrity = value.parse::<Integrity>().map_err(bad)?;
+                integrity_line = Some(line_no);
+            }
+            "IntegrityAlgorithm" => {
+                def.integrity_algorithm = Some(value.parse::<IntegrityAlgorithm>().map_err(bad)?)
+            }
             "Flags" => def.flags = Some(value.parse::<Flags>().map_err(bad)?),
             "ReadOnly" => def.read_only = Some(parse_bool(&value).map_err(bad)?),
             "GrowFileSystem" => def.grow_file_system = Some(parse_bool(&value).map_err(bad)?),
@@ -108,6 +117,13 @@ pub fn parse(text: &str, path: &Path) -> Result<PartitionDefinition, DefinitionE
             }
             _ => return Err(bad("unknown or unsupported repart key".into())),
         }
+    }
+    if let (Some(line), Some(_), Encrypt::Off) = (integrity_line, def.integrity(), def.encrypt) {
+        return Err(err(
+            line,
+            "Integrity",
+            super::partition::INTEGRITY_NEEDS_ENCRYPT.into(),
+        ));
     }
     Ok(def)
 }
@@ -175,6 +191,35 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("PATH:TARGET"), "{e}");
+    }
+
+    #[test]
+    fn integrity_is_inline_in_an_encrypted_volume() {
+        let d = parse(
+            "[Partition]\nType=home\nEncrypt=tpm2\nIntegrity=inline\nIntegrityAlgorithm=hmac-sha512\n",
+            Path::new("60-home.conf"),
+        )
+        .unwrap();
+        assert_eq!(d.integrity(), Some(IntegrityAlgorithm::HmacSha512));
+        let e = parse(
+            "[Partition]\nType=home\nIntegrity=inline\n",
+            Path::new("60-home.conf"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("60-home.conf:3: key `Integrity`: Integrity=inline needs Encrypt="),
+            "{e}"
+        );
+        let e = parse(
+            "[Partition]\nType=home\nEncrypt=tpm2\nIntegrity=external\n",
+            Path::new("x.conf"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("x.conf:4: key `Integrity`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@ const BLKPG_DEL_PARTITION: libc::c_int = 2;
 
 /// How long the kernel (and udev, for /dev/mapper) get to make device nodes.
 const NODE_WAIT: Duration = Duration::from_secs(10);
+/// The write size of the integrity tag initialization.
+const WIPE_CHUNK: usize = 4 << 20;
 
 /// linux/blkpg.h
 #[repr(C)]
@@ -317,13 +319,61 @@ impl BlockDevice for SystemBlockDevice {
         luks::deactivate_stale(&name).map_err(FormatError::Luks)?;
         let mut volume = Luks2::open(&node).map_err(FormatError::Luks)?;
         volume
-            .activate_by_volume_key(&name, key)
+            .activate_by_volume_key(&name, key, job.integrity)
             .map_err(FormatError::Luks)?;
-        let made = mapped_node(&name)
-            .and_then(|mapped| format::run_mkfs(job.format, job.label, &mapped, job.tree));
+        let made = mapped_node(&name).and_then(|mapped| {
+            if job.integrity {
+                initialize_tags(&mapped)?;
+            }
+            format::run_mkfs(job.format, job.label, &mapped, job.tree)
+        });
         let closed = volume.deactivate(&name).map_err(FormatError::Luks);
         made.and(closed)
     }
+}
+
+/// Writes zeros over every sector of a new integrity-protected volume, through
+/// dm-crypt, so each sector's tag matches its contents: until then a read (udev's
+/// blkid probe, a file system's own) fails with EILSEQ. This is cryptsetup's wipe,
+/// done here so it can be logged and its progress shown in the journal.
+fn initialize_tags(mapped: &Path) -> Result<(), FormatError> {
+    use std::io::Write;
+    let io = |what: &str, e| FormatError::io(format!("{}: {what}", mapped.display()), e);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(mapped)
+        .map_err(|e| io("opening it to initialize its integrity tags", e))?;
+    // A block device's end is its size.
+    let size = std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0))
+        .and_then(|end| std::io::Seek::rewind(&mut f).map(|()| end))
+        .map_err(|e| io("reading its size", e))?;
+    tracing::info!(
+        "{}: initializing the integrity tags of {} MiB",
+        mapped.display(),
+        size >> 20
+    );
+    let started = Instant::now();
+    let zeros = vec![0u8; WIPE_CHUNK];
+    let mut done = 0u64;
+    let mut shown = 0u64;
+    while done < size {
+        let n = (size - done).min(WIPE_CHUNK as u64) as usize;
+        f.write_all(&zeros[..n])
+            .map_err(|e| io(&format!("writing at byte {done}"), e))?;
+        done += n as u64;
+        // A line per tenth: the journal is the only progress display in the initrd.
+        if done * 10 / size > shown {
+            shown = done * 10 / size;
+            tracing::info!("{}: integrity tags {}0%", mapped.display(), shown);
+        }
+    }
+    f.sync_all().map_err(|e| io("flushing it", e))?;
+    tracing::info!(
+        "{}: integrity tags initialized in {:.1} s",
+        mapped.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// The node of an active device-mapper device: /dev/mapper/<name>, which udev makes,

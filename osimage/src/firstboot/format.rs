@@ -45,6 +45,10 @@ pub struct FormatJob<'a> {
     /// For an encrypted partition: the LUKS2 volume key, to open it without a
     /// passphrase.
     pub volume_key: Option<&'a [u8]>,
+    /// An `Integrity=inline` volume: every sector is written once through the
+    /// opened volume before mkfs, as `cryptsetup luksFormat --integrity` does, so
+    /// that no sector is left with a tag that does not match.
+    pub integrity: bool,
 }
 
 impl std::fmt::Debug for FormatJob<'_> {
@@ -55,6 +59,7 @@ impl std::fmt::Debug for FormatJob<'_> {
             .field("format", &self.format)
             .field("tree", &self.tree)
             .field("encrypted", &self.volume_key.is_some())
+            .field("integrity", &self.integrity)
             .finish_non_exhaustive()
     }
 }
@@ -318,6 +323,7 @@ mod tests {
             offset: 1 << 20,
             size: 1 << 20,
             encrypt: Encrypt::Tpm2,
+            integrity: None,
             format,
             make_directories: Vec::new(),
             make_symlinks: Vec::new(),

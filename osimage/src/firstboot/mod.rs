@@ -33,7 +33,7 @@ use crate::luks::LuksError;
 use crate::luks::enroll::{
     EnrollError, Existing, Tpm2Binding, enroll_recovery_key, enroll_tpm2, mixed_random,
 };
-use crate::luks::format::{FormatSpec, VOLUME_KEY_BYTES, format_header};
+use crate::luks::format::{FormatSpec, format_header, volume_key_bytes};
 use crate::luks::header::{DEFAULT_METADATA_BYTES, Luks2Header, Protection, has_magic};
 use crate::tpm2::{PcrSelection, Tpm, Tpm2Error, crypto};
 pub use format::{BlockDevice, FormatError, FormatJob};
@@ -142,6 +142,8 @@ pub enum FirstbootError {
     },
     #[error("telling the kernel about the new partition table: {0}")]
     Kernel(FormatError),
+    #[error("`{label}` has Integrity=inline, which {why}; nothing was written")]
+    IntegrityUnavailable { label: String, why: &'static str },
     #[error("writing the disk: {0}")]
     Io(#[from] io::Error),
 }
@@ -165,7 +167,9 @@ impl FirstbootError {
     pub fn is_layout(&self) -> bool {
         matches!(
             self,
-            FirstbootError::Plan(_) | FirstbootError::Partition { .. }
+            FirstbootError::Plan(_)
+                | FirstbootError::Partition { .. }
+                | FirstbootError::IntegrityUnavailable { .. }
         )
     }
 }
@@ -300,6 +304,26 @@ pub fn run(disk: &mut dyn Disk, fb: Firstboot<'_>) -> Result<Report, FirstbootEr
             ));
         }
     }
+    if let Some(p) = planned.iter().find(|p| p.integrity.is_some()) {
+        // Checked before anything is written: a volume whose tags were never
+        // initialized reads as I/O errors.
+        let why = if block.is_none() {
+            Some(
+                "needs the disk as a block device: its integrity tags are initialized \
+                 through device-mapper, and this disk is an image file",
+            )
+        } else if !dry_run && !device_mapper_available() {
+            Some("needs device-mapper (dm_mod, dm_integrity and dm_crypt), and it is missing")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(FirstbootError::IntegrityUnavailable {
+                label: p.label.clone(),
+                why,
+            });
+        }
+    }
     if dry_run {
         report.added = planned
             .into_iter()
@@ -343,6 +367,15 @@ pub fn run(disk: &mut dyn Disk, fb: Firstboot<'_>) -> Result<Report, FirstbootEr
         block,
     )?;
     Ok(report)
+}
+
+/// Whether the kernel's device-mapper answers: its control node opens.
+fn device_mapper_available() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/mapper/control")
+        .is_ok()
 }
 
 /// The TPM must be able to seal now and unseal later: not locked out, with the
@@ -529,13 +562,15 @@ fn create(
         let mut luks_uuid = None;
         let mut kept = None;
         if p.encrypted() {
-            let volume_key = VolumeKey(random(VOLUME_KEY_BYTES, tpm.as_deref_mut())?);
+            let volume_key = VolumeKey(random(volume_key_bytes(p.integrity), tpm.as_deref_mut())?);
             let id = random_uuid()?;
             let spec = FormatSpec {
                 label: &p.label,
                 uuid: id,
                 volume_key: &volume_key.0,
                 sector_size: gpt.sector_size,
+                integrity: p.integrity,
+                partition_bytes: p.size,
             };
             let with_tpm = if uses_tpm(p.encrypt) {
                 tpm.as_deref_mut()
@@ -665,6 +700,7 @@ fn format_new(
                 format: fs,
                 tree: tree.as_ref().map(|t| t.path()),
                 volume_key: keys[k].as_ref().map(|v| v.0.as_slice()),
+                integrity: p.integrity.is_some(),
             })
             .map_err(failed)?;
         a.formatted = true;

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::definition::partition::Encrypt;
+use crate::definition::partition::{Encrypt, IntegrityAlgorithm};
 use crate::definition::{FsFormat, MakeSymlink, PartitionDefinition};
 use crate::gpt::{ATTR_READ_ONLY, Gpt, GptError, PartitionType};
 use crate::install::free_extents;
@@ -24,6 +24,9 @@ pub const DEFAULT_MIN_BYTES: u64 = 10 * MIB;
 /// LUKS2 metadata with cryptsetup's defaults: what an encrypted partition needs
 /// before its first byte of data.
 pub const LUKS_METADATA_BYTES: u64 = 16 * MIB;
+/// Room for dm-integrity's superblock and journal in an `Integrity=inline` volume
+/// (the kernel sizes its journal to the device, within this on small ones).
+pub const INTEGRITY_METADATA_BYTES: u64 = 64 * MIB;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -50,6 +53,9 @@ pub struct PlannedPartition {
     pub offset: u64,
     pub size: u64,
     pub encrypt: Encrypt,
+    /// The tag algorithm of an `Integrity=inline` volume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<IntegrityAlgorithm>,
     pub format: Option<FsFormat>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub make_directories: Vec<String>,
@@ -121,6 +127,13 @@ pub fn check_definitions(defs: &[PartitionDefinition]) -> Result<(), PlanError> 
                  slots or the ESP"
             )));
         }
+        if d.integrity().is_some() && d.encrypt == Encrypt::Off {
+            return Err(PlanError::Conflict(format!(
+                "the {} definition: {}",
+                default_label(d),
+                crate::definition::partition::INTEGRITY_NEEDS_ENCRYPT
+            )));
+        }
         if is_slot(kind) && d.encrypt != Encrypt::Off {
             return Err(PlanError::Conflict(format!(
                 "the {kind} definition has Encrypt=: usr slots are verity-protected, not encrypted"
@@ -135,6 +148,10 @@ fn bounds(d: &PartitionDefinition) -> (u64, Option<u64>) {
     let mut min = d.size_min_bytes.map_or(DEFAULT_MIN_BYTES, |s| s.0);
     if d.encrypt != Encrypt::Off {
         min = min.max(LUKS_METADATA_BYTES + DEFAULT_MIN_BYTES);
+    }
+    if d.integrity().is_some() {
+        // dm-integrity's superblock and journal come after the LUKS2 metadata.
+        min = min.max(LUKS_METADATA_BYTES + INTEGRITY_METADATA_BYTES + DEFAULT_MIN_BYTES);
     }
     let max = d.size_max_bytes.map(|s| s.0.max(min));
     // Whole MiB; a size too large for any disk saturates and then fits nowhere.
@@ -167,6 +184,7 @@ pub fn plan(defs: &[PartitionDefinition], gpt: &Gpt) -> Result<Vec<PlannedPartit
             offset: first * ss,
             size: sectors * ss,
             encrypt: d.encrypt,
+            integrity: d.integrity(),
             format: d.format,
             make_directories: d.make_directories.clone(),
             make_symlinks: d.make_symlinks.clone(),

@@ -132,14 +132,22 @@ impl Luks2 {
 
     /// Opens the volume as `/dev/mapper/<name>` with its volume key (needs
     /// device-mapper): for a volume just made, before any passphrase is needed.
+    /// `without_journal` skips dm-integrity's journal, for the one pass that
+    /// initializes a new volume's tags (a crash then re-creates the volume anyway).
     pub fn activate_by_volume_key(
         &mut self,
         name: &str,
         volume_key: &[u8],
+        without_journal: bool,
     ) -> Result<(), LuksError> {
+        let flags = if without_journal {
+            CryptActivate::NO_JOURNAL
+        } else {
+            CryptActivate::empty()
+        };
         self.device
             .activate_handle()
-            .activate_by_volume_key(Some(name), Some(volume_key), CryptActivate::empty())
+            .activate_by_volume_key(Some(name), Some(volume_key), flags)
             .map_err(|e| LuksError::Library {
                 path: self.path.clone(),
                 what: "activate by volume key",
