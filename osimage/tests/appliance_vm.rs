@@ -335,6 +335,12 @@ fn home_integrity(vm: &mut Vm) {
     );
     let status = sh(vm, "cryptsetup status home");
     assert!(status.contains("integrity: hmac(sha256)"), "{status}");
+    let disk = json(vm, "osimage status --disk auto --json");
+    let home = disk["partitions"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["label"] == "home"))
+        .unwrap_or_else(|| panic!("no home in {disk}"));
+    assert_eq!(home["integrity"], "hmac(sha256)", "{disk}");
     assert!(
         status
             .lines()

@@ -334,7 +334,10 @@ pub(crate) fn status_cmd(disk: &Path, efivars: Option<&Path>, json: bool) -> any
     }
     for p in &status.partitions {
         let luks = match (&p.protection, &p.damaged) {
-            (Some(prot), _) => format!("  LUKS2, opens with: {prot}"),
+            (Some(prot), _) => match &p.integrity {
+                Some(i) => format!("  LUKS2 + integrity {i}, opens with: {prot}"),
+                None => format!("  LUKS2, opens with: {prot}"),
+            },
             (None, Some(why)) => format!("  LUKS2, DAMAGED: {why}"),
             _ => String::new(),
         };

@@ -307,12 +307,16 @@ pub fn run(disk: &mut dyn Disk, fb: Firstboot<'_>) -> Result<Report, FirstbootEr
     if let Some(p) = planned.iter().find(|p| p.integrity.is_some()) {
         // Checked before anything is written: a volume whose tags were never
         // initialized reads as I/O errors.
-        let why = if block.is_none() {
+        // A dry run never has the block device (the initrd's first, read-only look
+        // is one): the check is for the run that writes.
+        let why = if dry_run {
+            None
+        } else if block.is_none() {
             Some(
                 "needs the disk as a block device: its integrity tags are initialized \
                  through device-mapper, and this disk is an image file",
             )
-        } else if !dry_run && !device_mapper_available() {
+        } else if !device_mapper_available() {
             Some("needs device-mapper (dm_mod, dm_integrity and dm_crypt), and it is missing")
         } else {
             None

@@ -22,6 +22,9 @@ pub struct PartitionStatus {
     pub luks_uuid: Option<String>,
     /// A LUKS2 partition whose header cannot be read.
     pub damaged: Option<String>,
+    /// An authenticated LUKS2 volume's integrity algorithm (Integrity=inline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,13 +46,18 @@ pub fn disk_status(disk: &dyn Disk) -> std::io::Result<DiskStatus> {
     for (i, p) in gpt.partitions.iter().enumerate() {
         let size = p.sectors() * ss;
         let area = super::header_area(disk, p, ss)?;
-        let (protection, luks_uuid, damaged) = if has_magic(&area) {
+        let (protection, luks_uuid, damaged, integrity) = if has_magic(&area) {
             match Luks2Header::parse(&area) {
-                Ok(h) => (Some(h.protection()), Some(h.uuid), None),
-                Err(e) => (None, None, Some(e.to_string())),
+                Ok(h) => (
+                    Some(h.protection()),
+                    Some(h.uuid.clone()),
+                    None,
+                    h.integrity,
+                ),
+                Err(e) => (None, None, Some(e.to_string()), None),
             }
         } else {
-            (None, None, None)
+            (None, None, None, None)
         };
         partitions.push(PartitionStatus {
             number: gpt.number(i) as usize,
@@ -59,6 +67,7 @@ pub fn disk_status(disk: &dyn Disk) -> std::io::Result<DiskStatus> {
             protection,
             luks_uuid,
             damaged,
+            integrity,
         });
     }
     let rank = |p: Protection| match p {

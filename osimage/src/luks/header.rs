@@ -46,6 +46,9 @@ pub struct Luks2Header {
     pub tokens: Vec<(u32, String)>,
     /// Which copy was read: the primary, or the secondary after a damaged primary.
     pub from_secondary: bool,
+    /// The data segment's integrity algorithm (`hmac(sha256)`) of an authenticated
+    /// volume.
+    pub integrity: Option<String>,
 }
 
 /// True when the bytes start with either header magic: a partition that once held
@@ -199,7 +202,11 @@ fn parse_copy(area: &[u8], at: usize, magic: &[u8; 6]) -> Result<Luks2Header, He
             "data segment at {data_offset} overlaps the metadata"
         )));
     }
+    let integrity = ids("segments")
+        .iter()
+        .find_map(|(_, s)| Some(s.get("integrity")?.get("type")?.as_str()?.to_owned()));
     Ok(Luks2Header {
+        integrity,
         uuid: c_string(&bin[168..208]),
         label: c_string(&bin[24..72]),
         header_size,
@@ -249,6 +256,13 @@ mod tests {
     #[test]
     fn a_header_parses_with_its_slots_tokens_and_data_offset() {
         let h = Luks2Header::parse(&both()).unwrap();
+        assert_eq!(h.integrity, None);
+        let with = JSON.replace(
+            r#"{"offset":"16777216"}"#,
+            r#"{"offset":"16777216","integrity":{"type":"hmac(sha256)"}}"#,
+        );
+        let h2 = Luks2Header::parse(&copy(0, MAGIC_PRIMARY, &with)).unwrap();
+        assert_eq!(h2.integrity.as_deref(), Some("hmac(sha256)"));
         assert_eq!(h.uuid, "abcd");
         assert_eq!(h.data_offset, 16 << 20);
         assert_eq!(h.keyslots, [0, 2]);
