@@ -132,16 +132,18 @@ impl Luks2 {
 
     /// Opens the volume as `/dev/mapper/<name>` with its volume key (needs
     /// device-mapper): for a volume just made, before any passphrase is needed.
-    /// `without_journal` skips dm-integrity's journal, for the one pass that
-    /// initializes a new volume's tags (a crash then re-creates the volume anyway).
+    /// `initializing` is for the one pass that initializes a new integrity-protected
+    /// volume's tags: dm-integrity's journal is skipped (a crash re-creates the
+    /// volume anyway), and the device is private, so udev's probes do not read
+    /// sectors whose tags are not written yet (each such read is a kernel error).
     pub fn activate_by_volume_key(
         &mut self,
         name: &str,
         volume_key: &[u8],
-        without_journal: bool,
+        initializing: bool,
     ) -> Result<(), LuksError> {
-        let flags = if without_journal {
-            CryptActivate::NO_JOURNAL
+        let flags = if initializing {
+            CryptActivate::NO_JOURNAL | CryptActivate::PRIVATE
         } else {
             CryptActivate::empty()
         };

@@ -399,7 +399,29 @@ pub fn initrd_overlay(
             &format!("../{unit}"),
         );
     }
+    let wait = config_dir().join("initrd/firstboot-device-wait.conf");
+    let wait = std::fs::read(&wait).map_err(io_err(format!("read {}", wait.display())))?;
+    for device in FIRSTBOOT_DEVICES {
+        c.file(
+            &format!("usr/lib/systemd/system/{device}.d/50-osimage-firstboot.conf"),
+            0o644,
+            &wait,
+        );
+    }
     Ok(c.finish())
+}
+
+/// The initrd's devices that wait on firstboot (see
+/// `config/initrd/firstboot-device-wait.conf`), as systemd escapes their paths.
+const FIRSTBOOT_DEVICES: [&str; 3] = [
+    r"dev-gpt\x2dauto\x2droot.device",
+    r"dev-gpt\x2dauto\x2droot\x2dluks.device",
+    "dev-mapper-usr.device",
+];
+
+/// `config/` in this checkout.
+fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
 }
 
 /// The shared libraries `binary` loads, as `ldd` resolves them on this machine.
