@@ -212,6 +212,21 @@ pub enum IntegrityAlgorithm {
 }
 
 impl IntegrityAlgorithm {
+    const ALL: [IntegrityAlgorithm; 3] = [
+        IntegrityAlgorithm::HmacSha1,
+        IntegrityAlgorithm::HmacSha256,
+        IntegrityAlgorithm::HmacSha512,
+    ];
+
+    /// The name repart.d uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            IntegrityAlgorithm::HmacSha1 => "hmac-sha1",
+            IntegrityAlgorithm::HmacSha256 => "hmac-sha256",
+            IntegrityAlgorithm::HmacSha512 => "hmac-sha512",
+        }
+    }
+
     /// The name libcryptsetup and `cryptsetup status` use.
     pub fn crypto_name(self) -> &'static str {
         match self {
@@ -235,26 +250,18 @@ impl IntegrityAlgorithm {
 impl FromStr for IntegrityAlgorithm {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "hmac-sha1" => IntegrityAlgorithm::HmacSha1,
-            "hmac-sha256" => IntegrityAlgorithm::HmacSha256,
-            "hmac-sha512" => IntegrityAlgorithm::HmacSha512,
-            _ => {
-                return Err(format!(
-                    "unknown IntegrityAlgorithm `{s}` (hmac-sha1, hmac-sha256, hmac-sha512)"
-                ));
-            }
-        })
+        IntegrityAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                format!("unknown IntegrityAlgorithm `{s}` (hmac-sha1, hmac-sha256, hmac-sha512)")
+            })
     }
 }
 
 impl std::fmt::Display for IntegrityAlgorithm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            IntegrityAlgorithm::HmacSha1 => "hmac-sha1",
-            IntegrityAlgorithm::HmacSha256 => "hmac-sha256",
-            IntegrityAlgorithm::HmacSha512 => "hmac-sha512",
-        })
+        f.write_str(self.name())
     }
 }
 

@@ -20,7 +20,7 @@ pub fn definition_dir() -> PathBuf {
 
 /// `config/units/` in this checkout.
 pub fn units_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/units")
+    config_dir().join("units")
 }
 
 /// The Debian suite the appliance is made from.
