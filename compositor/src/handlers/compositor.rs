@@ -39,8 +39,10 @@ impl CompositorHandler for Tessera {
     }
 
     fn commit(&mut self, surface: &WlSurface) {
+        CommitStamp::record(surface);
         on_commit_buffer_handler::<Self>(surface);
         self.needs_redraw = true;
+        self.commit_generation = self.commit_generation.wrapping_add(1);
         if is_sync_subsurface(surface) {
             return;
         }
@@ -67,6 +69,57 @@ impl CompositorHandler for Tessera {
             let _ = popup.send_configure();
         }
         self.layer_commit(surface);
+    }
+}
+
+/// How many commits a surface made and when the last one came: `msg windows`
+/// shows it, so a client that stopped committing can be told from one the
+/// compositor left waiting.
+#[derive(Debug, Default)]
+pub struct CommitStamp {
+    count: u64,
+    /// Commits that attached a new buffer.
+    buffers: u64,
+    last: Option<std::time::Instant>,
+}
+
+impl CommitStamp {
+    fn record(surface: &WlSurface) {
+        with_states(surface, |states| {
+            let attached = matches!(
+                states
+                    .cached_state
+                    .get::<smithay::wayland::compositor::SurfaceAttributes>()
+                    .current()
+                    .buffer,
+                Some(smithay::wayland::compositor::BufferAssignment::NewBuffer(_))
+            );
+            let stamp = states
+                .data_map
+                .get_or_insert_threadsafe(|| std::sync::Mutex::new(CommitStamp::default()));
+            if let Ok(mut stamp) = stamp.lock() {
+                stamp.count += 1;
+                stamp.buffers += u64::from(attached);
+                stamp.last = Some(std::time::Instant::now());
+            }
+        });
+    }
+
+    /// The commit count, how many attached a buffer, and the milliseconds since
+    /// the last commit.
+    pub fn read(surface: &WlSurface) -> (u64, u64, Option<u64>) {
+        with_states(surface, |states| {
+            states
+                .data_map
+                .get::<std::sync::Mutex<CommitStamp>>()
+                .and_then(|s| s.lock().ok().map(|s| (s.count, s.buffers, s.last)))
+                .map(|(count, buffers, last)| {
+                    let ms =
+                        last.map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX));
+                    (count, buffers, ms)
+                })
+                .unwrap_or((0, 0, None))
+        })
     }
 }
 

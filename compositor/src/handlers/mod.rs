@@ -1,6 +1,6 @@
 //! smithay handler traits, one file per concern.
 
-mod compositor;
+pub(crate) mod compositor;
 mod layer;
 mod seat;
 mod xdg;

@@ -98,6 +98,29 @@ pub struct WindowInfo {
     pub minimized: bool,
     pub dialog: bool,
     pub parent: Option<u64>,
+    /// The toplevel surface's protocol state, for telling a stalled client
+    /// from a compositor that owes it an event.
+    #[serde(default)]
+    pub surface: Option<SurfaceInfo>,
+}
+
+/// What the compositor holds for a window's wl_surface.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SurfaceInfo {
+    /// Commits received since the surface was created.
+    pub commits: u64,
+    /// Of those, the commits that attached a new buffer.
+    pub buffer_commits: u64,
+    /// Milliseconds since the last commit.
+    pub last_commit_ms: Option<u64>,
+    /// wl_surface.frame callbacks committed and not yet answered with `done`.
+    pub frame_callbacks_waiting: usize,
+    /// xdg configures sent and not yet acknowledged.
+    pub unacked_configures: usize,
+    /// Whether the seat's keyboard focus is this surface.
+    pub keyboard_focus: bool,
+    /// The attached buffer's size in pixels.
+    pub buffer: Option<[i32; 2]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

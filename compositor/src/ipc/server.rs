@@ -9,7 +9,14 @@ use smithay::reexports::calloop::{Interest, Mode, PostAction};
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
 use smithay::utils::Point;
 
-use super::proto::{OutputInfo, PointerButton, Request, Response, VersionInfo, WindowInfo};
+use smithay::backend::renderer::utils::RendererSurfaceStateUserData;
+use smithay::wayland::compositor::{SurfaceAttributes, with_states};
+use smithay::wayland::shell::xdg::{ToplevelSurface, XdgToplevelSurfaceData};
+
+use super::proto::{
+    OutputInfo, PointerButton, Request, Response, SurfaceInfo, VersionInfo, WindowInfo,
+};
+use crate::handlers::compositor::CommitStamp;
 use crate::input::{BTN_LEFT, BTN_MIDDLE, BTN_RIGHT};
 use crate::shell::{meta, usable_area, window_id};
 use crate::state::Tessera;
@@ -223,9 +230,50 @@ fn windows(state: &Tessera) -> Vec<WindowInfo> {
                 minimized,
                 dialog: meta(w, |m| m.dialog),
                 parent,
+                surface: Some(surface_info(state, t)),
             })
         })
         .collect()
+}
+
+fn surface_info(state: &Tessera, toplevel: &ToplevelSurface) -> SurfaceInfo {
+    let surface = toplevel.wl_surface();
+    let (commits, buffer_commits, last_commit_ms) = CommitStamp::read(surface);
+    let (frame_callbacks_waiting, buffer) = with_states(surface, |states| {
+        let waiting = states
+            .cached_state
+            .get::<SurfaceAttributes>()
+            .current()
+            .frame_callbacks
+            .len();
+        let buffer = states
+            .data_map
+            .get::<RendererSurfaceStateUserData>()
+            .and_then(|s| s.lock().ok().and_then(|s| s.buffer_size()))
+            .map(|size| [size.w, size.h]);
+        (waiting, buffer)
+    });
+    let unacked_configures = with_states(surface, |states| {
+        states
+            .data_map
+            .get::<XdgToplevelSurfaceData>()
+            .and_then(|d| d.lock().ok().map(|d| d.pending_configures().len()))
+            .unwrap_or(0)
+    });
+    let keyboard_focus = state
+        .seat
+        .get_keyboard()
+        .and_then(|k| k.current_focus())
+        .is_some_and(|f| &f == surface);
+    SurfaceInfo {
+        commits,
+        buffer_commits,
+        last_commit_ms,
+        frame_callbacks_waiting,
+        unacked_configures,
+        keyboard_focus,
+        buffer,
+    }
 }
 
 fn screenshot(state: &mut Tessera, output: Option<&str>, path: &Path, cursor: bool) -> Response {

@@ -267,3 +267,63 @@ fn the_pointer_focus_follows_the_layout_without_motion() {
     assert!(fx.next_frame(&mut c, &a.surface));
     assert_eq!(focus(&fx), Some(a.surface.id().protocol_id()));
 }
+
+/// `msg windows` tells a client that stopped drawing from a compositor that owes
+/// it an event: its commits, the frame callbacks not yet answered, the
+/// configures not yet acknowledged, and where the keyboard focus is.
+#[test]
+fn msg_windows_reports_the_surface_state_the_compositor_holds() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use crate::ipc::proto::{Request, SurfaceInfo};
+
+    fn surface(fx: &mut Fixture) -> SurfaceInfo {
+        let answer = crate::ipc::server::handle(&mut fx.state, Request::Windows);
+        assert!(answer.ok, "{answer:?}");
+        let windows: Vec<crate::ipc::proto::WindowInfo> =
+            serde_json::from_value(answer.data).unwrap();
+        assert_eq!(windows.len(), 1, "{windows:?}");
+        windows[0].surface.clone().expect("surface state")
+    }
+
+    let mut fx = Fixture::new();
+    let (mut c, _) = fx.add_client();
+    let t = fx.map_toplevel(&mut c, "app.one", (0, 0), 0xff00_80ff);
+    // Mapping activated it: that configure is out and not yet acknowledged.
+    assert_eq!(surface(&mut fx).unacked_configures, 1);
+    fx.roundtrip(&mut c);
+    let mapped = surface(&mut fx);
+    // The role's empty first commit, then the one with the buffer.
+    assert_eq!(
+        (mapped.commits, mapped.buffer_commits),
+        (2, 1),
+        "{mapped:?}"
+    );
+    assert_eq!(mapped.buffer, Some([1280, 720]));
+    assert!(mapped.keyboard_focus, "{mapped:?}");
+    assert_eq!(mapped.unacked_configures, 0, "{mapped:?}");
+
+    // A frame callback committed and not answered yet: only the client's
+    // requests are dispatched, no refresh runs in between.
+    let answered = Arc::new(AtomicBool::new(false));
+    t.surface.frame(&c.qh(), answered.clone());
+    t.surface.commit();
+    c.pump();
+    fx.display.dispatch_clients(&mut fx.state).unwrap();
+    let waiting = surface(&mut fx);
+    assert_eq!(
+        (waiting.commits, waiting.buffer_commits),
+        (3, 1),
+        "{waiting:?}"
+    );
+    assert_eq!(waiting.frame_callbacks_waiting, 1, "{waiting:?}");
+    assert!(waiting.last_commit_ms.is_some_and(|ms| ms < 60_000));
+
+    // The next refresh answers it, and the count says so.
+    assert!(fx.next_frame(&mut c, &t.surface));
+    assert!(answered.load(std::sync::atomic::Ordering::SeqCst));
+    let after = surface(&mut fx);
+    assert_eq!(after.frame_callbacks_waiting, 0, "{after:?}");
+    assert_eq!(after.commits, 4, "{after:?}");
+}

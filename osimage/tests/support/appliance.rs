@@ -111,6 +111,43 @@ pub fn json(vm: &mut Vm, command: &str) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("`{command}`: {e}:\n{out}"))
 }
 
+/// `tessera msg screenshot` in the guest, carried out through the console as
+/// base64; returns what differs from the dominant colour, as `foot_on_screen`
+/// describes QEMU's scanout.
+fn tessera_screenshot(vm: &mut Vm, msg: &str, when: &str) -> String {
+    use base64::Engine as _;
+    let text = msg.replace(" --json", "");
+    let (out, rc) = sh_rc(
+        vm,
+        &format!(
+            "{text} screenshot /tmp/tessera-shot.png >/dev/null && base64 -w0 /tmp/tessera-shot.png; echo"
+        ),
+    );
+    let encoded: String = out.split_whitespace().last().unwrap_or_default().to_owned();
+    let Ok(png) = base64::engine::general_purpose::STANDARD.decode(encoded.as_bytes()) else {
+        return format!("none (rc {rc}): {out}");
+    };
+    let keep = std::env::temp_dir().join(format!(
+        "tessera-appliance-{}-tessera.png",
+        when.replace(' ', "-")
+    ));
+    if std::fs::write(&keep, &png).is_err() {
+        return format!("cannot write {}", keep.display());
+    }
+    match Picture::read_png(&keep) {
+        Ok(picture) => {
+            let (colour, share) = picture.dominant();
+            let text = picture.share_unlike(colour, 60) * f64::from(picture.width * picture.height);
+            format!(
+                "{share:.3} of it is {colour:02x?}, {text} pixels differ within {:?} (in {})",
+                picture.bounds_unlike(colour, 60),
+                keep.display()
+            )
+        }
+        Err(e) => format!("unreadable PNG ({e:?})"),
+    }
+}
+
 /// The session: tessera.service on tty1 (a logind session through PAM, the seat
 /// through libseat), the kms backend on virtio-gpu, foot autostarted and
 /// maximized. What QEMU scans out is checked against foot's configured colours,
@@ -174,15 +211,39 @@ pub fn foot_on_screen(vm: &mut Vm, when: &str) {
         let state = sh(
             vm,
             &format!(
-                "{text} windows; {text} planes; sleep 2; {text} planes; for t in /proc/[0-9]*/task/[0-9]*; do c=$(cat $t/comm 2>/dev/null); case \"$c\" in foot*|bash|sh|tessera*) echo \"$t $c $(cut -d' ' -f3 $t/stat) $(cat $t/wchan)\"; cat $t/stack 2>/dev/null | head -n 4;; esac; done; true"
+                "{text} windows; {text} planes; sleep 2; {text} windows; {text} planes; for t in /proc/[0-9]*/task/[0-9]*; do c=$(cat $t/comm 2>/dev/null); case \"$c\" in foot*|bash|sh|tessera*) echo \"$t $c $(cut -d' ' -f3 $t/stat) $(cat $t/wchan)\"; cat $t/stack 2>/dev/null | head -n 4;; esac; done; true"
             ),
         );
+        // What tessera itself would put on the screen now, read back from its
+        // renderer: the same as QEMU's scanout means foot never drew more; a
+        // prompt here but not there means the frame never reached the display.
+        let own = tessera_screenshot(vm, msg, when);
+        // The kernel's view of the plane, then a frame forced by typing into
+        // foot: whether the scanout catches up once something else changes.
+        let kms_state = sh(
+            vm,
+            "mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null; grep -A12 -e 'plane\\[31\\]' /sys/kernel/debug/dri/0/state; true",
+        );
+        let _ = sh_rc(
+            vm,
+            &format!("{text} type x; sleep 3", text = msg.replace(" --json", "")),
+        );
+        let after_typing = {
+            let shot = vm.screendump("session-after-move.png").unwrap();
+            let picture = Picture::read_png(&shot).unwrap();
+            let (colour, share) = picture.dominant();
+            let text = picture.share_unlike(colour, 60) * f64::from(picture.width * picture.height);
+            format!(
+                "{share:.3} is {colour:02x?}, {text} pixels differ within {:?}",
+                picture.bounds_unlike(colour, 60)
+            )
+        };
         let journal = sh(
             vm,
-            "systemd-cgls --no-pager -u tessera.service; journalctl -b -o cat SYSLOG_IDENTIFIER=tessera + _SYSTEMD_UNIT=tessera.service | tail -n 60; true",
+            "systemd-cgls --no-pager -u tessera.service; journalctl -b -o short-monotonic SYSLOG_IDENTIFIER=tessera + _SYSTEMD_UNIT=tessera.service | grep -v -e Extensions -e \"GL V\" -e \"GL R\" | tail -n 100; journalctl -b -o short-monotonic -u systemd-logind | tail -n 20; true",
         );
         panic!(
-            "{when}: the screen is not foot's maximized window with a prompt: {seen}\n{state}\n{journal}"
+            "{when}: the screen is not foot's maximized window with a prompt: {seen}\ntessera's own screenshot: {own}\nQEMU's scanout after typing `x`: {after_typing}\nkernel plane state: {kms_state}\n{state}\n{journal}"
         );
     }
     eprintln!("{when}: the session as QEMU scanned it out: {seen}");

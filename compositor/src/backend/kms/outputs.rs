@@ -278,6 +278,7 @@ impl Tessera {
                 retry: None,
                 failures: 0,
                 backoff_until: 0,
+                whole_frame_at: u64::MAX,
                 global: None,
             },
         );
@@ -318,6 +319,16 @@ impl Tessera {
             return;
         }
         let output = s.output.clone();
+        let generation = self.commit_generation;
+        if self.scanout.caps.quirks.full_damage
+            && let Some(s) = self.kms_mut().and_then(|k| k.surfaces.get_mut(&crtc))
+            && s.whole_frame_at != generation
+        {
+            // A client changed something since the last whole frame: forget the
+            // buffers' ages, so this frame is drawn and flipped entire.
+            s.compositor.reset_buffer_ages();
+            s.whole_frame_at = generation;
+        }
         self.settle_layout(&output);
 
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
