@@ -114,9 +114,6 @@ pub struct Tessera {
     pub backend: Backend,
     /// Something changed that needs a new frame.
     pub needs_redraw: bool,
-    /// Counts client commits; a backend compares it to know whether anything
-    /// may have changed since it last looked.
-    pub commit_generation: u64,
     pub frames_rendered: u64,
     /// `TESSERA_DEBUG_DAMAGE=rerender` (wlroots' WLR_SCENE_DEBUG_DAMAGE=rerender):
     /// redraw whole outputs every frame, to see what damage tracking saves.
@@ -223,7 +220,6 @@ impl Tessera {
             config_path: None,
             backend,
             needs_redraw: true,
-            commit_generation: 0,
             frames_rendered: 0,
             debug_rerender: std::env::var("TESSERA_DEBUG_DAMAGE").is_ok_and(|v| v == "rerender"),
             running: true,

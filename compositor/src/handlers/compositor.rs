@@ -42,7 +42,6 @@ impl CompositorHandler for Tessera {
         CommitStamp::record(surface);
         on_commit_buffer_handler::<Self>(surface);
         self.needs_redraw = true;
-        self.commit_generation = self.commit_generation.wrapping_add(1);
         if is_sync_subsurface(surface) {
             return;
         }

@@ -71,9 +71,6 @@ struct Surface {
     failures: u32,
     /// Until this sequence number, everything is composited (scanout backed off).
     backoff_until: u64,
-    /// The commit generation the last whole frame was drawn for (the
-    /// `full_damage` quirk).
-    whole_frame_at: u64,
     global: Option<GlobalId>,
 }
 

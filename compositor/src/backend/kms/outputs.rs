@@ -278,7 +278,6 @@ impl Tessera {
                 retry: None,
                 failures: 0,
                 backoff_until: 0,
-                whole_frame_at: u64::MAX,
                 global: None,
             },
         );
@@ -319,16 +318,6 @@ impl Tessera {
             return;
         }
         let output = s.output.clone();
-        let generation = self.commit_generation;
-        if self.scanout.caps.quirks.full_damage
-            && let Some(s) = self.kms_mut().and_then(|k| k.surfaces.get_mut(&crtc))
-            && s.whole_frame_at != generation
-        {
-            // A client changed something since the last whole frame: forget the
-            // buffers' ages, so this frame is drawn and flipped entire.
-            s.compositor.reset_buffer_ages();
-            s.whole_frame_at = generation;
-        }
         self.settle_layout(&output);
 
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
@@ -480,6 +469,17 @@ fn render_frame(
         .compositor
         .render_frame(renderer, &elements, clear, flags)
         .map_err(|e| format!("render: {e}"))?;
+    // Without a fence the kernel can wait on (no syncobj, or a renderer such as
+    // llvmpipe that cannot export one), the flip must not go out before the
+    // frame is drawn: virtio-gpu copies the buffer to the host at the flip, and
+    // a copy taken early stays on screen until something else changes. smithay
+    // leaves this wait to the caller of `render_frame`.
+    if result.needs_sync()
+        && let PrimaryPlaneElement::Swapchain(primary) = &result.primary_element
+        && let Err(err) = primary.sync.wait()
+    {
+        tracing::debug!(?err, "waiting for the frame to be drawn was interrupted");
+    }
     let mut on_planes: HashSet<u64> = result
         .overlay_elements
         .iter()

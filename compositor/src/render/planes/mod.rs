@@ -130,8 +130,6 @@ impl PlaneCaps {
 pub struct Quirks {
     /// Never use overlay planes, whatever the table says.
     pub no_overlays: bool,
-    /// Present every changed frame whole: no partial damage on page flips.
-    pub full_damage: bool,
 }
 
 impl Quirks {
@@ -141,13 +139,6 @@ impl Quirks {
             // nvidia-drm exposes overlays, but scanout of client buffers on them
             // corrupts or stalls on the proprietary driver; KWin and niri avoid them.
             no_overlays: driver == "nvidia-drm",
-            // virtio-gpu copies each buffer to the host only inside the flip's
-            // damage clips. In the QEMU appliance scenario the scanout kept an
-            // older frame of a client after a partial flip, while the
-            // compositor held the new one and found nothing left to draw
-            // (tessera's own read-back showed the new frame). A whole-frame
-            // flip carries the entire buffer each time the content changed.
-            full_damage: driver == "virtio_gpu",
         }
     }
 }

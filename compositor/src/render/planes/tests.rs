@@ -254,14 +254,6 @@ fn nvidia_defaults_are_safe() {
 }
 
 #[test]
-fn only_virtio_gpu_flips_whole_frames() {
-    assert!(Quirks::for_driver("virtio_gpu").full_damage);
-    for driver in ["i915", "amdgpu", "nvidia-drm", "vc4", "msm"] {
-        assert!(!Quirks::for_driver(driver).full_damage, "{driver}");
-    }
-}
-
-#[test]
 fn intel_places_video_on_the_planes_that_read_media_compression() {
     let caps = table("intel");
     let video = window(1, fmt(NV12, I915_Y_TILED_GEN12_MC_CCS), (0, 0), (1280, 720));
