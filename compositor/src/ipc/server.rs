@@ -239,7 +239,7 @@ fn windows(state: &Tessera) -> Vec<WindowInfo> {
 fn surface_info(state: &Tessera, toplevel: &ToplevelSurface) -> SurfaceInfo {
     let surface = toplevel.wl_surface();
     let (commits, buffer_commits, last_commit_ms) = CommitStamp::read(surface);
-    let (frame_callbacks_waiting, buffer) = with_states(surface, |states| {
+    let (frame_callbacks_waiting, buffer, unacked_configures) = with_states(surface, |states| {
         let waiting = states
             .cached_state
             .get::<SurfaceAttributes>()
@@ -251,14 +251,12 @@ fn surface_info(state: &Tessera, toplevel: &ToplevelSurface) -> SurfaceInfo {
             .get::<RendererSurfaceStateUserData>()
             .and_then(|s| s.lock().ok().and_then(|s| s.buffer_size()))
             .map(|size| [size.w, size.h]);
-        (waiting, buffer)
-    });
-    let unacked_configures = with_states(surface, |states| {
-        states
+        let unacked = states
             .data_map
             .get::<XdgToplevelSurfaceData>()
             .and_then(|d| d.lock().ok().map(|d| d.pending_configures().len()))
-            .unwrap_or(0)
+            .unwrap_or(0);
+        (waiting, buffer, unacked)
     });
     let keyboard_focus = state
         .seat

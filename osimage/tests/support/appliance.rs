@@ -111,12 +111,41 @@ pub fn json(vm: &mut Vm, command: &str) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("`{command}`: {e}:\n{out}"))
 }
 
-/// `tessera msg screenshot` in the guest, carried out through the console as
-/// base64; returns what differs from the dominant colour, as `foot_on_screen`
-/// describes QEMU's scanout.
-fn tessera_screenshot(vm: &mut Vm, msg: &str, when: &str) -> String {
+/// A picture of the session described by its dominant colour and what differs
+/// from it: a terminal's text and cursor.
+struct Looks {
+    colour: [u8; 3],
+    share: f64,
+    text: f64,
+    bounds: Option<(u32, u32, u32, u32)>,
+}
+
+impl Looks {
+    fn of(picture: &Picture) -> Looks {
+        let (colour, share) = picture.dominant();
+        Looks {
+            colour,
+            share,
+            text: picture.share_unlike(colour, 60) * f64::from(picture.width * picture.height),
+            bounds: picture.bounds_unlike(colour, 60),
+        }
+    }
+}
+
+impl std::fmt::Display for Looks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.3} of the screen is {:02x?}, {} pixels differ within {:?}",
+            self.share, self.colour, self.text, self.bounds
+        )
+    }
+}
+
+/// `tessera msg screenshot` in the guest (`msg` without `--json`), carried out
+/// through the console as base64 and described as QEMU's scanout is.
+fn tessera_screenshot(vm: &mut Vm, text: &str, when: &str) -> String {
     use base64::Engine as _;
-    let text = msg.replace(" --json", "");
     let (out, rc) = sh_rc(
         vm,
         &format!(
@@ -135,15 +164,7 @@ fn tessera_screenshot(vm: &mut Vm, msg: &str, when: &str) -> String {
         return format!("cannot write {}", keep.display());
     }
     match Picture::read_png(&keep) {
-        Ok(picture) => {
-            let (colour, share) = picture.dominant();
-            let text = picture.share_unlike(colour, 60) * f64::from(picture.width * picture.height);
-            format!(
-                "{share:.3} of it is {colour:02x?}, {text} pixels differ within {:?} (in {})",
-                picture.bounds_unlike(colour, 60),
-                keep.display()
-            )
-        }
+        Ok(picture) => format!("{} (in {})", Looks::of(&picture), keep.display()),
         Err(e) => format!("unreadable PNG ({e:?})"),
     }
 }
@@ -184,13 +205,14 @@ pub fn foot_on_screen(vm: &mut Vm, when: &str) {
         let _ = std::fs::copy(&shot, &keep);
         let picture = Picture::read_png(&shot).unwrap();
         assert_eq!((picture.width, picture.height), (1280, 800));
-        let (colour, share) = picture.dominant();
-        let text = picture.share_unlike(colour, 60) * f64::from(picture.width * picture.height);
-        let bounds = picture.bounds_unlike(colour, 60);
-        seen = format!(
-            "{share:.3} of the screen is {colour:02x?}, {text} pixels differ within {bounds:?} (in {})",
-            keep.display()
-        );
+        let looks = Looks::of(&picture);
+        seen = format!("{looks} (in {})", keep.display());
+        let Looks {
+            colour,
+            share,
+            text,
+            bounds,
+        } = looks;
         // foot's maximized window is the screen (its configured background, no
         // border, no other colour anywhere), and what differs is the prompt and the
         // cursor in the first cells of the first line, where a maximized terminal at
@@ -217,27 +239,16 @@ pub fn foot_on_screen(vm: &mut Vm, when: &str) {
         // What tessera itself would put on the screen now, read back from its
         // renderer: the same as QEMU's scanout means foot never drew more; a
         // prompt here but not there means the frame never reached the display.
-        let own = tessera_screenshot(vm, msg, when);
+        let own = tessera_screenshot(vm, &text, when);
         // The kernel's view of the plane, then a frame forced by typing into
         // foot: whether the scanout catches up once something else changes.
         let kms_state = sh(
             vm,
             "mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null; grep -A12 -e 'plane\\[31\\]' /sys/kernel/debug/dri/0/state; true",
         );
-        let _ = sh_rc(
-            vm,
-            &format!("{text} type x; sleep 3", text = msg.replace(" --json", "")),
-        );
-        let after_typing = {
-            let shot = vm.screendump("session-after-move.png").unwrap();
-            let picture = Picture::read_png(&shot).unwrap();
-            let (colour, share) = picture.dominant();
-            let text = picture.share_unlike(colour, 60) * f64::from(picture.width * picture.height);
-            format!(
-                "{share:.3} is {colour:02x?}, {text} pixels differ within {:?}",
-                picture.bounds_unlike(colour, 60)
-            )
-        };
+        let _ = sh_rc(vm, &format!("{text} type x; sleep 3"));
+        let shot = vm.screendump("session-after-typing.png").unwrap();
+        let after_typing = Looks::of(&Picture::read_png(&shot).unwrap());
         let journal = sh(
             vm,
             "systemd-cgls --no-pager -u tessera.service; journalctl -b -o short-monotonic SYSLOG_IDENTIFIER=tessera + _SYSTEMD_UNIT=tessera.service | grep -v -e Extensions -e \"GL V\" -e \"GL R\" | tail -n 100; journalctl -b -o short-monotonic -u systemd-logind | tail -n 20; true",
