@@ -126,17 +126,23 @@ impl Disk for FileDisk {
         self.file.sync_all()
     }
     fn start_writeback(&self, offset: u64, len: u64) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: sync_file_range only reads its integer arguments; the descriptor is
-        // owned by self.file and open for the whole call. Failure only loses the hint.
-        unsafe {
-            libc::sync_file_range(
-                self.file.as_raw_fd(),
-                offset as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
+        start_writeback(&self.file, offset, len);
+    }
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` of `file` to the device
+/// now, so that a later fsync has less left to wait for. Failure only loses the hint.
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is
+    // borrowed from `file` and open for the whole call.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 

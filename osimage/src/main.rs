@@ -43,6 +43,10 @@ enum Command {
         /// Build in a scratch directory and print the plan; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Warn instead of failing when the /usr tree holds /etc or /var content
+        /// (a hermetic-/usr violation); the same as `usr.allow-non-hermetic = true`.
+        #[arg(long)]
+        allow_non_hermetic: bool,
     },
     /// Check an image against its `<image>.intoto.jsonl` SLSA provenance: the DSSE
     /// signature, the image digest and every partition's digest.
@@ -109,20 +113,7 @@ enum Command {
         force: bool,
     },
     /// Build a unified kernel image from systemd's EFI stub.
-    Uki {
-        #[arg(long)]
-        stub: PathBuf,
-        #[arg(long)]
-        kernel: PathBuf,
-        #[arg(long)]
-        initrd: Vec<PathBuf>,
-        #[arg(long)]
-        os_release: PathBuf,
-        #[arg(long, default_value = "")]
-        cmdline: String,
-        #[arg(long, short = 'o')]
-        output: PathBuf,
-    },
+    Uki(UkiArgs),
     /// Boot assessment: entries, boot counting, blessing, default and one-shot choice.
     Boot {
         /// A disk image (or block device) whose ESP/XBOOTLDR to act on, instead of the
@@ -391,7 +382,14 @@ fn main() -> ExitCode {
             definition,
             output,
             dry_run,
-        } => report(build_cmd(&definition, &output, dry_run, cli.json)),
+            allow_non_hermetic,
+        } => report(build_cmd(
+            &definition,
+            &output,
+            dry_run,
+            allow_non_hermetic,
+            cli.json,
+        )),
         Command::VerifyProvenance { image, cert } => report((|| {
             let v = osimage::provenance::verify(&image, &cert)?;
             if cli.json {
@@ -476,21 +474,7 @@ fn main() -> ExitCode {
             common_name,
             force,
         } => report(genkey_cmd(&out_dir, &name, &common_name, force, cli.json)),
-        Command::Uki {
-            stub,
-            kernel,
-            initrd,
-            os_release,
-            cmdline,
-            output,
-        } => report(uki_cmd(
-            &stub,
-            &kernel,
-            &initrd,
-            &os_release,
-            &cmdline,
-            &output,
-        )),
+        Command::Uki(args) => report(uki_cmd(&args)),
         Command::Boot {
             image,
             esp,
@@ -529,6 +513,7 @@ fn build_cmd(
     definition: &std::path::Path,
     output: &std::path::Path,
     dry_run: bool,
+    allow_non_hermetic: bool,
     json: bool,
 ) -> anyhow::Result<()> {
     let def = osimage::definition::ImageDefinition::load(definition)?;
@@ -549,6 +534,7 @@ fn build_cmd(
         output: output.to_owned(),
         dry_run,
         source_date_epoch: epoch,
+        allow_non_hermetic,
     };
     let result = osimage::build::build(&def, &opts);
     spinner.finish_and_clear();
@@ -672,33 +658,67 @@ fn genkey_cmd(
     Ok(())
 }
 
-fn uki_cmd(
-    stub: &std::path::Path,
-    kernel: &std::path::Path,
-    initrd: &[PathBuf],
-    os_release: &std::path::Path,
-    cmdline: &str,
-    output: &std::path::Path,
-) -> anyhow::Result<()> {
+/// `osimage uki`'s arguments.
+#[derive(Debug, clap::Args)]
+struct UkiArgs {
+    /// systemd's EFI stub (`linuxx64.efi.stub`).
+    #[arg(long)]
+    stub: PathBuf,
+    /// The kernel image for `.linux`.
+    #[arg(long)]
+    kernel: PathBuf,
+    /// Initrds for `.initrd`, concatenated in the order given.
+    #[arg(long)]
+    initrd: Vec<PathBuf>,
+    /// The os-release file for `.osrel`.
+    #[arg(long)]
+    os_release: PathBuf,
+    /// The kernel command line for `.cmdline`.
+    #[arg(long, default_value = "")]
+    cmdline: String,
+    /// A boot splash image (BMP) for the `.splash` section.
+    #[arg(long)]
+    splash: Option<PathBuf>,
+    /// The PCR signing key (PEM): adds `.pcrpkey` and a `.pcrsig` with the signed
+    /// PCR 11 policy of each boot phase, as `osimage build` does.
+    #[arg(long)]
+    pcr_key: Option<PathBuf>,
+    /// The UKI to write (replaced atomically).
+    #[arg(long, short = 'o')]
+    output: PathBuf,
+}
+
+fn uki_cmd(args: &UkiArgs) -> anyhow::Result<()> {
     let read =
         |p: &std::path::Path| std::fs::read(p).with_context(|| format!("read {}", p.display()));
-    let linux = read(kernel)?;
+    // Keys first: a bad key fails before any work.
+    let pcr_key = args
+        .pcr_key
+        .as_deref()
+        .map(osimage::sign::load_key)
+        .transpose()?;
+    let linux = read(&args.kernel)?;
     let mut initrd_bytes = Vec::new();
-    for p in initrd {
+    for p in &args.initrd {
         initrd_bytes.extend(read(p)?);
     }
-    let spec = osimage::uki::UkiSpec {
-        osrel: read(os_release)?,
-        cmdline: cmdline.to_owned(),
+    let mut spec = osimage::uki::UkiSpec {
+        osrel: read(&args.os_release)?,
+        cmdline: args.cmdline.clone(),
         uname: osimage::uki::kernel_release(&linux),
+        splash: args.splash.as_deref().map(read).transpose()?,
         initrd: initrd_bytes,
         linux,
         ..Default::default()
     };
-    let image = spec.build_from_file(stub)?;
-    let tmp = output.with_extension("efi.tmp");
+    if let Some(key) = &pcr_key {
+        osimage::build::sign_pcr_policy(&mut spec, key)?;
+    }
+    let image = spec.build_from_file(&args.stub)?;
+    let tmp = args.output.with_extension("efi.tmp");
     std::fs::write(&tmp, &image).with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, output).with_context(|| format!("rename to {}", output.display()))?;
-    println!("{}", output.display());
+    std::fs::rename(&tmp, &args.output)
+        .with_context(|| format!("rename to {}", args.output.display()))?;
+    println!("{}", args.output.display());
     Ok(())
 }

@@ -343,6 +343,17 @@ fn bad_inputs_give_clear_errors_and_write_nothing() {
     let fx = fixture(Options::default());
     std::fs::create_dir_all(fx.dir.path().join("tree/etc")).unwrap();
     assert_fails_cleanly(&fx, "not hermetic");
+    // --allow-non-hermetic builds it, and the report carries the warning.
+    let img = fx.dir.path().join("disk.img");
+    let rep = report(&build(&fx.definition, &img, &["--allow-non-hermetic"]));
+    let warnings = rep["warnings"].as_array().expect("warnings in the report");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap_or("").contains("etc")),
+        "no warning names /etc: {warnings:?}"
+    );
+    assert!(img.exists());
 
     // An extra tree aimed outside /usr, one that is not SOURCE:TARGET, one whose
     // source is missing, and one that makes /usr non-hermetic.

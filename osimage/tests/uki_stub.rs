@@ -7,6 +7,8 @@ use object::{Object, ObjectSection};
 use osimage::uki::{self, UkiSpec, pe};
 use tessera_rig::Artifacts;
 
+mod common;
+
 fn spec(art: &Artifacts) -> UkiSpec {
     let linux = std::fs::read(&art.vmlinuz).unwrap();
     UkiSpec {
@@ -31,16 +33,7 @@ fn uki_sections_are_readable_by_objdump_and_a_pe_parser() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tessera.efi");
     std::fs::write(&path, &image).unwrap();
-    let out = Command::new("objdump")
-        .arg("-h")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::run_ok(Command::new("objdump").arg("-h").arg(&path));
     let listing = String::from_utf8_lossy(&out.stdout);
     for name in [
         ".osrel", ".cmdline", ".uname", ".pcrpkey", ".initrd", ".linux", ".sdmagic",
@@ -98,4 +91,91 @@ fn a_stub_that_is_not_a_pe_is_rejected_with_its_path() {
         msg.contains("linuxx64.efi.stub") && msg.contains("not a PE image"),
         "{msg}"
     );
+}
+
+/// `osimage uki` with a splash and a PCR key: objdump lists every section, `.pcrpkey`
+/// is the key's public half, and each `.pcrsig` entry verifies with it and predicts
+/// what `osimage pcr predict`'s library computes over the UKI's own sections.
+#[test]
+fn the_uki_command_adds_splash_pcrpkey_and_a_verifiable_pcrsig() {
+    let art = Artifacts::ensure().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let id = osimage::sign::SigningIdentity::generate("pcr").unwrap();
+    std::fs::write(d.join("pcr.key"), id.key_pem().unwrap()).unwrap();
+    std::fs::write(d.join("os-release"), "ID=tessera\n").unwrap();
+    std::fs::write(d.join("initrd"), vec![0x5a; 4096]).unwrap();
+    let splash = common::SPLASH_BMP;
+    std::fs::write(d.join("splash.bmp"), splash).unwrap();
+    // `osimage uki` over the Debian stub and kernel, with `pcr_key`, into `output`.
+    let uki = |pcr_key: &str, output: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_osimage"));
+        c.arg("uki")
+            .arg("--stub")
+            .arg(&art.efi_stub)
+            .arg("--kernel")
+            .arg(&art.vmlinuz)
+            .arg("--os-release")
+            .arg(d.join("os-release"))
+            .arg("--pcr-key")
+            .arg(d.join(pcr_key))
+            .arg("-o")
+            .arg(d.join(output));
+        c
+    };
+    common::run_ok(
+        uki("pcr.key", "t.efi")
+            .arg("--initrd")
+            .arg(d.join("initrd"))
+            .args(["--cmdline", "console=ttyS0"])
+            .arg("--splash")
+            .arg(d.join("splash.bmp")),
+    );
+    let image = std::fs::read(d.join("t.efi")).unwrap();
+    let listing = common::run_ok(Command::new("objdump").arg("-h").arg(d.join("t.efi")));
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for name in [".splash", ".pcrpkey", ".pcrsig", ".cmdline", ".linux"] {
+        assert!(
+            listing.contains(name),
+            "objdump -h lacks {name}:\n{listing}"
+        );
+    }
+    let section = |name: &str| pe::section_data(&image, name).unwrap().unwrap().to_vec();
+    assert_eq!(section(".splash"), splash);
+    assert_eq!(
+        section(".pcrpkey"),
+        id.public_key_pem().unwrap().into_bytes()
+    );
+    let sig: osimage::pcr::PcrSig = serde_json::from_slice(&section(".pcrsig")).unwrap();
+    assert_eq!(sig.sha256.len(), osimage::pcr::DEFAULT_PHASES.len());
+    let measured: Vec<(&str, Vec<u8>)> = [
+        ".linux", ".osrel", ".cmdline", ".initrd", ".splash", ".pcrpkey",
+    ]
+    .into_iter()
+    .map(|n| (n, section(n)))
+    .collect();
+    let refs: Vec<(&str, &[u8])> = measured.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let predicted = osimage::pcr::predict(&refs, &osimage::pcr::DEFAULT_PHASES);
+    for (entry, p) in sig.sha256.iter().zip(&predicted) {
+        assert!(
+            osimage::pcr::sign::verify(entry, &id.public_key()),
+            "a .pcrsig entry does not verify with the key"
+        );
+        assert_eq!(entry.pcrs, [11]);
+        // The signed policy is the one for the PCR 11 value predicted from the
+        // sections that are in the file.
+        let value: [u8; 32] = hex::decode(&p.hash).unwrap().try_into().unwrap();
+        assert_eq!(
+            entry.pol,
+            hex::encode(osimage::pcr::policy_pcr_digest(&value)),
+            "phase {}",
+            p.phase
+        );
+    }
+    // A key that is not a key fails before anything is written.
+    std::fs::write(d.join("bad.key"), "not a key").unwrap();
+    let out = uki("bad.key", "bad.efi").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.key"));
+    assert!(!d.join("bad.efi").exists());
 }

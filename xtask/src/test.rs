@@ -59,6 +59,11 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
         cmd.args(["test", "--workspace", "--no-fail-fast"]);
     }
     cmd.args(extra);
+    // A failing test's panic message then ends its output: a CI log that keeps only
+    // the tail of a failure shows why it failed, not the last frames of a backtrace.
+    // `TESSERA_TEST_BACKTRACE=1` brings the backtraces back.
+    let backtrace = std::env::var("TESSERA_TEST_BACKTRACE").unwrap_or_else(|_| "0".into());
+    cmd.env("RUST_BACKTRACE", backtrace);
     let (ok, summary) = run_and_summarise(cmd, nextest)?;
     phase_done(&mut phases, "tests", t);
 

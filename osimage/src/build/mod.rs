@@ -31,7 +31,7 @@ pub use plan::{DiskPlan, PlanError, PlannedPartition};
 pub enum BuildError {
     #[error("{what}: {why}")]
     Input { what: String, why: String },
-    #[error("not hermetic: {0} (or set usr.allow-non-hermetic = true)")]
+    #[error("not hermetic: {0} (pass --allow-non-hermetic or set usr.allow-non-hermetic = true)")]
     NonHermetic(String),
     #[error("{tool} failed: {why}")]
     Tool { tool: String, why: String },
@@ -71,6 +71,9 @@ pub struct BuildOptions {
     pub dry_run: bool,
     /// Every timestamp in the image (SOURCE_DATE_EPOCH).
     pub source_date_epoch: u64,
+    /// Turn hermetic-/usr violations into warnings, as `usr.allow-non-hermetic` in
+    /// the definition does.
+    pub allow_non_hermetic: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,6 +116,13 @@ fn read(path: &Path) -> Result<Vec<u8>, BuildError> {
     std::fs::read(path).map_err(|e| BuildError::io(path, e))
 }
 
+/// Whether `bytes` are all zero. A reduction with no early exit, which the compiler
+/// vectorises: scanning a 64 MiB ESP byte by byte with an early exit took longer than
+/// writing its content.
+fn is_zero(bytes: &[u8]) -> bool {
+    bytes.iter().fold(0u8, |acc, &b| acc | b) == 0
+}
+
 /// Where each partition's bytes come from.
 enum Content {
     Bytes(Vec<u8>),
@@ -128,12 +138,26 @@ impl Content {
     }
 }
 
+/// Adds `.pcrpkey` (the public half of `key`) and `.pcrsig` (the PCR 11 policy of
+/// every boot phase, signed with `key`) to a UKI. `.pcrsig` covers every other
+/// section, so this comes after they are all set.
+pub fn sign_pcr_policy(spec: &mut UkiSpec, key: &rsa::RsaPrivateKey) -> Result<(), BuildError> {
+    spec.pcrpkey = Some(crate::sign::public_key_pem(&key.to_public_key())?.into_bytes());
+    spec.pcrsig = None;
+    let sections = spec.sections();
+    let refs: Vec<(&str, &[u8])> = sections.iter().map(|(n, d)| (*n, d.as_slice())).collect();
+    let sig = crate::pcr::sign::sign_phases(&refs, &crate::pcr::DEFAULT_PHASES, key)?;
+    spec.pcrsig = Some(serde_json::to_vec(&sig).unwrap_or_default());
+    Ok(())
+}
+
 pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let name = &def.image.name;
     let version = &def.image.version;
     let seed = &def.image.seed;
     let versioned = format!("{name}_{version}");
-    let warnings = usr::check_tree(&def.usr.tree, def.usr.allow_non_hermetic)?;
+    let allow_non_hermetic = def.usr.allow_non_hermetic || opts.allow_non_hermetic;
+    let mut warnings = usr::check_tree(&def.usr.tree, allow_non_hermetic)?;
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -181,8 +205,9 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
     )?;
     // What the extra trees add must be hermetic too (a TARGET of `etc` is /usr/etc).
     if !def.usr.extra_trees.is_empty() {
-        for w in usr::check_tree(&usr_tree, def.usr.allow_non_hermetic)? {
+        for w in usr::check_tree(&usr_tree, allow_non_hermetic)? {
             tracing::warn!("{w}");
+            warnings.push(w);
         }
     }
     let usr_img = usr::make_fs(
@@ -226,20 +251,13 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
             Some(p) => Some(read(p)?),
             None => None,
         },
-        pcrpkey: match &pcr_key {
-            Some(k) => Some(crate::sign::public_key_pem(&k.to_public_key())?.into_bytes()),
-            None => None,
-        },
+        pcrpkey: None,
         pcrsig: None,
         initrd,
         linux,
     };
     if let Some(key) = &pcr_key {
-        // .pcrsig covers every other section, so it is computed last.
-        let sections = spec.sections();
-        let refs: Vec<(&str, &[u8])> = sections.iter().map(|(n, d)| (*n, d.as_slice())).collect();
-        let sig = crate::pcr::sign::sign_phases(&refs, &crate::pcr::DEFAULT_PHASES, key)?;
-        spec.pcrsig = Some(serde_json::to_vec(&sig).unwrap_or_default());
+        sign_pcr_policy(&mut spec, key)?;
     }
     let pcr11 = {
         let sections = spec.sections();
@@ -416,31 +434,48 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
     let tmp_path = tmp.path().to_owned();
     let io = |e| BuildError::io(&tmp_path, e);
     tmp.as_file().set_len(disk_plan.disk_size).map_err(io)?;
-    for (part, content) in disk_plan.partitions.iter().zip(&contents) {
-        match content {
-            // The file starts as a hole; skipping zero chunks keeps the image sparse
-            // and saves writing most of a mostly empty ESP.
-            Content::Bytes(b) => {
-                const CHUNK: usize = 64 << 10;
-                for (i, chunk) in b.chunks(CHUNK).enumerate() {
-                    if chunk.iter().any(|&x| x != 0) {
-                        tmp.as_file()
-                            .write_all_at(chunk, part.offset + (i * CHUNK) as u64)
-                            .map_err(io)?;
-                    }
-                }
+    // The copied file systems go first, and the device starts on them while the
+    // rest is written, so the final fsync has less to wait for. Queueing the
+    // writeback blocks for as long as the device queue is full, so another thread
+    // does it.
+    let parts = || disk_plan.partitions.iter().zip(&contents);
+    let mut writeback = Vec::new();
+    for (part, content) in parts() {
+        if let Content::File(path, len) = content {
+            let mut src = File::open(path).map_err(|e| BuildError::io(path, e))?;
+            tmp.as_file_mut()
+                .seek(SeekFrom::Start(part.offset))
+                .map_err(io)?;
+            std::io::copy(&mut src, tmp.as_file_mut()).map_err(io)?;
+            writeback.push((part.offset, *len));
+        }
+    }
+    let queue_writeback = tmp.as_file().try_clone().ok().map(|f| {
+        std::thread::spawn(move || {
+            for (offset, len) in writeback {
+                crate::disk::start_writeback(&f, offset, len);
             }
-            Content::File(path, _) => {
-                let mut src = File::open(path).map_err(|e| BuildError::io(path, e))?;
-                tmp.as_file_mut()
-                    .seek(SeekFrom::Start(part.offset))
-                    .map_err(io)?;
-                std::io::copy(&mut src, tmp.as_file_mut()).map_err(io)?;
+        })
+    });
+    for (part, content) in parts() {
+        // The file starts as a hole; skipping zero chunks keeps the image sparse
+        // and saves writing most of a mostly empty ESP.
+        if let Content::Bytes(b) = content {
+            const CHUNK: usize = 64 << 10;
+            for (i, chunk) in b.chunks(CHUNK).enumerate() {
+                if !is_zero(chunk) {
+                    tmp.as_file()
+                        .write_all_at(chunk, part.offset + (i * CHUNK) as u64)
+                        .map_err(io)?;
+                }
             }
         }
     }
     for (offset, bytes) in &gpt_writes {
         tmp.as_file().write_all_at(bytes, *offset).map_err(io)?;
+    }
+    if let Some(t) = queue_writeback {
+        let _ = t.join();
     }
     tmp.as_file().sync_all().map_err(io)?;
 

@@ -66,7 +66,7 @@ pub(crate) fn verity_cmd(cmd: VerityCommand, json: bool) -> anyhow::Result<()> {
             if json {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
             }
-            let tree = verity::build(&f, 0, size, &params, |done| bar.set_position(done))?;
+            let tree = verity::build(&f, 0, size, &params, |n| bar.inc(n))?;
             bar.finish_and_clear();
             if !dry_run {
                 // Written whole, then renamed, so a crash never leaves a half tree

@@ -134,6 +134,96 @@ pub fn checksum(b: &[u8], checksum_offset: usize) -> u32 {
     (sum + b.len() as u64) as u32
 }
 
+/// `stub` with at least `table_end` bytes of headers. systemd's stub leaves room for
+/// only a few more section headers, fewer than a UKI with a splash and a signed PCR
+/// policy needs. There is room in memory: the headers are mapped below the first
+/// section's address. So, as ukify does, the headers grow by whole file-alignment
+/// units and the sections' file data moves up by as much. Every file offset in the
+/// headers moves with it: the sections', the debug entries' and the symbol table's.
+fn grow_headers(
+    stub: &[u8],
+    layout: &PeLayout,
+    table_end: usize,
+    adding: usize,
+) -> Result<Vec<u8>, PeError> {
+    let first_raw = layout
+        .sections
+        .iter()
+        .filter(|s| s.raw_size > 0)
+        .map(|s| s.raw_pointer as usize)
+        .min()
+        .unwrap_or(layout.size_of_headers as usize);
+    if table_end <= layout.size_of_headers as usize && table_end <= first_raw {
+        return Ok(stub.to_vec());
+    }
+    let falign = (layout.file_alignment as usize).max(512);
+    let new_headers = align(table_end as u64, falign as u64) as usize;
+    let first_va = layout
+        .sections
+        .iter()
+        .map(|s| s.virtual_address as usize)
+        .min()
+        .unwrap_or(usize::MAX);
+    // A signed stub's certificate table is a file offset past the sections; growing
+    // would break the signature, which appending sections does anyway, so refuse.
+    let data_dir = |i: usize| {
+        let count = u32_at(stub, layout.optional + 108) as usize;
+        (i < count).then(|| {
+            let o = layout.optional + 112 + i * 8;
+            (u32_at(stub, o) as usize, u32_at(stub, o + 4) as usize)
+        })
+    };
+    let signed = data_dir(4).is_some_and(|(_, size)| size != 0);
+    if new_headers > first_va || signed {
+        return Err(PeError::NoRoom(adding));
+    }
+    let delta = align(new_headers.saturating_sub(first_raw) as u64, falign as u64) as usize;
+    let mut out = Vec::with_capacity(stub.len() + delta);
+    out.extend_from_slice(&stub[..first_raw]);
+    out.resize(first_raw + delta, 0);
+    out.extend_from_slice(&stub[first_raw..]);
+    let moved = |o: u32| {
+        if o as usize >= first_raw {
+            o + delta as u32
+        } else {
+            o
+        }
+    };
+    for i in 0..layout.sections.len() {
+        let h = layout.section_table + i * SECTION_HEADER;
+        let raw = u32_at(&out, h + 20);
+        if raw != 0 {
+            put_u32(&mut out, h + 20, moved(raw));
+        }
+    }
+    let symbols = u32_at(&out, layout.coff + 8);
+    if symbols != 0 {
+        put_u32(&mut out, layout.coff + 8, moved(symbols));
+    }
+    // Debug directory entries (28 bytes each) hold a file offset at +24.
+    if let Some((rva, size)) = data_dir(6).filter(|&(rva, size)| rva != 0 && size != 0) {
+        let file_at = layout.sections.iter().find_map(|s| {
+            let (va, len) = (s.virtual_address as usize, s.raw_size as usize);
+            (rva >= va && rva + size <= va + len)
+                .then(|| moved(s.raw_pointer) as usize + (rva - va))
+        });
+        let Some(at) = file_at.filter(|at| at + size <= out.len()) else {
+            return Err(PeError::NotPe(
+                "debug directory outside the sections".into(),
+            ));
+        };
+        for entry in (at..at + size).step_by(28) {
+            let raw = u32_at(&out, entry + 24);
+            if raw != 0 {
+                put_u32(&mut out, entry + 24, moved(raw));
+            }
+        }
+    }
+    let headers = new_headers.max(layout.size_of_headers as usize);
+    put_u32(&mut out, layout.optional + 60, headers as u32);
+    Ok(out)
+}
+
 /// Returns `stub` with `sections` (name, contents) appended in order, each at the next
 /// aligned virtual address and file offset.
 pub fn append_sections(stub: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, PeError> {
@@ -148,20 +238,11 @@ pub fn append_sections(stub: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8
     }
     let table_end =
         layout.section_table + (layout.sections.len() + sections.len()) * SECTION_HEADER;
-    let first_raw = layout
-        .sections
-        .iter()
-        .filter(|s| s.raw_size > 0)
-        .map(|s| s.raw_pointer as usize)
-        .min()
-        .unwrap_or(layout.size_of_headers as usize);
-    if table_end > layout.size_of_headers as usize || table_end > first_raw {
-        return Err(PeError::NoRoom(sections.len()));
-    }
+    let mut out = grow_headers(stub, &layout, table_end, sections.len())?;
+    let layout = PeLayout::parse(&out)?;
 
     let valign = (layout.section_alignment as u64).max(4096);
     let falign = (layout.file_alignment as u64).max(512);
-    let mut out = stub.to_vec();
     let mut next_va = layout
         .sections
         .iter()

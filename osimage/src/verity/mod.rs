@@ -7,6 +7,7 @@
 //! in each hash block at a stride of the digest size rounded up to a power of two,
 //! the rest of the block zero. The root hash is the hash of the top block.
 
+mod sha256x2;
 pub mod sig;
 pub mod superblock;
 
@@ -86,7 +87,7 @@ pub fn derive_salt(seed: &[u8], purpose: &str) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
-const DIGEST: usize = 32;
+use sha256x2::{DIGEST, salted, salted_blocks};
 
 /// Where each level of the tree lives, in hash blocks from the start of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +153,16 @@ impl TreeLayout {
         self.levels.iter().map(|l| l.blocks).sum()
     }
 
+    /// Where the level that hashes the data lies in the hash device, in bytes; empty
+    /// for a one-block device, whose root is the block's own hash.
+    pub fn leaf_level_bytes(&self) -> std::ops::Range<usize> {
+        let hbs = self.hash_block_size as usize;
+        self.levels.first().map_or(0..0, |l| {
+            let start = hbs * (1 + l.first_block as usize);
+            start..start + hbs * l.blocks as usize
+        })
+    }
+
     /// Bytes of the whole hash device: superblock block plus tree.
     pub fn hash_device_size(&self) -> u64 {
         (1 + self.tree_blocks()) * self.hash_block_size as u64
@@ -168,30 +179,28 @@ pub struct VerityTree {
     pub hash_device: Vec<u8>,
 }
 
-fn salted(salt: &[u8], block: &[u8]) -> [u8; DIGEST] {
-    let mut h = Sha256::new();
-    h.update(salt);
-    h.update(block);
-    h.finalize().into()
-}
-
-/// Bytes read from the data device per batch; each batch is hashed on all cores.
+/// Bytes read from the data device per batch by [`build_with_reader`]; each batch is
+/// hashed on all cores.
 const BATCH: usize = 32 << 20;
 
+/// Data blocks hashed by one task of [`build`]: small enough that both cores finish
+/// together, large enough that scheduling and progress reports cost nothing.
+const BLOCKS_PER_TASK: u64 = 256;
+
 /// Hashes `data_size` bytes of `data` from `offset` and returns the tree.
-/// `data_size` must be a multiple of the data block size.
+/// `data_size` must be a multiple of the data block size. `progress` is told of each
+/// piece hashed, in bytes, from whichever worker thread hashed it.
 pub fn build(
     data: &File,
     offset: u64,
     data_size: u64,
     params: &VerityParams,
-    mut progress: impl FnMut(u64),
+    progress: impl Fn(u64) + Sync,
 ) -> Result<VerityTree, VerityError> {
-    let dbs = check_data_size(data_size, params)?;
-    let data_blocks = data_size / dbs;
-    // Level 0 (or the root itself for a one-block device). The data is mapped rather
-    // than read so hashing runs on all cores straight from the page cache with no
-    // copy; batches keep the progress callback moving.
+    let dbs = check_data_size(data_size, params)? as usize;
+    // The data is mapped rather than read so hashing runs on all cores straight from
+    // the page cache with no copy, in one parallel pass: batches would leave a core
+    // idle at the end of each.
     // SAFETY: the mapping is read-only and dropped before returning; a concurrent
     // writer could only make the hashes wrong, which verification would catch.
     let map = unsafe {
@@ -201,14 +210,30 @@ pub fn build(
             .map(data)
     }
     .map_err(io(format!("map {data_size} bytes of data at {offset}")))?;
-    let mut leaf_digests: Vec<[u8; DIGEST]> = Vec::with_capacity(data_blocks as usize);
-    let batch = BATCH - BATCH % dbs as usize;
-    for (i, chunk) in map.chunks(batch).enumerate() {
-        hash_leaves(chunk, params, &mut leaf_digests);
-        progress((i * batch + chunk.len()) as u64);
-    }
-    drop(map);
-    assemble(leaf_digests, params)
+    tree_with(data_size / dbs as u64, params, |layout, leaves| {
+        let hbs = params.hash_block_size as usize;
+        let (fanout, stride) = (layout.fanout as usize, layout.stride);
+        let hash_blocks_per_task = BLOCKS_PER_TASK.div_ceil(layout.fanout) as usize;
+        leaves
+            .par_chunks_mut(hash_blocks_per_task * hbs)
+            .zip(map.par_chunks(hash_blocks_per_task * fanout * dbs))
+            .for_each(|(out, blocks)| {
+                salted_blocks(&params.salt, blocks, dbs, |i, digest| {
+                    let at = (i / fanout) * hbs + (i % fanout) * stride;
+                    out[at..at + DIGEST].copy_from_slice(&digest);
+                });
+                // Unmapping a GiB at the end is tens of milliseconds of page-table
+                // work on one core; dropping each piece's pages as it is done shares
+                // that between the cores. The page cache keeps the data.
+                let at = blocks.as_ptr() as usize - map.as_ptr() as usize;
+                // SAFETY: the mapping is shared and read-only, so dropping its pages
+                // loses nothing: a later read faults them in again from the file.
+                let _ = unsafe {
+                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, blocks.len())
+                };
+                progress(blocks.len() as u64);
+            });
+    })
 }
 
 /// Checks the parameters and that `data_size` is whole data blocks; returns the
@@ -224,13 +249,17 @@ fn check_data_size(data_size: u64, params: &VerityParams) -> Result<u64, VerityE
     Ok(dbs)
 }
 
+/// Appends the digests of `chunk`'s data blocks to `out`, hashed on all cores.
 fn hash_leaves(chunk: &[u8], params: &VerityParams, out: &mut Vec<[u8; DIGEST]>) {
-    out.par_extend(
-        chunk
-            .par_chunks(params.data_block_size as usize)
-            .with_min_len(256)
-            .map(|block| salted(&params.salt, block)),
-    );
+    let dbs = params.data_block_size as usize;
+    let start = out.len();
+    out.resize(start + chunk.len() / dbs, [0; DIGEST]);
+    out[start..]
+        .par_chunks_mut(BLOCKS_PER_TASK as usize)
+        .zip(chunk.par_chunks(BLOCKS_PER_TASK as usize * dbs))
+        .for_each(|(digests, blocks)| {
+            salted_blocks(&params.salt, blocks, dbs, |i, digest| digests[i] = digest);
+        });
 }
 
 /// Hashes data as it streams past (an update being written), on all cores per chunk,
@@ -300,49 +329,94 @@ pub fn build_with_reader(
     assemble(leaf_digests, params)
 }
 
-/// Builds the hash levels above the leaf digests and the hash device image.
-fn assemble(
-    leaf_digests: Vec<[u8; DIGEST]>,
+/// The superblock for `layout`, and the hash device image holding it, padded to one
+/// hash block, followed by a zeroed tree.
+fn empty_hash_device(
+    layout: &TreeLayout,
     params: &VerityParams,
-) -> Result<VerityTree, VerityError> {
-    let data_blocks = leaf_digests.len() as u64;
-    let layout = TreeLayout::new(data_blocks, params.hash_block_size);
-    let hbs = params.hash_block_size as usize;
-    let mut tree = vec![0u8; layout.tree_blocks() as usize * hbs];
-
-    let root_hash = if layout.levels.is_empty() {
-        leaf_digests[0]
-    } else {
-        let mut below = leaf_digests;
-        for level in &layout.levels {
-            let start = level.first_block as usize * hbs;
-            let region = &mut tree[start..start + level.blocks as usize * hbs];
-            for (i, d) in below.iter().enumerate() {
-                let at = (i / layout.fanout as usize) * hbs
-                    + (i % layout.fanout as usize) * layout.stride;
-                region[at..at + DIGEST].copy_from_slice(d);
-            }
-            below = region
-                .par_chunks(hbs)
-                .map(|block| salted(&params.salt, block))
-                .collect();
-        }
-        below[0]
-    };
-
+) -> Result<(VeritySuperblock, Vec<u8>), VerityError> {
     let superblock = VeritySuperblock {
         hash_type: 1,
         uuid: params.uuid,
         algorithm: "sha256".into(),
         data_block_size: params.data_block_size,
         hash_block_size: params.hash_block_size,
-        data_blocks,
+        data_blocks: layout.data_blocks,
         salt: params.salt.clone(),
     };
-    let mut hash_device = Vec::with_capacity(hbs + tree.len());
-    hash_device.extend_from_slice(&superblock.encode()?);
-    hash_device.resize(hbs, 0);
-    hash_device.extend_from_slice(&tree);
+    let mut hash_device = vec![0u8; layout.hash_device_size() as usize];
+    let encoded = superblock.encode()?;
+    hash_device[..encoded.len()].copy_from_slice(&encoded);
+    Ok((superblock, hash_device))
+}
+
+/// Hashes each level of the tree in `hash_device` into the one above it, the leaf
+/// level already filled, and returns the root hash.
+fn hash_upper_levels(
+    hash_device: &mut [u8],
+    layout: &TreeLayout,
+    params: &VerityParams,
+) -> [u8; DIGEST] {
+    let hbs = params.hash_block_size as usize;
+    let (fanout, stride) = (layout.fanout as usize, layout.stride);
+    let tree = &mut hash_device[hbs..];
+    for pair in layout.levels.windows(2) {
+        let (below, this) = (pair[0], pair[1]);
+        // cryptsetup places the upper level before the lower one.
+        let (upper, lower) = tree.split_at_mut(below.first_block as usize * hbs);
+        let below_region = &lower[..below.blocks as usize * hbs];
+        let this_region =
+            &mut upper[this.first_block as usize * hbs..][..this.blocks as usize * hbs];
+        this_region
+            .par_chunks_mut(hbs)
+            .zip(below_region.par_chunks(fanout * hbs))
+            .for_each(|(out, blocks)| {
+                salted_blocks(&params.salt, blocks, hbs, |i, digest| {
+                    out[i * stride..i * stride + DIGEST].copy_from_slice(&digest);
+                });
+            });
+    }
+    let top = layout.levels[layout.levels.len() - 1];
+    salted(&params.salt, &tree[top.first_block as usize * hbs..][..hbs])
+}
+
+/// The tree over leaf digests computed elsewhere (data hashed as it streamed past).
+fn assemble(
+    leaf_digests: Vec<[u8; DIGEST]>,
+    params: &VerityParams,
+) -> Result<VerityTree, VerityError> {
+    tree_with(leaf_digests.len() as u64, params, |layout, leaves| {
+        let stride = layout.stride;
+        leaves
+            .par_chunks_mut(params.hash_block_size as usize)
+            .zip(leaf_digests.par_chunks(layout.fanout as usize))
+            .for_each(|(out, digests)| {
+                for (i, d) in digests.iter().enumerate() {
+                    out[i * stride..i * stride + DIGEST].copy_from_slice(d);
+                }
+            });
+    })
+}
+
+/// The tree over `data_blocks` blocks. `fill_leaves` writes the digest of data block
+/// `i` at `(i / fanout) * hash_block_size + (i % fanout) * stride` of the bytes it is
+/// given: the leaf level, or, for a one-block device, a digest-sized buffer whose
+/// content is the root hash itself.
+fn tree_with(
+    data_blocks: u64,
+    params: &VerityParams,
+    fill_leaves: impl FnOnce(&TreeLayout, &mut [u8]),
+) -> Result<VerityTree, VerityError> {
+    let layout = TreeLayout::new(data_blocks, params.hash_block_size);
+    let (superblock, mut hash_device) = empty_hash_device(&layout, params)?;
+    let root_hash = if layout.levels.is_empty() {
+        let mut root = [0u8; DIGEST];
+        fill_leaves(&layout, &mut root);
+        root
+    } else {
+        fill_leaves(&layout, &mut hash_device[layout.leaf_level_bytes()]);
+        hash_upper_levels(&mut hash_device, &layout, params)
+    };
     Ok(VerityTree {
         root_hash,
         superblock,
@@ -421,6 +495,9 @@ mod tests {
         let sizes: Vec<u64> = l.levels.iter().map(|l| l.blocks).collect();
         assert_eq!(sizes, [2048, 16, 1]);
         assert_eq!(l.hash_device_size(), (1 + 2065) * 4096);
+        // The leaves come last, after the superblock block and the 17 blocks above.
+        assert_eq!(l.leaf_level_bytes(), 18 * 4096..(18 + 2048) * 4096);
+        assert_eq!(TreeLayout::new(1, 4096).leaf_level_bytes(), 0..0);
     }
 
     #[test]
@@ -445,6 +522,19 @@ mod tests {
         let mut h = LeafHasher::new(p).unwrap();
         h.update(&data[..5000]);
         assert!(h.finish().is_err());
+    }
+
+    #[test]
+    fn a_one_block_device_has_no_tree_and_the_block_hash_is_the_root() {
+        let f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut &f, &[7u8; 4096]).unwrap();
+        let p = VerityParams::new(vec![3; 32], [2; 16]);
+        let tree = build(&f, 0, 4096, &p, |_| {}).unwrap();
+        assert_eq!(tree.root_hash, salted(&p.salt, &[7u8; 4096]));
+        assert_eq!(tree.hash_device.len(), 4096, "the superblock block alone");
+        let mut h = LeafHasher::new(p).unwrap();
+        h.update(&[7u8; 4096]);
+        assert_eq!(h.finish().unwrap(), tree);
     }
 
     #[test]

@@ -23,7 +23,12 @@ pub struct Options {
     /// Bytes to use as the kernel instead of Debian's (small UKIs for crash sweeps).
     pub kernel: Option<Vec<u8>>,
     pub esp_size: Option<String>,
+    /// Put [`SPLASH_BMP`] in the UKI's `.splash`.
+    pub splash: bool,
 }
+
+/// A 1x1 24-bit BMP: a valid `.splash` for systemd's stub.
+pub const SPLASH_BMP: &[u8] = b"BM\x3a\0\0\0\0\0\0\0\x36\0\0\0\x28\0\0\0\x01\0\0\0\x01\0\0\0\x01\0\x18\0\0\0\0\0\x04\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\xff\0\0\0";
 
 impl Default for Options {
     fn default() -> Self {
@@ -34,6 +39,7 @@ impl Default for Options {
             loader_conf: "timeout 0\n".into(),
             extra_partitions: String::new(),
             pcr_key: false,
+            splash: false,
             version: "1.0".into(),
             kernel: None,
             esp_size: None,
@@ -86,6 +92,12 @@ pub fn fixture(opts: Options) -> Fixture {
     } else {
         ""
     };
+    let splash_line = if opts.splash {
+        std::fs::write(d.join("splash.bmp"), SPLASH_BMP).unwrap();
+        "splash = \"splash.bmp\"\n"
+    } else {
+        ""
+    };
     let toml = format!(
         r#"[image]
 name = "tessera"
@@ -102,7 +114,7 @@ kernel = "{kernel}"
 initrd = ["initrd"]
 os-release = "os-release"
 cmdline = "{cmdline}"
-
+{splash_line}
 [boot]
 systemd-boot = "{sdboot}"
 loader-conf = "{loader}"
