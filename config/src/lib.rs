@@ -87,6 +87,101 @@ pub fn parse<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T, Config
     })
 }
 
+/// Where `key` is written in `text`, for an error found after parsing (a rule
+/// across keys rather than a bad value). `key` is a dotted path as errors print it,
+/// `partition[1].SizeMinBytes`; where part of it is absent from the text (a key
+/// left at its default), the location is that of the deepest part present, so the
+/// error still points at the table that lacks it.
+pub fn locate(text: &str, origin: &Path, key: &str) -> Location {
+    let offset = toml_edit::ImDocument::parse(text)
+        .ok()
+        .and_then(|doc| key_offset(doc.as_item(), key));
+    let (line, column) = offset.map_or((1, 1), |o| line_col(text, o));
+    Location {
+        file: origin.to_owned(),
+        line,
+        column,
+        key: key.to_owned(),
+    }
+}
+
+/// One step down a parsed document: arrays of tables hold tables, arrays hold values.
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Item(&'a toml_edit::Item),
+    Table(&'a toml_edit::Table),
+    Value(&'a toml_edit::Value),
+}
+
+/// The byte offset of the deepest part of `key` present under `root`.
+fn key_offset(root: &toml_edit::Item, key: &str) -> Option<usize> {
+    let mut node = Node::Item(root);
+    let mut found = None;
+    for part in key_parts(key) {
+        let next = match part {
+            KeyPart::Name(name) => {
+                let table: Option<&dyn toml_edit::TableLike> = match node {
+                    Node::Item(i) => i.as_table_like(),
+                    Node::Table(t) => Some(t),
+                    Node::Value(v) => v.as_inline_table().map(|t| t as _),
+                };
+                table.and_then(|t| t.get_key_value(name)).map(|(k, v)| {
+                    found = k.span().map(|s| s.start).or(found);
+                    Node::Item(v)
+                })
+            }
+            KeyPart::Index(i) => {
+                let next = match node {
+                    Node::Item(item) => match item.as_array_of_tables() {
+                        Some(aot) => aot.get(i).map(Node::Table),
+                        None => item.as_array().and_then(|a| a.get(i)).map(Node::Value),
+                    },
+                    Node::Value(v) => v.as_array().and_then(|a| a.get(i)).map(Node::Value),
+                    Node::Table(_) => None,
+                };
+                let span = match next {
+                    Some(Node::Table(t)) => t.span(),
+                    Some(Node::Value(v)) => v.span(),
+                    _ => None,
+                };
+                found = span.map(|s| s.start).or(found);
+                next
+            }
+        };
+        match next {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    found
+}
+
+enum KeyPart<'a> {
+    Name(&'a str),
+    Index(usize),
+}
+
+/// `a.b[2].c` as `a`, `b`, 2, `c`.
+fn key_parts(key: &str) -> Vec<KeyPart<'_>> {
+    let mut parts = Vec::new();
+    for dotted in key.split('.') {
+        let mut rest = dotted;
+        if let Some(open) = rest.find('[') {
+            parts.push(KeyPart::Name(&rest[..open]));
+            rest = &rest[open..];
+            while let Some(close) = rest.find(']') {
+                if let Ok(i) = rest[1..close].parse() {
+                    parts.push(KeyPart::Index(i));
+                }
+                rest = &rest[close + 1..];
+            }
+        } else if !rest.is_empty() {
+            parts.push(KeyPart::Name(rest));
+        }
+    }
+    parts
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -133,6 +228,24 @@ mod tests {
             shown.starts_with("/etc/x.toml:4:9: key `output[0].scale`"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn keys_are_located_after_parsing_and_a_missing_one_at_its_table() {
+        let text = "name = \"a\"\n\n[[output]]\nscale = 1.0\n\n[[output]]\n  scale = 2.0\n";
+        let at = |key: &str| {
+            let l = locate(text, Path::new("x.toml"), key);
+            assert_eq!(l.key, key);
+            (l.line, l.column)
+        };
+        assert_eq!(at("name"), (1, 1));
+        assert_eq!(at("output[1].scale"), (7, 3));
+        assert_eq!(at("output[0].scale"), (4, 1));
+        // Absent: the table that would hold it, then the file's start.
+        assert_eq!(at("output[1].colour"), (6, 1));
+        assert_eq!(at("nothing"), (1, 1));
+        let shown = locate(text, Path::new("x.toml"), "output[1].scale").to_string();
+        assert_eq!(shown, "x.toml:7:3: key `output[1].scale`");
     }
 
     #[test]

@@ -98,20 +98,8 @@ enum Command {
     /// Exit status: 0 updated or up to date, 1 error (nothing activated), 3 refused by
     /// policy.
     Update(cmd::update::UpdateArgs),
-    /// Make a signing key (RSA 2048, PEM) and a self-signed certificate.
-    Genkey {
-        /// Directory to write <name>.key and <name>.crt into.
-        #[arg(long)]
-        out_dir: PathBuf,
-        #[arg(long, default_value = "verity")]
-        name: String,
-        /// The certificate's common name.
-        #[arg(long, default_value = "Tessera image signing key")]
-        common_name: String,
-        /// Overwrite existing files.
-        #[arg(long)]
-        force: bool,
-    },
+    /// Make a signing key (RSA 2048 or EC P-256, PEM) and a self-signed certificate.
+    Genkey(cmd::genkey::GenkeyArgs),
     /// Build a unified kernel image from systemd's EFI stub.
     Uki(UkiArgs),
     /// Boot assessment: entries, boot counting, blessing, default and one-shot choice.
@@ -468,12 +456,7 @@ fn main() -> ExitCode {
             Ok(())
         })()),
         Command::Update(args) => cmd::update::update_cmd(args, cli.json),
-        Command::Genkey {
-            out_dir,
-            name,
-            common_name,
-            force,
-        } => report(genkey_cmd(&out_dir, &name, &common_name, force, cli.json)),
+        Command::Genkey(args) => report(cmd::genkey::genkey_cmd(&args, cli.json)),
         Command::Uki(args) => report(uki_cmd(&args)),
         Command::Boot {
             image,
@@ -607,53 +590,6 @@ fn pcr_predict(uki: &std::path::Path, phases: &[String], json: bool) -> anyhow::
             };
             println!("# PCR[11] Phase <{phase}>\n11:sha256={}", p.hash);
         }
-    }
-    Ok(())
-}
-
-fn genkey_cmd(
-    dir: &std::path::Path,
-    name: &str,
-    cn: &str,
-    force: bool,
-    json: bool,
-) -> anyhow::Result<()> {
-    let key = dir.join(format!("{name}.key"));
-    let crt = dir.join(format!("{name}.crt"));
-    for p in [&key, &crt] {
-        anyhow::ensure!(
-            force || !p.exists(),
-            "{} exists (use --force to replace it)",
-            p.display()
-        );
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    let id = osimage::sign::SigningIdentity::generate(cn)?;
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&key)
-            .with_context(|| format!("write {}", key.display()))?;
-        f.write_all(id.key_pem()?.as_bytes())?;
-    }
-    std::fs::write(&crt, id.cert_pem()?).with_context(|| format!("write {}", crt.display()))?;
-    let fp = hex::encode(id.cert_fingerprint());
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({ "key": key, "certificate": crt, "certificateFingerprint": fp })
-        );
-    } else {
-        println!(
-            "key          {}\ncertificate  {}\nfingerprint  {fp}",
-            key.display(),
-            crt.display()
-        );
     }
     Ok(())
 }

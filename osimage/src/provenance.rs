@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -175,12 +174,11 @@ pub fn statement(subjects: &[Artifact], materials: &[Artifact], parameters: Valu
 pub fn envelope(statement: &Value, id: &SigningIdentity) -> Result<Value, ProvenanceError> {
     let payload =
         serde_json::to_vec(statement).map_err(|e| ProvenanceError::Malformed(e.to_string()))?;
-    let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(id.private_key().clone());
-    let sig = signer.sign(&pae(PAYLOAD_TYPE, &payload));
+    let sig = id.private_key().sign_sha256(&pae(PAYLOAD_TYPE, &payload));
     Ok(json!({
         "payloadType": PAYLOAD_TYPE,
         "payload": STANDARD.encode(&payload),
-        "signatures": [{ "keyid": hex::encode(id.cert_fingerprint()), "sig": STANDARD.encode(sig.to_bytes()) }],
+        "signatures": [{ "keyid": hex::encode(id.cert_fingerprint()), "sig": STANDARD.encode(&sig) }],
     }))
 }
 
@@ -228,11 +226,9 @@ pub fn verify(image: &Path, cert_pem: &Path) -> Result<Verified, ProvenanceError
         .map_err(|_| bad("signature is not base64"))?;
     let cert = crate::sign::load_cert(cert_pem)?;
     let key = crate::sign::cert_public_key(&cert)?;
-    let sig = rsa::pkcs1v15::Signature::try_from(sig.as_slice())
-        .map_err(|_| ProvenanceError::BadSignature)?;
-    rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key)
-        .verify(&pae(PAYLOAD_TYPE, &payload), &sig)
-        .map_err(|_| ProvenanceError::BadSignature)?;
+    if !key.verify_sha256(&pae(PAYLOAD_TYPE, &payload), &sig) {
+        return Err(ProvenanceError::BadSignature);
+    }
 
     let st: Value =
         serde_json::from_slice(&payload).map_err(|e| ProvenanceError::Malformed(e.to_string()))?;

@@ -584,3 +584,112 @@ fn xbootldr_takes_the_uki_and_other_types_are_empty_partitions() {
         ["BOOTX64.EFI"]
     );
 }
+
+/// repart.d files as a systemd-repart user writes them: a squashfs /usr picked by
+/// `CopyFiles=` from the image's /usr, labels with specifiers, and 1 KiB data and
+/// 2 KiB hash blocks for verity. unsquashfs, veritysetup and systemd-dissect read
+/// the result.
+#[test]
+fn squashfs_usr_copy_files_specifier_labels_and_small_verity_blocks() {
+    let fx = fixture(Options::default());
+    let d = fx.dir.path();
+    let rd = d.join("repart.d");
+    std::fs::create_dir_all(&rd).unwrap();
+    for (name, text) in [
+        ("00-esp.conf", "Type=esp\nSizeMinBytes=64M\nLabel=%M-esp\n"),
+        (
+            "10-usr.conf",
+            "Type=usr\nFormat=squashfs\nCopyFiles=/usr/bin:/bin /usr/lib:/lib\n\
+             Label=%o_%A\nVerity=data\nVerityMatchKey=usr\n",
+        ),
+        (
+            "20-usr-verity.conf",
+            "Type=usr-verity\nVerity=hash\nVerityMatchKey=usr\n\
+             VerityDataBlockSizeBytes=1K\nVerityHashBlockSizeBytes=2048\n",
+        ),
+        (
+            "30-usr-verity-sig.conf",
+            "Type=usr-verity-sig\nVerity=signature\nVerityMatchKey=usr\n",
+        ),
+    ] {
+        std::fs::write(rd.join(name), format!("[Partition]\n{text}")).unwrap();
+    }
+    let text = std::fs::read_to_string(&fx.definition).unwrap();
+    let head = text.split("[[partition]]").next().unwrap();
+    let def = d.join("image-repart.toml");
+    std::fs::write(&def, format!("repart-d = \"repart.d\"\n{head}")).unwrap();
+    let img = d.join("disk.img");
+    let rep = report(&build(&def, &img, &[]));
+    let root = rep["rootHash"].as_str().unwrap().to_owned();
+    let parts = rep["plan"]["partitions"].as_array().unwrap();
+    let part = |t: &str| parts.iter().find(|p| p["type"] == t).unwrap();
+    // %o is the os-release ID, %A the version, %M the image name.
+    assert_eq!(part("usr")["label"], "tessera_1.0");
+    assert_eq!(part("esp")["label"], "tessera-esp");
+    for (name, p) in [("usr.part", part("usr")), ("hash.part", part("usr-verity"))] {
+        extract(
+            &img,
+            p["offset"].as_u64().unwrap(),
+            p["size"].as_u64().unwrap(),
+            &d.join(name),
+        );
+    }
+
+    // Only what CopyFiles= picked from the tree is in the file system.
+    let out = common::run_ok(Command::new("unsquashfs").arg("-l").arg(d.join("usr.part")));
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("squashfs-root/bin/hello"), "{listing}");
+    assert!(
+        listing.contains("squashfs-root/lib/os-release"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("share"),
+        "share/ was not picked: {listing}"
+    );
+
+    // veritysetup reads our block sizes from the superblock and verifies with them.
+    let out = common::run_ok(
+        Command::new("veritysetup")
+            .arg("dump")
+            .arg(d.join("hash.part")),
+    );
+    let dump = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        dump.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name} in {dump}"))
+    };
+    assert_eq!(field("Data block size:"), "1024");
+    assert_eq!(field("Hash block size:"), "2048");
+    common::run_ok(
+        Command::new("veritysetup")
+            .arg("verify")
+            .arg(d.join("usr.part"))
+            .arg(d.join("hash.part"))
+            .arg(&root),
+    );
+
+    // systemd-dissect sees a squashfs /usr whose partition UUID is the first half of
+    // our root hash (252's --root-hash= matches root partitions only).
+    let out = common::run_ok(
+        Command::new("systemd-dissect")
+            .arg("--json=short")
+            .arg(&img),
+    );
+    let dissect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let usr = dissect["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["designator"] == "usr")
+        .unwrap_or_else(|| panic!("no usr in {dissect}"));
+    assert_eq!(usr["fstype"], "squashfs", "{dissect}");
+    assert_eq!(usr["partition_label"], "tessera_1.0", "{dissect}");
+    assert_eq!(
+        usr["partition_uuid"].as_str().unwrap().replace('-', ""),
+        root[..32],
+        "{dissect}"
+    );
+}

@@ -2,14 +2,25 @@
 
 use std::process::Command;
 
-use osimage::sign::SigningIdentity;
+use osimage::sign::{KeyAlgorithm, SigningIdentity};
 use osimage::verity::sig::VeritySig;
 
 #[test]
 fn openssl_accepts_the_verity_signature() {
-    let dir = tempfile::tempdir().unwrap();
     let id = SigningIdentity::generate("Tessera test verity key").unwrap();
-    assert_eq!(id.modulus_bits(), 2048);
+    assert_eq!(id.modulus_bits(), Some(2048));
+    openssl_accepts_the_verity_signature_of(id);
+}
+
+#[test]
+fn openssl_accepts_the_verity_signature_of_an_ec_p256_key() {
+    let id = SigningIdentity::generate_with("Tessera EC key", KeyAlgorithm::P256).unwrap();
+    assert_eq!(id.modulus_bits(), None);
+    openssl_accepts_the_verity_signature_of(id);
+}
+
+fn openssl_accepts_the_verity_signature_of(id: SigningIdentity) {
+    let dir = tempfile::tempdir().unwrap();
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
     std::fs::write(&cert, id.cert_pem().unwrap()).unwrap();
@@ -84,14 +95,38 @@ fn mismatched_key_and_certificate_are_rejected() {
     let err =
         SigningIdentity::load(&dir.path().join("nope.key"), &dir.path().join("b.crt")).unwrap_err();
     assert!(err.to_string().contains("nope.key: cannot read"), "{err}");
+    // A key that cannot be read (a directory where the file should be), and one that
+    // is not a key.
+    std::fs::create_dir(dir.path().join("dir.key")).unwrap();
+    let err =
+        SigningIdentity::load(&dir.path().join("dir.key"), &dir.path().join("b.crt")).unwrap_err();
+    assert!(err.to_string().contains("dir.key: cannot read"), "{err}");
+    std::fs::write(
+        dir.path().join("junk.key"),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let err =
+        SigningIdentity::load(&dir.path().join("junk.key"), &dir.path().join("b.crt")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("junk.key: not a usable private key"),
+        "{err}"
+    );
 }
 
 #[test]
 fn pkcs7_verification_accepts_ours_and_openssls_and_rejects_the_rest() {
+    for algorithm in [KeyAlgorithm::Rsa2048, KeyAlgorithm::P256] {
+        pkcs7_verification_of(algorithm);
+    }
+}
+
+fn pkcs7_verification_of(algorithm: KeyAlgorithm) {
     use osimage::sign::{load_cert, verify_pkcs7_detached};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let id = SigningIdentity::generate("vendor").unwrap();
+    let id = SigningIdentity::generate_with("vendor", algorithm).unwrap();
     std::fs::write(d.join("cert.pem"), id.cert_pem().unwrap()).unwrap();
     std::fs::write(d.join("key.pem"), id.key_pem().unwrap()).unwrap();
     let cert = load_cert(&d.join("cert.pem")).unwrap();

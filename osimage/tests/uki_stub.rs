@@ -158,7 +158,7 @@ fn the_uki_command_adds_splash_pcrpkey_and_a_verifiable_pcrsig() {
     let predicted = osimage::pcr::predict(&refs, &osimage::pcr::DEFAULT_PHASES);
     for (entry, p) in sig.sha256.iter().zip(&predicted) {
         assert!(
-            osimage::pcr::sign::verify(entry, &id.public_key()),
+            osimage::pcr::sign::verify(entry, &id.rsa_public_key().unwrap()),
             "a .pcrsig entry does not verify with the key"
         );
         assert_eq!(entry.pcrs, [11]);
@@ -172,6 +172,49 @@ fn the_uki_command_adds_splash_pcrpkey_and_a_verifiable_pcrsig() {
             p.phase
         );
     }
+    // `osimage pcr predict` over the file gives what systemd-measure calculates from
+    // the same sections, phase by phase.
+    let out = common::run_ok(
+        Command::new(env!("CARGO_BIN_EXE_osimage"))
+            .args(["--json", "pcr", "predict", "--uki"])
+            .arg(d.join("t.efi")),
+    );
+    let ours: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut measure = Command::new("/lib/systemd/systemd-measure");
+    measure.args(["calculate", "--bank=sha256", "--json=short"]);
+    for (name, bytes) in &measured {
+        let file = d.join(format!("section{name}"));
+        std::fs::write(&file, bytes).unwrap();
+        measure.arg(format!("--{}={}", &name[1..], file.display()));
+    }
+    // The 252 stub measures no .uname, and systemd-measure 252 takes none.
+    let theirs: serde_json::Value =
+        serde_json::from_slice(&common::run_ok(&mut measure).stdout).unwrap();
+    let theirs = theirs["sha256"].as_array().unwrap();
+    assert_eq!(theirs.len(), osimage::pcr::DEFAULT_PHASES.len());
+    for t in theirs {
+        let o = ours["sha256"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["phase"] == t["phase"])
+            .unwrap_or_else(|| panic!("no phase {} in {ours}", t["phase"]));
+        assert_eq!(o["hash"], t["hash"], "phase {}", t["phase"]);
+    }
+
+    // An EC key cannot sign PCR policies for systemd 252: refused, with why.
+    let ec = osimage::sign::SigningIdentity::generate_with("ec", osimage::sign::KeyAlgorithm::P256)
+        .unwrap();
+    std::fs::write(d.join("ec.key"), ec.key_pem().unwrap()).unwrap();
+    let out = uki("ec.key", "ec.efi").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ec.key") && stderr.contains("is an EC P-256 key"),
+        "{stderr}"
+    );
+    assert!(!d.join("ec.efi").exists());
+
     // A key that is not a key fails before anything is written.
     std::fs::write(d.join("bad.key"), "not a key").unwrap();
     let out = uki("bad.key", "bad.efi").output().unwrap();

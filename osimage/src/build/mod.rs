@@ -198,13 +198,9 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
         "building the {format} /usr image from {}",
         def.usr.tree.display()
     );
-    let usr_tree = usr::merge_trees(
-        &def.usr.tree,
-        &def.usr.extra_trees,
-        &scratch.path().join("usr-tree"),
-    )?;
+    let usr_tree = usr::merge_trees(&def.usr_layers(), &scratch.path().join("usr-tree"))?;
     // What the extra trees add must be hermetic too (a TARGET of `etc` is /usr/etc).
-    if !def.usr.extra_trees.is_empty() {
+    if usr_tree != def.usr.tree {
         for w in usr::check_tree(&usr_tree, allow_non_hermetic)? {
             tracing::warn!("{w}");
             warnings.push(w);
@@ -223,10 +219,15 @@ pub fn build(def: &ImageDefinition, opts: &BuildOptions) -> Result<BuildReport, 
         .map_err(|e| BuildError::io(&usr_img, e))?
         .len();
     tracing::info!("hashing {usr_len} bytes of /usr for dm-verity");
-    let vparams = VerityParams::new(
-        verity::derive_salt(seed.as_bytes(), "usr-verity"),
-        *derived_uuid(seed, "usr-verity-superblock").as_bytes(),
-    );
+    let (data_block_size, hash_block_size) = def.verity_block_sizes();
+    let vparams = VerityParams {
+        data_block_size,
+        hash_block_size,
+        ..VerityParams::new(
+            verity::derive_salt(seed.as_bytes(), "usr-verity"),
+            *derived_uuid(seed, "usr-verity-superblock").as_bytes(),
+        )
+    };
     let tree = verity::build(&usr_file, 0, usr_len, &vparams, |_| {})?;
     let root_hex = hex::encode(tree.root_hash);
     let sig = match &identity {

@@ -48,21 +48,22 @@ pub fn check_tree(tree: &Path, allow_non_hermetic: bool) -> Result<Vec<String>, 
     Ok(warnings)
 }
 
-/// The tree with the extra trees laid over it, copied into `stage`; the tree itself
-/// when there are none. Copies, never links, so nothing written into the stage can
-/// reach the sources.
+/// /usr laid down from `layers` in order (see `ImageDefinition::usr_layers`), copied
+/// into `stage`; a lone layer that is a whole tree is used where it is. Copies, never
+/// links, so nothing written into the stage can reach the sources.
 pub fn merge_trees(
-    tree: &Path,
-    extra: &[crate::definition::ExtraTree],
+    layers: &[crate::definition::ExtraTree],
     stage: &Path,
 ) -> Result<PathBuf, BuildError> {
-    if extra.is_empty() {
-        return Ok(tree.to_owned());
+    if let [only] = layers
+        && only.target.as_os_str().is_empty()
+    {
+        return Ok(only.source.clone());
     }
-    copy(&tree.join("."), stage)?;
-    for t in extra {
+    std::fs::create_dir_all(stage).map_err(|e| BuildError::io(stage, e))?;
+    for t in layers {
         let meta = std::fs::metadata(&t.source).map_err(|e| BuildError::Input {
-            what: format!("extra tree {}", t.source.display()),
+            what: format!("{} (for /usr/{})", t.source.display(), t.target.display()),
             why: e.to_string(),
         })?;
         let dest = stage.join(&t.target);
@@ -131,7 +132,11 @@ pub fn make_fs(
                 .arg("-mkfs-time")
                 .arg(epoch.to_string())
                 .arg("-all-time")
-                .arg(epoch.to_string());
+                .arg(epoch.to_string())
+                // mksquashfs 4.5 refuses to run with both SOURCE_DATE_EPOCH and the
+                // flags; the flags carry the same time, whatever the caller's
+                // environment holds.
+                .env_remove("SOURCE_DATE_EPOCH");
             c
         }
         other => {

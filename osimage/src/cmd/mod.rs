@@ -2,6 +2,7 @@
 
 pub(crate) mod boot;
 pub(crate) mod firstboot;
+pub(crate) mod genkey;
 pub(crate) mod reset;
 pub(crate) mod unlock;
 pub(crate) mod update;

@@ -4,6 +4,7 @@
 
 pub mod partition;
 pub mod repart_conf;
+pub mod specifiers;
 
 use std::path::{Path, PathBuf};
 
@@ -168,12 +169,38 @@ pub struct ImageDefinition {
     pub partitions: Vec<PartitionDefinition>,
     #[serde(skip)]
     pub source: PathBuf,
+    /// image.toml's text, to find where a key is written for an error.
+    #[serde(skip)]
+    text: String,
+    /// Where each partition is defined, in `partitions`' order.
+    #[serde(skip)]
+    origins: Vec<PartitionOrigin>,
 }
+
+/// Where a partition was defined, for errors about it.
+#[derive(Debug, Clone)]
+enum PartitionOrigin {
+    /// `[[partition]]` number N of image.toml.
+    Table(usize),
+    /// A repart.d file.
+    Conf(repart_conf::KeyLines),
+}
+
+/// The default verity block size, for data and hash blocks alike.
+pub const VERITY_BLOCK_SIZE: u32 = 4096;
 
 impl ImageDefinition {
     pub fn load(path: &Path) -> Result<ImageDefinition, DefinitionError> {
-        let mut def: ImageDefinition = tessera_config::load(path)?;
+        let text = std::fs::read_to_string(path).map_err(|source| DefinitionError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut def: ImageDefinition = tessera_config::parse(&text, path)?;
         def.source = path.to_owned();
+        def.text = text;
+        def.origins = (0..def.partitions.len())
+            .map(PartitionOrigin::Table)
+            .collect();
         let base = path.parent().unwrap_or(Path::new("."));
         let abs = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -202,10 +229,18 @@ impl ImageDefinition {
         if let Some(dir) = def.repart_d.as_mut() {
             abs(dir);
             if !def.partitions.is_empty() {
-                return Err(def.invalid("give either repart-d or [[partition]], not both"));
+                return Err(def.at_key(
+                    "repart-d",
+                    "give either repart-d or [[partition]], not both",
+                ));
             }
-            def.partitions = repart_conf::load_dir(dir)?;
+            let dir = dir.clone();
+            (def.partitions, def.origins) = repart_conf::load_dir_located(&dir)?
+                .into_iter()
+                .map(|(p, lines)| (p, PartitionOrigin::Conf(lines)))
+                .unzip();
         }
+        def.expand_labels()?;
         def.validate()?;
         Ok(def)
     }
@@ -217,69 +252,262 @@ impl ImageDefinition {
         }
     }
 
-    /// Cross-partition rules that a single key cannot express.
-    pub fn validate(&self) -> Result<(), DefinitionError> {
-        if self.image.sector_size != 512 && self.image.sector_size != 4096 {
-            return Err(self.invalid("image.sector-size must be 512 or 4096"));
+    /// An error about an image.toml key (`image.sector-size`).
+    fn at_key(&self, key: &str, message: &str) -> DefinitionError {
+        let at = tessera_config::locate(&self.text, &self.source, key);
+        DefinitionError::At {
+            file: at.file,
+            line: at.line,
+            key: at.key,
+            message: message.to_owned(),
         }
-        if self.image.name.is_empty() || self.image.name.contains(['_', '/', ' ']) {
-            return Err(self.invalid("image.name must be non-empty without `_`, `/` or spaces"));
-        }
-        if self.image.version.is_empty() || self.image.version.contains(['_', '/', ' ', '+']) {
-            return Err(
-                self.invalid("image.version must be non-empty without `_`, `/`, `+` or spaces")
-            );
-        }
-        if self.partitions.is_empty() {
-            return Err(self.invalid("no partitions defined"));
-        }
-        let count = |t: PartitionType| self.partitions.iter().filter(|p| p.kind == t).count();
-        if count(PartitionType::Esp) != 1 {
-            return Err(self.invalid("exactly one esp partition is needed"));
-        }
-        if count(PartitionType::Usr) != 1 {
-            return Err(self.invalid("exactly one usr partition is needed"));
-        }
-        for p in &self.partitions {
-            if let (Some(min), Some(max)) = (p.size_min_bytes, p.size_max_bytes)
-                && min > max
-            {
-                return Err(self.invalid(&format!(
-                    "{} partition: SizeMinBytes > SizeMaxBytes",
-                    p.kind
-                )));
+    }
+
+    /// An error about partition `index`'s `key`: where the key is written, or where
+    /// the partition is defined when the key was left out.
+    fn at_partition(&self, index: usize, key: &str, message: &str) -> DefinitionError {
+        match self.origins.get(index) {
+            Some(PartitionOrigin::Conf(lines)) => DefinitionError::At {
+                file: lines.file.clone(),
+                line: lines
+                    .line_of(key)
+                    .or_else(|| lines.line_of("Type"))
+                    .unwrap_or(1),
+                key: key.to_owned(),
+                message: message.to_owned(),
+            },
+            Some(PartitionOrigin::Table(n)) => {
+                self.at_key(&format!("partition[{n}].{key}"), message)
             }
-            let role_ok = match p.verity {
-                VerityRole::Off => true,
-                VerityRole::Data => p.kind == PartitionType::Usr,
-                VerityRole::Hash => p.kind == PartitionType::UsrVerity,
-                VerityRole::Signature => p.kind == PartitionType::UsrVeritySig,
+            None => self.invalid(&format!("{key}: {message}")),
+        }
+    }
+
+    /// Expands repart's specifiers in each `Label=` (see [`specifiers`]).
+    fn expand_labels(&mut self) -> Result<(), DefinitionError> {
+        let mut values = specifiers::SpecifierValues {
+            image_id: self.image.name.clone(),
+            image_version: self.image.version.clone(),
+            ..Default::default()
+        };
+        let labels = self
+            .partitions
+            .iter()
+            .any(|p| p.label.as_deref().is_some_and(|l| l.contains('%')));
+        if labels {
+            // Only read when a label needs it: a missing os-release is reported by
+            // the build, with the rest of the UKI's inputs.
+            let text = std::fs::read_to_string(&self.uki.os_release).unwrap_or_default();
+            values = values.with_os_release(&text);
+        }
+        for i in 0..self.partitions.len() {
+            let Some(label) = self.partitions[i].label.clone() else {
+                continue;
             };
-            if !role_ok {
-                return Err(self.invalid(&format!(
-                    "{} partition cannot have Verity={:?}",
-                    p.kind, p.verity
-                )));
-            }
-            if p.integrity().is_some() && p.encrypt == partition::Encrypt::Off {
-                return Err(self.invalid(&format!(
-                    "{} partition: {}",
-                    p.kind,
-                    partition::INTEGRITY_NEEDS_ENCRYPT
-                )));
-            }
-            if p.verity != VerityRole::Off && p.verity_match_key.as_deref() != Some("usr") {
-                return Err(self.invalid(&format!(
-                    "{} partition: VerityMatchKey must be `usr`",
-                    p.kind
-                )));
-            }
-        }
-        if count(PartitionType::UsrVeritySig) == 1 && self.signing.is_none() {
-            return Err(self.invalid("a usr-verity-sig partition needs a [signing] section"));
+            let expanded = specifiers::expand(&label, &values)
+                .map_err(|m| self.at_partition(i, "Label", &m))?;
+            self.partitions[i].label = Some(expanded);
         }
         Ok(())
     }
+
+    /// The verity data and hash block sizes, from the `Verity=hash` partition.
+    pub fn verity_block_sizes(&self) -> (u32, u32) {
+        let hash = self
+            .partitions
+            .iter()
+            .find(|p| p.verity == VerityRole::Hash);
+        let size = |s: Option<partition::Size>| s.map_or(VERITY_BLOCK_SIZE, |s| s.0 as u32);
+        (
+            size(hash.and_then(|p| p.verity_data_block_size_bytes)),
+            size(hash.and_then(|p| p.verity_hash_block_size_bytes)),
+        )
+    }
+
+    /// What makes up /usr, in the order it is laid down: the usr partition's
+    /// `CopyFiles=` (sources inside the image's /usr, which is `usr.tree`), or the
+    /// whole tree; then the extra trees.
+    pub fn usr_layers(&self) -> Vec<ExtraTree> {
+        let copies = self
+            .partitions
+            .iter()
+            .find(|p| p.kind == PartitionType::Usr)
+            .map(|p| p.copy_files.as_slice())
+            .unwrap_or_default();
+        let mut layers: Vec<ExtraTree> = copies
+            .iter()
+            .filter_map(|c| usr_copy(c).ok())
+            .map(|(source, target)| ExtraTree {
+                source: self.usr.tree.join(source),
+                target,
+            })
+            .collect();
+        if layers.is_empty() {
+            layers.push(ExtraTree {
+                source: self.usr.tree.clone(),
+                target: PathBuf::new(),
+            });
+        }
+        layers.extend(self.usr.extra_trees.iter().cloned());
+        layers
+    }
+
+    /// Rules across keys and partitions, checked once everything is read. Each
+    /// error names the file, line and key it is about.
+    pub fn validate(&self) -> Result<(), DefinitionError> {
+        if self.image.sector_size != 512 && self.image.sector_size != 4096 {
+            return Err(self.at_key("image.sector-size", "must be 512 or 4096"));
+        }
+        if self.image.name.is_empty() || self.image.name.contains(['_', '/', ' ']) {
+            return Err(self.at_key("image.name", "must be non-empty without `_`, `/` or spaces"));
+        }
+        if self.image.version.is_empty() || self.image.version.contains(['_', '/', ' ', '+']) {
+            return Err(self.at_key(
+                "image.version",
+                "must be non-empty without `_`, `/`, `+` or spaces",
+            ));
+        }
+        let partitions_key = if self.repart_d.is_some() {
+            "repart-d"
+        } else {
+            "partition"
+        };
+        if self.partitions.is_empty() {
+            return Err(self.at_key(partitions_key, "no partitions defined"));
+        }
+        for (kind, name) in [(PartitionType::Esp, "esp"), (PartitionType::Usr, "usr")] {
+            let of_kind: Vec<usize> = (0..self.partitions.len())
+                .filter(|&i| self.partitions[i].kind == kind)
+                .collect();
+            match of_kind.as_slice() {
+                [_] => {}
+                [] => {
+                    return Err(self.at_key(
+                        partitions_key,
+                        &format!("exactly one {name} partition is needed, there is none"),
+                    ));
+                }
+                [_, second, ..] => {
+                    return Err(self.at_partition(
+                        *second,
+                        "Type",
+                        &format!("exactly one {name} partition is needed, this is another"),
+                    ));
+                }
+            }
+        }
+        for (i, p) in self.partitions.iter().enumerate() {
+            self.validate_partition(i, p)?;
+        }
+        if let Some(i) = self
+            .partitions
+            .iter()
+            .position(|p| p.kind == PartitionType::UsrVeritySig)
+            && self.signing.is_none()
+        {
+            return Err(self.at_partition(
+                i,
+                "Type",
+                "a usr-verity-sig partition needs a [signing] section",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_partition(&self, i: usize, p: &PartitionDefinition) -> Result<(), DefinitionError> {
+        let kind = p.kind;
+        if let (Some(min), Some(max)) = (p.size_min_bytes, p.size_max_bytes)
+            && min > max
+        {
+            return Err(self.at_partition(
+                i,
+                "SizeMaxBytes",
+                &format!(
+                    "{kind} partition: SizeMaxBytes is less than SizeMinBytes ({})",
+                    min.0
+                ),
+            ));
+        }
+        let role_ok = match p.verity {
+            VerityRole::Off => true,
+            VerityRole::Data => kind == PartitionType::Usr,
+            VerityRole::Hash => kind == PartitionType::UsrVerity,
+            VerityRole::Signature => kind == PartitionType::UsrVeritySig,
+        };
+        if !role_ok {
+            return Err(self.at_partition(
+                i,
+                "Verity",
+                &format!(
+                    "{kind} partition cannot have Verity={}",
+                    format!("{:?}", p.verity).to_lowercase()
+                ),
+            ));
+        }
+        if p.integrity().is_some() && p.encrypt == partition::Encrypt::Off {
+            return Err(self.at_partition(
+                i,
+                "Integrity",
+                &format!("{kind} partition: {}", partition::INTEGRITY_NEEDS_ENCRYPT),
+            ));
+        }
+        if p.verity != VerityRole::Off && p.verity_match_key.as_deref() != Some("usr") {
+            return Err(self.at_partition(
+                i,
+                "VerityMatchKey",
+                &format!("{kind} partition: VerityMatchKey must be `usr`"),
+            ));
+        }
+        for (key, size) in [
+            ("VerityDataBlockSizeBytes", p.verity_data_block_size_bytes),
+            ("VerityHashBlockSizeBytes", p.verity_hash_block_size_bytes),
+        ] {
+            let Some(size) = size else { continue };
+            if p.verity != VerityRole::Hash {
+                return Err(self.at_partition(i, key, "only applies to the Verity=hash partition"));
+            }
+            // The kernel takes verity blocks from 512 bytes up to its page size.
+            if !size.0.is_power_of_two() || !(512..=4096).contains(&size.0) {
+                return Err(self.at_partition(
+                    i,
+                    key,
+                    &format!("{} is not a power of two from 512 to 4096", size.0),
+                ));
+            }
+        }
+        if kind == PartitionType::Usr {
+            for copy in &p.copy_files {
+                usr_copy(copy).map_err(|m| self.at_partition(i, "CopyFiles", &m))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One `CopyFiles=SOURCE[:TARGET]` of the usr partition: SOURCE inside the image's
+/// /usr (as a path inside `usr.tree`), TARGET inside the partition (relative).
+fn usr_copy(entry: &str) -> Result<(PathBuf, PathBuf), String> {
+    let (source, target) = entry.split_once(':').unwrap_or((entry, entry));
+    let normal = |p: &Path| {
+        p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    };
+    let inside_usr = Path::new(source)
+        .strip_prefix("/usr")
+        .ok()
+        .filter(|rest| normal(rest));
+    let Some(inside_usr) = inside_usr else {
+        return Err(format!(
+            "`{source}`: the usr partition is made from the image's /usr (usr.tree), \
+             so a source must be /usr or a path under it, without `..`"
+        ));
+    };
+    let target = Path::new(target)
+        .strip_prefix("/")
+        .ok()
+        .filter(|t| normal(t))
+        .ok_or_else(|| format!("`{target}`: a target must be an absolute path without `..`"))?;
+    Ok((inside_usr.to_owned(), target.to_owned()))
 }
 
 #[cfg(test)]
@@ -345,7 +573,17 @@ mod tests {
         )
         .unwrap();
         let e = ImageDefinition::load(&path).unwrap_err().to_string();
-        assert!(e.contains("sector-size must be 512 or 4096"), "{e}");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("sector-size"))
+            .unwrap()
+            + 1;
+        assert!(
+            e.contains(&format!(
+                "image.toml:{line}: key `image.sector-size`: must be 512 or 4096"
+            )),
+            "{e}"
+        );
         // Integrity is checked like the other keys, and needs a LUKS2 volume.
         let home = "\n[[partition]]\nType = \"home\"\nIntegrity = \"inline\"\n";
         std::fs::write(&path, format!("{text}{home}IntegrityAlgorithm = \"crc\"\n")).unwrap();
@@ -357,6 +595,14 @@ mod tests {
             e.contains("home partition: Integrity=inline needs Encrypt="),
             "{e}"
         );
+        // The Integrity line of the 5th [[partition]] table.
+        let home_line = text.lines().count() + 4;
+        assert!(
+            e.contains(&format!(
+                "image.toml:{home_line}: key `partition[4].Integrity`"
+            )),
+            "{e}"
+        );
         std::fs::write(&path, format!("{text}{home}Encrypt = \"tpm2\"\n")).unwrap();
         let d = ImageDefinition::load(&path).unwrap();
         let home = d.partitions.last().unwrap();
@@ -364,5 +610,226 @@ mod tests {
             home.integrity(),
             Some(partition::IntegrityAlgorithm::HmacSha256)
         );
+    }
+
+    /// image.toml with the shipped [[partition]] tables replaced by `partitions`.
+    fn with_partitions(dir: &Path, partitions: &str) -> PathBuf {
+        let text = std::fs::read_to_string(shipped().join("image.toml")).unwrap();
+        let head = &text[..text.find("[[partition]]").unwrap()];
+        let path = dir.join("image.toml");
+        std::fs::write(&path, format!("{head}{partitions}")).unwrap();
+        path
+    }
+
+    const ESP: &str = "[[partition]]\nType = \"esp\"\n";
+
+    #[test]
+    fn rules_across_keys_name_the_line_and_key_in_image_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |partitions: &str| {
+            let path = with_partitions(dir.path(), partitions);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let e = ImageDefinition::load(&path).unwrap_err().to_string();
+            (text, e)
+        };
+        let line_of = |text: &str, needle: &str| {
+            text.lines().position(|l| l.starts_with(needle)).unwrap() + 1
+        };
+        let (text, e) = err(&format!(
+            "{ESP}[[partition]]\nType = \"usr\"\nSizeMinBytes = \"2G\"\nSizeMaxBytes = \"1G\"\n"
+        ));
+        let want = format!(
+            "image.toml:{}: key `partition[1].SizeMaxBytes`: usr partition: SizeMaxBytes is less than SizeMinBytes",
+            line_of(&text, "SizeMaxBytes")
+        );
+        assert!(e.contains(&want), "{e}");
+        let (text, e) = err(&format!(
+            "{ESP}[[partition]]\nType = \"usr\"\nVerity = \"hash\"\nVerityMatchKey = \"usr\"\n"
+        ));
+        assert!(
+            e.contains(&format!(
+                "image.toml:{}: key `partition[1].Verity`: usr partition cannot have Verity=hash",
+                line_of(&text, "Verity =")
+            )),
+            "{e}"
+        );
+        // A key left out points at the table that lacks it.
+        let (text, e) = err(&format!(
+            "{ESP}[[partition]]\nType = \"usr\"\nVerity = \"data\"\n"
+        ));
+        let usr_table = text.match_indices("[[partition]]").nth(1).unwrap().0;
+        let table_line = text[..usr_table].lines().count() + 1;
+        assert!(
+            e.contains(&format!("image.toml:{table_line}: key `partition[1].VerityMatchKey`: usr partition: VerityMatchKey must be `usr`")),
+            "{e}"
+        );
+        let (_, e) = err(&format!("{ESP}{ESP}[[partition]]\nType = \"usr\"\n"));
+        assert!(
+            e.contains(
+                "key `partition[1].Type`: exactly one esp partition is needed, this is another"
+            ),
+            "{e}"
+        );
+        let (_, e) = err(ESP);
+        assert!(
+            e.contains("key `partition`: exactly one usr partition is needed, there is none"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rules_across_keys_name_the_line_and_key_in_repart_conf_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let repart = dir.path().join("repart.d");
+        std::fs::create_dir(&repart).unwrap();
+        std::fs::write(repart.join("00-esp.conf"), "[Partition]\nType=esp\n").unwrap();
+        let usr = repart.join("10-usr.conf");
+        std::fs::write(
+            &usr,
+            "[Partition]\nType=usr\nVerity=data\nVerityMatchKey=root\n",
+        )
+        .unwrap();
+        // The key goes first: after the last table it would belong to [signing].
+        let path = with_partitions(dir.path(), "");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("repart-d = \"repart.d\"\n{text}")).unwrap();
+        let e = ImageDefinition::load(&path).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:4: key `VerityMatchKey`: usr partition: VerityMatchKey must be `usr`",
+                usr.display()
+            )
+        );
+        std::fs::write(
+            &usr,
+            "[Partition]\nType=usr\nSizeMaxBytes=1M\nSizeMinBytes=2M\n",
+        )
+        .unwrap();
+        let e = ImageDefinition::load(&path).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{}:3: key `SizeMaxBytes`", usr.display())),
+            "{e}"
+        );
+        std::fs::write(
+            repart.join("20-esp.conf"),
+            "# again\n[Partition]\nType=esp\n",
+        )
+        .unwrap();
+        std::fs::write(&usr, "[Partition]\nType=usr\n").unwrap();
+        let e = ImageDefinition::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("20-esp.conf:3: key `Type`: exactly one esp"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn labels_expand_specifiers_and_refuse_the_build_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = with_partitions(
+            dir.path(),
+            &format!(
+                "{ESP}Label = \"%M-boot-%A\"\n[[partition]]\nType = \"usr\"\nLabel = \"%o_%A\"\n"
+            ),
+        );
+        // The shipped image.toml names build/usr/lib/os-release, beside the file.
+        let os_release = dir.path().join("build/usr/lib/os-release");
+        std::fs::create_dir_all(os_release.parent().unwrap()).unwrap();
+        std::fs::write(&os_release, "NAME=\"Tessera OS\"\nID=\"tessera-os\"\n").unwrap();
+        let def = ImageDefinition::load(&path).unwrap();
+        let v = &def.image.version;
+        assert_eq!(
+            def.partitions[0].label,
+            Some(format!("{}-boot-{v}", def.image.name))
+        );
+        assert_eq!(def.partitions[1].label, Some(format!("tessera-os_{v}")));
+        let path = with_partitions(dir.path(), &format!("{ESP}Label = \"esp-%H\"\n"));
+        let e = ImageDefinition::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("key `partition[0].Label`: `%H` names something of the machine"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn verity_block_sizes_come_from_the_hash_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let usr = "[[partition]]\nType = \"usr\"\nVerity = \"data\"\nVerityMatchKey = \"usr\"\n";
+        let hash =
+            "[[partition]]\nType = \"usr-verity\"\nVerity = \"hash\"\nVerityMatchKey = \"usr\"\n";
+        let path = with_partitions(dir.path(), &format!("{ESP}{usr}{hash}"));
+        assert_eq!(
+            ImageDefinition::load(&path).unwrap().verity_block_sizes(),
+            (4096, 4096)
+        );
+        let path = with_partitions(
+            dir.path(),
+            &format!(
+                "{ESP}{usr}{hash}VerityDataBlockSizeBytes = 512\nVerityHashBlockSizeBytes = \"1K\"\n"
+            ),
+        );
+        assert_eq!(
+            ImageDefinition::load(&path).unwrap().verity_block_sizes(),
+            (512, 1024)
+        );
+        for (bad, why) in [
+            (
+                "VerityDataBlockSizeBytes = 3000",
+                "not a power of two from 512 to 4096",
+            ),
+            (
+                "VerityHashBlockSizeBytes = \"8K\"",
+                "not a power of two from 512 to 4096",
+            ),
+        ] {
+            let path = with_partitions(dir.path(), &format!("{ESP}{usr}{hash}{bad}\n"));
+            let e = ImageDefinition::load(&path).unwrap_err().to_string();
+            assert!(
+                e.contains(why) && e.contains("key `partition[2].Verity"),
+                "{bad}: {e}"
+            );
+        }
+        let path = with_partitions(
+            dir.path(),
+            &format!("{ESP}{usr}VerityDataBlockSizeBytes = 512\n{hash}"),
+        );
+        let e = ImageDefinition::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "key `partition[1].VerityDataBlockSizeBytes`: only applies to the Verity=hash"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn usr_copy_files_pick_from_the_images_usr() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_copy = |copy: &str| {
+            with_partitions(
+                dir.path(),
+                &format!("{ESP}[[partition]]\nType = \"usr\"\nCopyFiles = [{copy}]\n"),
+            )
+        };
+        let def = ImageDefinition::load(&with_copy("\"/usr:/\"")).unwrap();
+        let layers = def.usr_layers();
+        assert_eq!(layers[0].target, Path::new(""));
+        assert_eq!(layers[0].source, def.usr.tree.join(""));
+        let def =
+            ImageDefinition::load(&with_copy("\"/usr/lib:/lib\", \"/usr/share/doc\"")).unwrap();
+        let layers = def.usr_layers();
+        assert_eq!(layers[0].source, def.usr.tree.join("lib"));
+        assert_eq!(layers[0].target, Path::new("lib"));
+        assert_eq!(layers[1].source, def.usr.tree.join("share/doc"));
+        assert_eq!(layers[1].target, Path::new("usr/share/doc"));
+        // The shipped extra trees come after.
+        assert_eq!(layers.len(), 2 + def.usr.extra_trees.len());
+        for bad in ["\"/etc:/etc\"", "\"/usr/../etc:/x\"", "\"/usr/lib:lib\""] {
+            let e = ImageDefinition::load(&with_copy(bad))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("key `partition[1].CopyFiles`"), "{bad}: {e}");
+        }
     }
 }

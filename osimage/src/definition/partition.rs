@@ -369,6 +369,12 @@ pub struct PartitionDefinition {
     pub verity: VerityRole,
     #[serde(default)]
     pub verity_match_key: Option<String>,
+    /// `VerityDataBlockSizeBytes=` (systemd 254), on the `Verity=hash` partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verity_data_block_size_bytes: Option<Size>,
+    /// `VerityHashBlockSizeBytes=` (systemd 254), on the `Verity=hash` partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verity_hash_block_size_bytes: Option<Size>,
     #[serde(default)]
     pub factory_reset: bool,
     #[serde(default)]
@@ -398,6 +404,8 @@ impl PartitionDefinition {
             make_symlinks: Vec::new(),
             verity: VerityRole::Off,
             verity_match_key: None,
+            verity_data_block_size_bytes: None,
+            verity_hash_block_size_bytes: None,
             factory_reset: false,
             encrypt: Encrypt::Off,
             integrity: Integrity::Off,

@@ -26,8 +26,35 @@ fn parse_bool(v: &str) -> Result<bool, String> {
     super::parse_boolean(v).ok_or_else(|| format!("`{v}` is not a boolean"))
 }
 
+/// Where one `.conf` file set each key, for errors found once every file is read
+/// (rules across partitions).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyLines {
+    pub file: PathBuf,
+    lines: Vec<(String, usize)>,
+}
+
+impl KeyLines {
+    /// The line that last set `key` (the one that took effect).
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        self.lines.iter().rev().find(|(k, _)| k == key).map(|l| l.1)
+    }
+}
+
 /// Parses one `.conf` file's text; `path` names it in errors.
 pub fn parse(text: &str, path: &Path) -> Result<PartitionDefinition, DefinitionError> {
+    parse_located(text, path).map(|(def, _)| def)
+}
+
+/// [`parse`], also returning where each key was set.
+pub fn parse_located(
+    text: &str,
+    path: &Path,
+) -> Result<(PartitionDefinition, KeyLines), DefinitionError> {
+    let mut located = KeyLines {
+        file: path.to_owned(),
+        lines: Vec::new(),
+    };
     let mut def: Option<PartitionDefinition> = None;
     let mut pending: Vec<(usize, String, String)> = Vec::new();
     let mut section = String::new();
@@ -62,6 +89,7 @@ pub fn parse(text: &str, path: &Path) -> Result<PartitionDefinition, DefinitionE
                 format!("key outside a [Partition] section (in [{section}])"),
             ));
         }
+        located.lines.push((key.to_owned(), line_no));
         if key == "Type" {
             let kind = value
                 .parse()
@@ -97,6 +125,12 @@ pub fn parse(text: &str, path: &Path) -> Result<PartitionDefinition, DefinitionE
             }
             "Verity" => def.verity = value.parse::<VerityRole>().map_err(bad)?,
             "VerityMatchKey" => def.verity_match_key = Some(value),
+            "VerityDataBlockSizeBytes" => {
+                def.verity_data_block_size_bytes = Some(value.parse::<Size>().map_err(bad)?)
+            }
+            "VerityHashBlockSizeBytes" => {
+                def.verity_hash_block_size_bytes = Some(value.parse::<Size>().map_err(bad)?)
+            }
             "FactoryReset" => def.factory_reset = parse_bool(&value).map_err(bad)?,
             "Encrypt" => def.encrypt = value.parse::<Encrypt>().map_err(bad)?,
             "Integrity" => {
@@ -125,11 +159,18 @@ pub fn parse(text: &str, path: &Path) -> Result<PartitionDefinition, DefinitionE
             super::partition::INTEGRITY_NEEDS_ENCRYPT.into(),
         ));
     }
-    Ok(def)
+    Ok((def, located))
 }
 
 /// Reads every `*.conf` in `dir`, in lexical order (repart's order).
 pub fn load_dir(dir: &Path) -> Result<Vec<PartitionDefinition>, DefinitionError> {
+    Ok(load_dir_located(dir)?.into_iter().map(|(d, _)| d).collect())
+}
+
+/// [`load_dir`], also returning where each file set each key.
+pub fn load_dir_located(
+    dir: &Path,
+) -> Result<Vec<(PartitionDefinition, KeyLines)>, DefinitionError> {
     let read_err = |path: PathBuf, source| DefinitionError::Read { path, source };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| read_err(dir.to_owned(), e))?
@@ -141,7 +182,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<PartitionDefinition>, DefinitionError>
         .iter()
         .map(|f| {
             let text = std::fs::read_to_string(f).map_err(|e| read_err(f.clone(), e))?;
-            parse(&text, f)
+            parse_located(&text, f)
         })
         .collect()
 }
