@@ -104,23 +104,9 @@ fn check_image(sector_size: u32) {
 
     // systemd-dissect finds the three usr partitions by their DPS types, with the
     // partition UUIDs usrhash= looks for: the halves of our root hash.
-    let out = Command::new("systemd-dissect")
-        .args(["--json=short"])
-        .arg(&target)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "systemd-dissect: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dissect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mounts = dissect["mounts"].as_array().unwrap();
+    let dissect = common::dissect(&target);
     let uuid_of = |designator: &str| {
-        mounts
-            .iter()
-            .find(|m| m["designator"] == designator)
-            .unwrap_or_else(|| panic!("systemd-dissect did not see {designator}: {dissect}"))["partition_uuid"]
+        common::dissected(&dissect, designator)["partition_uuid"]
             .as_str()
             .unwrap()
             .replace('-', "")
@@ -129,7 +115,7 @@ fn check_image(sector_size: u32) {
     assert_eq!(uuid_of("usr-verity"), root[32..]);
     uuid_of("usr-verity-sig");
     uuid_of("esp");
-    let usr = mounts.iter().find(|m| m["designator"] == "usr").unwrap();
+    let usr = common::dissected(&dissect, "usr");
     assert_eq!(usr["fstype"], "erofs");
     assert_eq!(usr["rw"], "ro");
     assert_eq!(dissect["osRelease"][0], "ID=tessera");
@@ -428,6 +414,23 @@ fn bad_inputs_give_clear_errors_and_write_nothing() {
     assert_fails_cleanly(&fx, "not a PE image");
 }
 
+/// The fixture's image.toml with its `[[partition]]` tables replaced by repart.d
+/// files, each `(name, keys)` written under `[Partition]`.
+fn repart_definition(fx: &common::Fixture, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let d = fx.dir.path();
+    let rd = d.join("repart.d");
+    std::fs::create_dir_all(&rd).unwrap();
+    for (name, keys) in files {
+        std::fs::write(rd.join(name), format!("[Partition]\n{keys}")).unwrap();
+    }
+    let text = std::fs::read_to_string(&fx.definition).unwrap();
+    let head = text.split("[[partition]]").next().unwrap();
+    let def = d.join("image-repart.toml");
+    // First: after the last table the key would belong to [signing].
+    std::fs::write(&def, format!("repart-d = \"repart.d\"\n{head}")).unwrap();
+    def
+}
+
 #[test]
 fn repart_d_definitions_build_the_same_image() {
     let fx = fixture(Options::default());
@@ -436,32 +439,24 @@ fn repart_d_definitions_build_the_same_image() {
     let rep_a = report(&build(&fx.definition, &a, &[]));
 
     // The same partitions as systemd repart.d files.
-    let rd = d.join("repart.d");
-    std::fs::create_dir_all(&rd).unwrap();
-    std::fs::write(
-        rd.join("00-esp.conf"),
-        "[Partition]\nType=esp\nSizeMinBytes=64M\n",
-    )
-    .unwrap();
-    std::fs::write(
-        rd.join("10-usr.conf"),
-        "[Partition]\nType=usr\nFormat=erofs\nVerity=data\nVerityMatchKey=usr\n",
-    )
-    .unwrap();
-    std::fs::write(
-        rd.join("20-usr-verity.conf"),
-        "[Partition]\nType=usr-verity\nVerity=hash\nVerityMatchKey=usr\n",
-    )
-    .unwrap();
-    std::fs::write(
-        rd.join("30-usr-verity-sig.conf"),
-        "[Partition]\nType=usr-verity-sig\nVerity=signature\nVerityMatchKey=usr\n",
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(&fx.definition).unwrap();
-    let head = text.split("[[partition]]").next().unwrap();
-    let def_b = d.join("image-repart.toml");
-    std::fs::write(&def_b, format!("repart-d = \"repart.d\"\n{head}")).unwrap();
+    let def_b = repart_definition(
+        &fx,
+        &[
+            ("00-esp.conf", "Type=esp\nSizeMinBytes=64M\n"),
+            (
+                "10-usr.conf",
+                "Type=usr\nFormat=erofs\nVerity=data\nVerityMatchKey=usr\n",
+            ),
+            (
+                "20-usr-verity.conf",
+                "Type=usr-verity\nVerity=hash\nVerityMatchKey=usr\n",
+            ),
+            (
+                "30-usr-verity-sig.conf",
+                "Type=usr-verity-sig\nVerity=signature\nVerityMatchKey=usr\n",
+            ),
+        ],
+    );
     let b = d.join("repart.img");
     let rep_b = report(&build(&def_b, &b, &[]));
     assert_eq!(rep_a["plan"], rep_b["plan"]);
@@ -555,19 +550,7 @@ fn xbootldr_takes_the_uki_and_other_types_are_empty_partitions() {
     assert_eq!(parts[4]["type"], "xbootldr");
     assert_eq!(parts[5]["label"], "scratch");
     assert_eq!(parts[5]["size"], 2 << 20);
-    let out = common::run_ok(
-        Command::new("systemd-dissect")
-            .args(["--json=short"])
-            .arg(&img),
-    );
-    let dissect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let designators: Vec<&str> = dissect["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["designator"].as_str().unwrap())
-        .collect();
-    assert!(designators.contains(&"xbootldr"), "{designators:?}");
+    common::dissected(&common::dissect(&img), "xbootldr");
 
     // The UKI is on XBOOTLDR, systemd-boot on the ESP.
     use osimage::boot::esp::{EspLocation, list};
@@ -593,31 +576,26 @@ fn xbootldr_takes_the_uki_and_other_types_are_empty_partitions() {
 fn squashfs_usr_copy_files_specifier_labels_and_small_verity_blocks() {
     let fx = fixture(Options::default());
     let d = fx.dir.path();
-    let rd = d.join("repart.d");
-    std::fs::create_dir_all(&rd).unwrap();
-    for (name, text) in [
-        ("00-esp.conf", "Type=esp\nSizeMinBytes=64M\nLabel=%M-esp\n"),
-        (
-            "10-usr.conf",
-            "Type=usr\nFormat=squashfs\nCopyFiles=/usr/bin:/bin /usr/lib:/lib\n\
+    let def = repart_definition(
+        &fx,
+        &[
+            ("00-esp.conf", "Type=esp\nSizeMinBytes=64M\nLabel=%M-esp\n"),
+            (
+                "10-usr.conf",
+                "Type=usr\nFormat=squashfs\nCopyFiles=/usr/bin:/bin /usr/lib:/lib\n\
              Label=%o_%A\nVerity=data\nVerityMatchKey=usr\n",
-        ),
-        (
-            "20-usr-verity.conf",
-            "Type=usr-verity\nVerity=hash\nVerityMatchKey=usr\n\
+            ),
+            (
+                "20-usr-verity.conf",
+                "Type=usr-verity\nVerity=hash\nVerityMatchKey=usr\n\
              VerityDataBlockSizeBytes=1K\nVerityHashBlockSizeBytes=2048\n",
-        ),
-        (
-            "30-usr-verity-sig.conf",
-            "Type=usr-verity-sig\nVerity=signature\nVerityMatchKey=usr\n",
-        ),
-    ] {
-        std::fs::write(rd.join(name), format!("[Partition]\n{text}")).unwrap();
-    }
-    let text = std::fs::read_to_string(&fx.definition).unwrap();
-    let head = text.split("[[partition]]").next().unwrap();
-    let def = d.join("image-repart.toml");
-    std::fs::write(&def, format!("repart-d = \"repart.d\"\n{head}")).unwrap();
+            ),
+            (
+                "30-usr-verity-sig.conf",
+                "Type=usr-verity-sig\nVerity=signature\nVerityMatchKey=usr\n",
+            ),
+        ],
+    );
     let img = d.join("disk.img");
     let rep = report(&build(&def, &img, &[]));
     let root = rep["rootHash"].as_str().unwrap().to_owned();
@@ -673,18 +651,8 @@ fn squashfs_usr_copy_files_specifier_labels_and_small_verity_blocks() {
 
     // systemd-dissect sees a squashfs /usr whose partition UUID is the first half of
     // our root hash (252's --root-hash= matches root partitions only).
-    let out = common::run_ok(
-        Command::new("systemd-dissect")
-            .arg("--json=short")
-            .arg(&img),
-    );
-    let dissect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let usr = dissect["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["designator"] == "usr")
-        .unwrap_or_else(|| panic!("no usr in {dissect}"));
+    let dissect = common::dissect(&img);
+    let usr = common::dissected(&dissect, "usr");
     assert_eq!(usr["fstype"], "squashfs", "{dissect}");
     assert_eq!(usr["partition_label"], "tessera_1.0", "{dissect}");
     assert_eq!(

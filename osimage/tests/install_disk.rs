@@ -90,18 +90,8 @@ fn onto_an_empty_disk_it_makes_a_gpt_and_the_disk_boots() {
     let dump =
         String::from_utf8(run_ok(Command::new("sfdisk").arg("-d").arg(&target)).stdout).unwrap();
     assert!(dump.contains("label: gpt"), "{dump}");
-    let out = run_ok(
-        Command::new("systemd-dissect")
-            .arg("--json=short")
-            .arg(&target),
-    );
-    let dissect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let usr = dissect["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["designator"] == "usr")
-        .unwrap();
+    let dissect = common::dissect(&target);
+    let usr = common::dissected(&dissect, "usr");
     let root = rep["rootHash"].as_str().unwrap();
     assert_eq!(
         usr["partition_uuid"].as_str().unwrap().replace('-', ""),
@@ -213,20 +203,7 @@ fn a_full_esp_gets_an_xbootldr_and_a_small_disk_is_refused_untouched() {
     );
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["bootPartition"], "xbootldr");
-    let out = run_ok(
-        Command::new("systemd-dissect")
-            .arg("--json=short")
-            .arg(&target),
-    );
-    let dissect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        dissect["mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["designator"] == "xbootldr"),
-        "{dissect}"
-    );
+    common::dissected(&common::dissect(&target), "xbootldr");
     let st = run_ok(
         osimage()
             .args(["--json", "boot", "status", "--image"])

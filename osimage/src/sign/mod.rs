@@ -181,10 +181,7 @@ impl SigningIdentity {
 
     fn pkcs7<S, Sig>(&self, signer: &S, content: &[u8]) -> Result<Vec<u8>, SignError>
     where
-        S: rsa::signature::Keypair
-            + spki::DynSignatureAlgorithmIdentifier
-            + rsa::signature::Signer<Sig>,
-        S::VerifyingKey: EncodePublicKey,
+        S: CmsSigner<Sig>,
         Sig: spki::SignatureBitStringEncoding,
     {
         let e = |e: cms::builder::Error| SignError::Sign(format!("{e:?}"));
@@ -218,6 +215,22 @@ impl SigningIdentity {
     }
 }
 
+/// What the CMS and X.509 builders sign with: a key that names its signature
+/// algorithm and carries an encodable public half.
+trait CmsSigner<Sig>:
+    rsa::signature::Keypair<VerifyingKey: EncodePublicKey>
+    + spki::DynSignatureAlgorithmIdentifier
+    + rsa::signature::Signer<Sig>
+{
+}
+
+impl<S, Sig> CmsSigner<Sig> for S where
+    S: rsa::signature::Keypair<VerifyingKey: EncodePublicKey>
+        + spki::DynSignatureAlgorithmIdentifier
+        + rsa::signature::Signer<Sig>
+{
+}
+
 /// A self-signed CA certificate for `key`, valid ten years from now.
 fn self_signed<S, Sig>(
     signer: &S,
@@ -225,10 +238,7 @@ fn self_signed<S, Sig>(
     common_name: &str,
 ) -> Result<Certificate, SignError>
 where
-    S: rsa::signature::Keypair
-        + spki::DynSignatureAlgorithmIdentifier
-        + rsa::signature::Signer<Sig>,
-    S::VerifyingKey: EncodePublicKey,
+    S: CmsSigner<Sig>,
     Sig: spki::SignatureBitStringEncoding,
 {
     let err = |e: x509_cert::builder::Error| SignError::Sign(e.to_string());

@@ -209,6 +209,24 @@ pub fn run_ok(cmd: &mut std::process::Command) -> std::process::Output {
     out
 }
 
+/// What `systemd-dissect --json=short` reports of an image or device.
+pub fn dissect(target: impl AsRef<std::ffi::OsStr>) -> serde_json::Value {
+    let out = run_ok(
+        std::process::Command::new("systemd-dissect")
+            .arg("--json=short")
+            .arg(target),
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The partition systemd-dissect found for `designator` (`usr`, `esp` ...).
+pub fn dissected<'a>(dissect: &'a serde_json::Value, designator: &str) -> &'a serde_json::Value {
+    dissect["mounts"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["designator"] == designator))
+        .unwrap_or_else(|| panic!("systemd-dissect did not see {designator}: {dissect}"))
+}
+
 /// Rewrites the fixture for another version with a changed /usr, keeping its keys.
 pub fn bump_version(fx: &Fixture, version: &str) {
     let text = std::fs::read_to_string(&fx.definition).unwrap();
