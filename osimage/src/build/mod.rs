@@ -142,7 +142,11 @@ impl Content {
 /// every boot phase, signed with `key`) to a UKI. `.pcrsig` covers every other
 /// section, so this comes after they are all set.
 pub fn sign_pcr_policy(spec: &mut UkiSpec, key: &rsa::RsaPrivateKey) -> Result<(), BuildError> {
-    spec.pcrpkey = Some(crate::sign::public_key_pem(&key.to_public_key())?.into_bytes());
+    spec.pcrpkey = Some(
+        crate::sign::PublicKey::Rsa(key.to_public_key())
+            .to_pem()?
+            .into_bytes(),
+    );
     spec.pcrsig = None;
     let sections = spec.sections();
     let refs: Vec<(&str, &[u8])> = sections.iter().map(|(n, d)| (*n, d.as_slice())).collect();

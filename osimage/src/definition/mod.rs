@@ -91,11 +91,7 @@ impl TryFrom<String> for ExtraTree {
             .split_once(':')
             .ok_or_else(|| format!("`{s}` is not SOURCE:TARGET"))?;
         let target = Path::new(target.trim_start_matches('/'));
-        if source.is_empty()
-            || target
-                .components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
+        if source.is_empty() || !partition::is_plain_relative(target) {
             return Err(format!(
                 "`{s}`: SOURCE must be given, and TARGET must be a path inside /usr without `..`"
             ));
@@ -488,14 +484,10 @@ impl ImageDefinition {
 /// /usr (as a path inside `usr.tree`), TARGET inside the partition (relative).
 fn usr_copy(entry: &str) -> Result<(PathBuf, PathBuf), String> {
     let (source, target) = entry.split_once(':').unwrap_or((entry, entry));
-    let normal = |p: &Path| {
-        p.components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)))
-    };
     let inside_usr = Path::new(source)
         .strip_prefix("/usr")
         .ok()
-        .filter(|rest| normal(rest));
+        .filter(|rest| partition::is_plain_relative(rest));
     let Some(inside_usr) = inside_usr else {
         return Err(format!(
             "`{source}`: the usr partition is made from the image's /usr (usr.tree), \
@@ -505,7 +497,7 @@ fn usr_copy(entry: &str) -> Result<(PathBuf, PathBuf), String> {
     let target = Path::new(target)
         .strip_prefix("/")
         .ok()
-        .filter(|t| normal(t))
+        .filter(|t| partition::is_plain_relative(t))
         .ok_or_else(|| format!("`{target}`: a target must be an absolute path without `..`"))?;
     Ok((inside_usr.to_owned(), target.to_owned()))
 }

@@ -288,15 +288,20 @@ impl<'de> Deserialize<'de> for Flags {
     }
 }
 
+/// Whether `path` is relative and names only children (no root, `.` or `..`), so
+/// that joined to a tree it stays inside it.
+pub fn is_plain_relative(path: &std::path::Path) -> bool {
+    path.components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
 /// Checks a path that names something inside a new file system: absolute, and
 /// without `.` or `..` (they could climb out of the tree it is built in).
 pub fn check_inside_path(path: &str) -> Result<(), String> {
-    let p = std::path::Path::new(path);
-    let normal = p
-        .components()
-        .skip(1)
-        .all(|c| matches!(c, std::path::Component::Normal(_)));
-    if !p.is_absolute() || !normal || p.parent().is_none() {
+    let below_root = std::path::Path::new(path)
+        .strip_prefix("/")
+        .is_ok_and(|rest| is_plain_relative(rest) && !rest.as_os_str().is_empty());
+    if !below_root {
         return Err(format!(
             "`{path}` must be an absolute path below `/`, without `.` or `..`"
         ));

@@ -3,11 +3,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rsa::pkcs1::EncodeRsaPublicKey;
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use sha2::{Digest, Sha256};
 
 use super::{PCR, PcrSig, PcrSignature, after_phases, measure_uki, policy_pcr_digest};
-use crate::sign::SignError;
+use crate::sign::{PrivateKey, PublicKey, SignError};
 
 /// sha256 of the PKCS#1 RSAPublicKey DER (OpenSSL's `i2d_PublicKey`), as systemd's
 /// `pkfp`.
@@ -24,19 +23,19 @@ pub fn sign_phases(
     phases: &[&str],
     key: &rsa::RsaPrivateKey,
 ) -> Result<PcrSig, SignError> {
-    let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone());
+    let signer = PrivateKey::Rsa(key.clone());
     let pkfp = hex::encode(public_key_fingerprint(&key.to_public_key())?);
     let base = measure_uki(sections);
     let sha256 = phases
         .iter()
         .map(|phase| {
             let pol = policy_pcr_digest(&after_phases(base, phase));
-            let sig = signer.sign(&pol);
+            let sig = signer.sign_sha256(&pol);
             PcrSignature {
                 pcrs: vec![PCR],
                 pkfp: pkfp.clone(),
                 pol: hex::encode(pol),
-                sig: STANDARD.encode(sig.to_bytes()),
+                sig: STANDARD.encode(sig),
             }
         })
         .collect();
@@ -51,10 +50,5 @@ pub fn verify(entry: &PcrSignature, key: &rsa::RsaPublicKey) -> bool {
     let Ok(sig) = STANDARD.decode(&entry.sig) else {
         return false;
     };
-    let Ok(sig) = rsa::pkcs1v15::Signature::try_from(sig.as_slice()) else {
-        return false;
-    };
-    rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key.clone())
-        .verify(&pol, &sig)
-        .is_ok()
+    PublicKey::Rsa(key.clone()).verify_sha256(&pol, &sig)
 }

@@ -275,12 +275,6 @@ where
     builder.build::<Sig>().map_err(err)
 }
 
-/// A public key as PEM SubjectPublicKeyInfo (what `.pcrpkey` holds).
-pub fn public_key_pem(key: &rsa::RsaPublicKey) -> Result<String, SignError> {
-    key.to_public_key_pem(LineEnding::LF)
-        .map_err(|e| SignError::Sign(e.to_string()))
-}
-
 /// Verifies a detached PKCS#7 / CMS SignedData (DER) over `content` against a
 /// trusted certificate: the signer's messageDigest attribute must be the sha256 of
 /// `content`, and the signature over the signed attributes must verify with the
