@@ -14,6 +14,7 @@ mod handlers;
 pub mod input;
 pub mod ipc;
 pub mod render;
+pub mod retired;
 pub mod sandbox;
 pub mod scanout;
 pub mod screencopy;

@@ -114,6 +114,8 @@ pub struct Tessera {
     pub backend: Backend,
     /// Something changed that needs a new frame.
     pub needs_redraw: bool,
+    /// Buffers commits replaced, released with the next frame callbacks.
+    pub retired: crate::retired::RetiredBuffers,
     pub frames_rendered: u64,
     /// `TESSERA_DEBUG_DAMAGE=rerender` (wlroots' WLR_SCENE_DEBUG_DAMAGE=rerender):
     /// redraw whole outputs every frame, to see what damage tracking saves.
@@ -220,6 +222,7 @@ impl Tessera {
             config_path: None,
             backend,
             needs_redraw: true,
+            retired: Default::default(),
             frames_rendered: 0,
             debug_rerender: std::env::var("TESSERA_DEBUG_DAMAGE").is_ok_and(|v| v == "rerender"),
             running: true,

@@ -223,6 +223,13 @@ impl Tessera {
         let mut next = Instant::now() + refresh;
         self.loop_handle
             .insert_source(Timer::from_deadline(next), move |_, _, state| {
+                if !state.space.outputs().any(|o| *o == timer_output) {
+                    // Unplugged: no more frames, and gone from the outputs.
+                    if let Backend::Headless(h) = &mut state.backend {
+                        h.outputs.retain(|(o, _)| *o != timer_output);
+                    }
+                    return TimeoutAction::Drop;
+                }
                 state.on_vblank(&timer_output);
                 let now = Instant::now();
                 next += refresh;

@@ -163,7 +163,7 @@ impl Tessera {
     /// the last frame is in this one; dead popups and layer surfaces; and what is
     /// under a pointer that did not move.
     pub fn settle_layout(&mut self, output: &Output) {
-        self.space.refresh();
+        self.shell.watch.refresh(&mut self.space);
         self.popups.cleanup();
         layer_map_for_output(output).cleanup();
         self.pointer_rebase();
@@ -172,13 +172,12 @@ impl Tessera {
     /// A frame reached `output`. While a lock is pending, the lock is confirmed
     /// once every output has shown a frame without any normal surface.
     pub fn frame_shown(&mut self, output: &str) {
-        let all: Vec<String> = self.space.outputs().map(|o| o.name()).collect();
         if let crate::shell::lock::LockState::Locked {
             pending, blanked, ..
         } = &mut self.lock
         {
             blanked.insert(output.to_owned());
-            if all.iter().all(|o| blanked.contains(o))
+            if self.space.outputs().all(|o| blanked.contains(&o.name()))
                 && let Some(locker) = pending.take()
             {
                 locker.lock();
@@ -235,6 +234,8 @@ impl Tessera {
     /// Sends frame callbacks to everything shown on `output` and collects the
     /// presentation feedback they asked for; the backend says when it was presented.
     pub fn send_frames(&mut self, output: &Output) -> OutputPresentationFeedback {
+        // The buffers replaced since the last frame go back in the same write.
+        self.retired.release_all();
         let now = self.clock.now();
         let throttle = Some(Duration::from_secs(1));
         let mut feedback = OutputPresentationFeedback::new(output);

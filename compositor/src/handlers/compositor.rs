@@ -40,21 +40,35 @@ impl CompositorHandler for Tessera {
 
     fn commit(&mut self, surface: &WlSurface) {
         CommitStamp::record(surface);
-        on_commit_buffer_handler::<Self>(surface);
-        self.needs_redraw = true;
         if is_sync_subsurface(surface) {
+            // Applied with its parent's commit, buffers and all.
+            self.needs_redraw = true;
             return;
         }
+        self.retire_replaced_buffers(surface);
+        on_commit_buffer_handler::<Self>(surface);
+        self.needs_redraw = true;
         let mut root = surface.clone();
         while let Some(parent) = get_parent(&root) {
             root = parent;
         }
-        if let Some(window) = self
+        let window = self
             .space
             .elements()
             .find(|w| w.toplevel().is_some_and(|t| t.wl_surface() == &root))
-        {
-            window.on_commit();
+            .cloned();
+        match window {
+            Some(window) if &root == surface => {
+                window.on_commit();
+                let extent = crate::shell::watch::Extent::of(&window, surface);
+                let before = crate::shell::meta(&window, |m| m.extent.replace(extent));
+                self.shell.watch.committed(before, extent);
+            }
+            Some(window) => {
+                window.on_commit();
+                self.shell.watch.invalidate();
+            }
+            None => self.shell.watch.invalidate(),
         }
         if &root == surface {
             self.initial_configure(surface);
@@ -68,6 +82,12 @@ impl CompositorHandler for Tessera {
             let _ = popup.send_configure();
         }
         self.layer_commit(surface);
+    }
+
+    fn destroyed(&mut self, _surface: &WlSurface) {
+        // A subsurface or popup that went away shrinks its window's extent
+        // without a commit of the window.
+        self.shell.watch.invalidate();
     }
 }
 

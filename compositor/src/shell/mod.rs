@@ -3,6 +3,7 @@
 
 pub mod lock;
 pub mod policy;
+pub mod watch;
 
 use smithay::backend::renderer::element::Id;
 use std::cell::RefCell;
@@ -31,6 +32,8 @@ pub struct WindowMeta {
     pub fullscreen_on: Option<Output>,
     /// Stable element ids of the window's border and dim decorations.
     decoration_ids: Option<(Id, Id)>,
+    /// The window's extent at its last root commit.
+    pub extent: Option<watch::Extent>,
 }
 
 impl WindowMeta {
@@ -76,6 +79,8 @@ pub struct Shell {
     /// Toplevels that have not attached a buffer yet.
     pub unmapped: Vec<Window>,
     pub minimized: Vec<Window>,
+    /// When the space's output bookkeeping must be redone.
+    pub watch: watch::SpaceWatch,
 }
 
 impl Shell {

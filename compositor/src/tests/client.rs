@@ -63,6 +63,8 @@ pub struct ClientData {
     pub security: Option<wp_security_context_manager_v1::WpSecurityContextManagerV1>,
     /// xdg_popup.configure: x, y, width, height.
     pub popup_configures: Vec<(i32, i32, i32, i32)>,
+    /// wl_buffer.release, by buffer protocol id, in the order they came.
+    pub released: Vec<u32>,
 }
 
 pub struct TestClient {
@@ -519,7 +521,6 @@ delegate_noop!(ClientData: ignore wl_compositor::WlCompositor);
 delegate_noop!(ClientData: ignore wl_surface::WlSurface);
 delegate_noop!(ClientData: ignore wl_shm::WlShm);
 delegate_noop!(ClientData: ignore wl_shm_pool::WlShmPool);
-delegate_noop!(ClientData: ignore wl_buffer::WlBuffer);
 delegate_noop!(ClientData: ignore wl_output::WlOutput);
 delegate_noop!(ClientData: ignore zwlr_layer_shell_v1::ZwlrLayerShellV1);
 delegate_noop!(ClientData: ignore ext_session_lock_manager_v1::ExtSessionLockManagerV1);
@@ -529,3 +530,18 @@ delegate_noop!(ClientData: ignore wp_security_context_v1::WpSecurityContextV1);
 delegate_noop!(ClientData: ignore wp_single_pixel_buffer_manager_v1::WpSinglePixelBufferManagerV1);
 delegate_noop!(ClientData: ignore wp_cursor_shape_manager_v1::WpCursorShapeManagerV1);
 delegate_noop!(ClientData: ignore wp_cursor_shape_device_v1::WpCursorShapeDeviceV1);
+
+impl Dispatch<wl_buffer::WlBuffer, ()> for ClientData {
+    fn event(
+        state: &mut Self,
+        buffer: &wl_buffer::WlBuffer,
+        event: wl_buffer::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_buffer::Event::Release = event {
+            state.released.push(buffer.id().protocol_id());
+        }
+    }
+}

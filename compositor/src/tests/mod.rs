@@ -7,6 +7,7 @@ mod cursor;
 mod dmabuf;
 mod dmabuf_client;
 mod fixture;
+mod frames;
 mod fuzz;
 mod hostile;
 mod lock;

@@ -1,0 +1,156 @@
+//! What a frame hands back to clients, and what the layout recomputes for it.
+
+use smithay::desktop::Window;
+use wayland_client::Proxy;
+
+use super::client::TestClient;
+use super::fixture::Fixture;
+use crate::backend::headless::VirtualOutput;
+
+/// Client requests only: no refresh timer runs, so no frame is made.
+fn requests_only(fx: &mut Fixture, c: &mut TestClient) {
+    c.pump();
+    fx.display.dispatch_clients(&mut fx.state).unwrap();
+    fx.display.flush_clients().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    c.pump();
+}
+
+fn commit_buffer(c: &mut TestClient, t: &super::client::Toplevel, argb: u32) -> u32 {
+    let buffer = c.buffer(1280, 720, argb);
+    t.surface.attach(Some(&buffer), 0, 0);
+    t.surface.damage_buffer(0, 0, 1280, 720);
+    t.surface.commit();
+    buffer.id().protocol_id()
+}
+
+#[test]
+fn a_replaced_buffer_goes_back_with_the_next_frame_and_never_piles_up() {
+    let mut fx = Fixture::new();
+    let (mut c, _) = fx.add_client();
+    let t = fx.map_toplevel(&mut c, "a", (0, 0), 0xff00_0000);
+    assert!(fx.next_frame(&mut c, &t.surface));
+    c.data.released.clear();
+
+    let b = commit_buffer(&mut c, &t, 0xff00_ff00);
+    requests_only(&mut fx, &mut c);
+    assert!(
+        c.data.released.is_empty(),
+        "the shown buffer went back before a frame replaced it: {:?}",
+        c.data.released
+    );
+
+    // A second commit before any frame: the first replaced buffer goes back at
+    // once, so a double-buffered client always has one to draw into.
+    let _c2 = commit_buffer(&mut c, &t, 0xff00_00ff);
+    requests_only(&mut fx, &mut c);
+    assert_eq!(c.data.released.len(), 1, "{:?}", c.data.released);
+    assert_ne!(c.data.released[0], b, "{:?}", c.data.released);
+
+    assert!(fx.next_frame(&mut c, &t.surface));
+    assert_eq!(c.data.released.len(), 2, "{:?}", c.data.released);
+    assert_eq!(c.data.released[1], b);
+}
+
+#[test]
+fn a_replaced_buffer_goes_back_without_a_frame_after_a_while() {
+    let mut fx = Fixture::new();
+    let (mut c, _) = fx.add_client();
+    let t = fx.map_toplevel(&mut c, "a", (0, 0), 0xff00_0000);
+    assert!(fx.next_frame(&mut c, &t.surface));
+    c.data.released.clear();
+    // No output left to make a frame: the timer hands the buffer back.
+    let output = fx.state.outputs()[0].clone();
+    fx.state.space.unmap_output(&output);
+    fx.dispatch();
+    commit_buffer(&mut c, &t, 0xff00_ff00);
+    requests_only(&mut fx, &mut c);
+    assert!(c.data.released.is_empty());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while c.data.released.is_empty() && std::time::Instant::now() < deadline {
+        fx.event_loop
+            .dispatch(Some(std::time::Duration::from_millis(10)), &mut fx.state)
+            .unwrap();
+        fx.display.flush_clients().unwrap();
+        c.pump();
+    }
+    assert_eq!(c.data.released.len(), 1, "{:?}", c.data.released);
+}
+
+fn window(fx: &Fixture) -> Window {
+    fx.state.space.elements().next().unwrap().clone()
+}
+
+fn output_names(fx: &Fixture, w: &Window) -> Vec<String> {
+    let mut v: Vec<String> = fx
+        .state
+        .space
+        .outputs_for_element(w)
+        .iter()
+        .map(|o| o.name())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The space is refreshed only when something it depends on changed, and
+/// then the outputs a window is on follow its size and its moves.
+#[test]
+fn output_membership_follows_sizes_and_moves_without_a_refresh_every_frame() {
+    let mut fx = Fixture::new();
+    fx.state
+        .add_virtual_output(VirtualOutput {
+            width: 800,
+            height: 600,
+            refresh_mhz: 60_000,
+            scale: 1.0,
+        })
+        .unwrap();
+    let (mut c, _) = fx.add_client();
+    let t = fx.map_toplevel(&mut c, "a", (0, 0), 0xff00_0000);
+    assert!(fx.next_frame(&mut c, &t.surface));
+    let w = window(&fx);
+    assert_eq!(output_names(&fx, &w), ["Virtual-1"]);
+
+    // New contents at the same size: nothing to recompute.
+    commit_buffer(&mut c, &t, 0xff10_1010);
+    requests_only(&mut fx, &mut c);
+    assert!(!fx.state.shell.watch.refresh(&mut fx.state.space));
+
+    // Wider than the first output: the window reaches into the second.
+    let wide = c.buffer(1400, 720, 0xff20_2020);
+    t.surface.attach(Some(&wide), 0, 0);
+    t.surface.damage_buffer(0, 0, 1400, 720);
+    t.surface.commit();
+    assert!(fx.next_frame(&mut c, &t.surface));
+    assert_eq!(output_names(&fx, &w), ["Virtual-1", "Virtual-2"]);
+    assert!(!fx.state.shell.watch.refresh(&mut fx.state.space));
+
+    // Moved wholly onto the second output, with no commit at all.
+    fx.state.space.map_element(w.clone(), (1300, 0), false);
+    assert!(fx.state.shell.watch.refresh(&mut fx.state.space));
+    assert_eq!(output_names(&fx, &w), ["Virtual-2"]);
+
+    // A subsurface makes every commit of the window count.
+    let sub_surface = c
+        .data
+        .compositor
+        .as_ref()
+        .unwrap()
+        .create_surface(&c.qh(), ());
+    let _sub = c.data.subcompositor.as_ref().unwrap().get_subsurface(
+        &sub_surface,
+        &t.surface,
+        &c.qh(),
+        (),
+    );
+    let small = c.buffer(10, 10, 0xffff_ffff);
+    sub_surface.attach(Some(&small), 0, 0);
+    sub_surface.commit();
+    t.surface.commit();
+    requests_only(&mut fx, &mut c);
+    assert!(fx.state.shell.watch.refresh(&mut fx.state.space));
+    t.surface.commit();
+    requests_only(&mut fx, &mut c);
+    assert!(fx.state.shell.watch.refresh(&mut fx.state.space));
+}
