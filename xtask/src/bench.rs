@@ -9,7 +9,7 @@ use anyhow::{Context, bail, ensure};
 pub fn run(what: &str, size_mib: u64, runs: u32, frames: u32) -> anyhow::Result<()> {
     match what {
         "osimage" => osimage(size_mib, runs),
-        "compositor" => crate::bench_compositor::run(frames),
+        "compositor" => crate::bench_compositor::run(frames, runs),
         other => bail!("unknown benchmark `{other}` (known: osimage, compositor)"),
     }
 }

@@ -50,7 +50,7 @@ enum Command {
         /// Data size in MiB.
         #[arg(long, default_value_t = 1024)]
         size_mib: u64,
-        /// Runs per tool; the best is reported.
+        /// Runs per tool: osimage reports the best, compositor the median.
         #[arg(long, default_value_t = 3)]
         runs: u32,
         /// Frames measured per compositor run (compositor benchmark).

@@ -63,6 +63,9 @@ impl CompositorHandler for Tessera {
                 let extent = crate::shell::watch::Extent::of(&window, surface);
                 let before = crate::shell::meta(&window, |m| m.extent.replace(extent));
                 self.shell.watch.committed(before, extent);
+                // A mapped toplevel: not a popup, a layer or a window to map,
+                // and the commit every animating client makes every frame.
+                return;
             }
             Some(window) => {
                 window.on_commit();
