@@ -283,7 +283,8 @@ pub fn foot_on_screen(vm: &mut Vm, when: &str) {
 #[derive(Debug, Clone)]
 pub struct BootFigures {
     pub label: String,
-    pub firmware: f64,
+    /// None when the reset's moment was not seen (the kernel's last line lost).
+    pub firmware: Option<f64>,
     pub kernel: f64,
     pub initrd: f64,
     pub userspace: f64,
@@ -332,7 +333,7 @@ impl BootFigures {
         });
         let figures = BootFigures {
             label: label.to_owned(),
-            firmware: host - uptime,
+            firmware: vm.boot_start_known().then_some(host - uptime),
             kernel: initrd_at,
             initrd: userspace_at - initrd_at,
             userspace: finish_at - userspace_at,
@@ -348,9 +349,10 @@ impl BootFigures {
         );
         for f in all {
             out.push_str(&format!(
-                "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {} |\n",
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {} |\n",
                 f.label,
-                f.firmware,
+                f.firmware
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")),
                 f.kernel,
                 f.initrd,
                 f.userspace,
