@@ -502,12 +502,16 @@ where
         e.scanout_failures = state.scanout.failures_of(&name, e.id);
     }
     let frame = state.scanout.plan((size.w, size.h), described);
-    let elements = elements
+    let elements: Vec<_> = elements
         .into_iter()
         .zip(&frame.plan.placements)
         .filter(|(_, (_, placement))| drawn(*placement))
         .map(|(e, _)| e)
         .collect();
+    // The renderer's filter is state that outlives the frame: set it for this one.
+    let filter = crate::render::frame_filter(&elements, Scale::from(scale));
+    let _ = renderer.upscale_filter(filter);
+    let _ = renderer.downscale_filter(filter);
     let clear = frame.plan.clear_colour.map_or_else(
         || crate::render::clear_colour(state),
         |[r, g, b, a]| Color32F::new(r, g, b, a),

@@ -163,10 +163,15 @@ impl Tessera {
     /// the last frame is in this one; dead popups and layer surfaces; and what is
     /// under a pointer that did not move.
     pub fn settle_layout(&mut self, output: &Output) {
-        self.shell.watch.refresh(&mut self.space);
+        let changed = self.shell.watch.refresh(&mut self.space);
         self.popups.cleanup();
         layer_map_for_output(output).cleanup();
-        self.pointer_rebase();
+        // What is under a still pointer depends on what the watch watches (and
+        // the lock and input regions, which invalidate it), so an unchanged
+        // layout spares a hit test of every surface tree each frame.
+        if changed {
+            self.pointer_rebase();
+        }
     }
 
     /// A frame reached `output`. While a lock is pending, the lock is confirmed

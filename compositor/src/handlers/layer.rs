@@ -87,6 +87,8 @@ impl SessionLockHandler for Tessera {
             surfaces: HashMap::new(),
             blanked: Default::default(),
         };
+        // What the pointer is over changes with the lock, not with the space.
+        self.shell.watch.invalidate();
         if let Some(kb) = self.seat.get_keyboard() {
             kb.set_focus(self, None, SERIAL_COUNTER.next_serial());
         }
@@ -96,6 +98,7 @@ impl SessionLockHandler for Tessera {
     fn unlock(&mut self) {
         tracing::info!("session unlocked");
         self.lock = LockState::Unlocked;
+        self.shell.watch.invalidate();
         let front = self.shell.focus.front().cloned();
         self.focus_window(front);
         self.needs_redraw = true;
@@ -116,6 +119,7 @@ impl SessionLockHandler for Tessera {
         if let LockState::Locked { surfaces, .. } = &mut self.lock {
             surfaces.insert(output.name(), surface);
         }
+        self.shell.watch.invalidate();
         if let Some(kb) = self.seat.get_keyboard() {
             kb.set_focus(self, Some(focus), SERIAL_COUNTER.next_serial());
         }

@@ -5,21 +5,26 @@
 //! every frame, it took a sixth of the compositor's time with 16 windows of
 //! which one changed (perf, `cargo xtask bench compositor`). Its answer only
 //! changes when a window or an output is added, removed or moved, or when a
-//! commit changes a window's extent or surface tree, so it runs only then.
+//! commit changes a window's extent or surface tree, so it runs only then. What
+//! is under a pointer that did not move changes with the same things (and an
+//! input region, which the extent includes), so its hit test runs only then too.
 
 use smithay::desktop::{PopupManager, Space, Window};
 use smithay::output::Output;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::utils::{IsAlive, Logical, Point, Rectangle};
-use smithay::wayland::compositor::get_children;
+use smithay::wayland::compositor::{RectangleKind, SurfaceAttributes, get_children, with_states};
+use std::hash::{Hash, Hasher};
 
-/// What a window's place on the outputs depends on, besides its location: its
-/// bounding box with popups, its window geometry, and whether it has
-/// subsurfaces (whose own commits and destruction are seen anyway).
+/// What a window's place on the outputs, and what a still pointer over it hits,
+/// depend on besides its location: its bounding box with popups, its window
+/// geometry, its input region, and whether it has subsurfaces (whose own
+/// commits and destruction are seen anyway).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Extent {
     bbox: Rectangle<i32, Logical>,
     geometry: Rectangle<i32, Logical>,
+    input: u64,
     subsurfaces: bool,
 }
 
@@ -28,10 +33,31 @@ impl Extent {
         Self {
             bbox: window.bbox_with_popups(),
             geometry: window.geometry(),
+            input: input_region_key(root),
             subsurfaces: !get_children(root).is_empty()
                 || PopupManager::popups_for_surface(root).next().is_some(),
         }
     }
+}
+
+/// A fingerprint of `surface`'s current input region (smithay's region type
+/// cannot be compared): a client that narrows it changes what the pointer is
+/// over without moving anything.
+fn input_region_key(surface: &WlSurface) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    with_states(surface, |states| {
+        let mut attrs = states.cached_state.get::<SurfaceAttributes>();
+        match &attrs.current().input_region {
+            None => 0u8.hash(&mut hasher),
+            Some(region) => {
+                for (kind, rect) in &region.rects {
+                    matches!(kind, RectangleKind::Add).hash(&mut hasher);
+                    (rect.loc.x, rect.loc.y, rect.size.w, rect.size.h).hash(&mut hasher);
+                }
+            }
+        }
+    });
+    hasher.finish()
 }
 
 /// The outputs and windows the last `Space::refresh` saw.

@@ -266,6 +266,27 @@ fn the_pointer_focus_follows_the_layout_without_motion() {
     fx.roundtrip(&mut c);
     assert!(fx.next_frame(&mut c, &a.surface));
     assert_eq!(focus(&fx), Some(a.surface.id().protocol_id()));
+
+    // An input region that no longer covers the pointer moves nothing, yet the
+    // pointer leaves.
+    let region = c
+        .data
+        .compositor
+        .as_ref()
+        .unwrap()
+        .create_region(&c.qh(), ());
+    region.add(0, 0, 10, 10);
+    a.surface.set_input_region(Some(&region));
+    a.surface.commit();
+    fx.roundtrip(&mut c);
+    assert!(fx.next_frame(&mut c, &a.surface));
+    assert_eq!(focus(&fx), None);
+
+    a.surface.set_input_region(None);
+    a.surface.commit();
+    fx.roundtrip(&mut c);
+    assert!(fx.next_frame(&mut c, &a.surface));
+    assert_eq!(focus(&fx), Some(a.surface.id().protocol_id()));
 }
 
 /// `msg windows` tells a client that stopped drawing from a compositor that owes
