@@ -92,7 +92,8 @@ pub enum MsgCommand {
     /// engine, app id and instance id, and the globals they were denied.
     Clients,
     /// Per output: which plane each element of the last frame took (primary,
-    /// overlay, cursor) or why it was composited, and counters since start.
+    /// overlay, cursor) or why it was composited, counters since start, and
+    /// the recent frames' render times.
     Planes,
     /// Focus (and unminimize) a window by id.
     Focus { id: u64 },

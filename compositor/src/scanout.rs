@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use smithay::backend::allocator::Buffer as _;
@@ -33,6 +34,7 @@ use crate::render::planes::{
     self, Buffer, DeviceCaps, Element, FormatSet, Placement, Plan, PlaneKind, Role, Rotations,
     SurfaceFeedback, Switches,
 };
+use crate::render::timing::{RenderTimeSummary, RenderTimes};
 use crate::state::Tessera;
 
 /// Where the planes came from and what the policy did with them.
@@ -47,6 +49,7 @@ pub struct Scanout {
     surfaces: HashMap<u64, (Element, Option<(i32, i32)>)>,
     /// Per output: the elements the hardware kept refusing.
     failures: HashMap<String, ScanoutFailures>,
+    render_times: HashMap<String, RenderTimes>,
 }
 
 /// Element-frames per placement, summed since the output appeared.
@@ -85,6 +88,9 @@ pub struct OutputPlanes {
     /// What the KMS commits really did; absent on headless.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms: Option<KmsCounters>,
+    /// How long the recent frames took to render.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render_time: Option<RenderTimeSummary>,
 }
 
 /// Per output on the kms backend: what smithay's DrmCompositor put on the
@@ -182,6 +188,13 @@ impl PlanesReport {
                     k.cursor_elements
                 );
             }
+            if let Some(t) = &o.render_time {
+                let _ = writeln!(
+                    s,
+                    "  render time over the last {} frames: p50 {:.0} µs, p99 {:.0} µs, mean {:.0} µs",
+                    t.window, t.p50_us, t.p99_us, t.mean_us
+                );
+            }
             for (why, n) in &c.reasons {
                 let _ = writeln!(s, "  composited because {why}: {n}");
             }
@@ -229,6 +242,7 @@ impl Scanout {
             outputs: BTreeMap::new(),
             surfaces: HashMap::new(),
             failures: HashMap::new(),
+            render_times: HashMap::new(),
         }
     }
 
@@ -257,6 +271,7 @@ impl Scanout {
                 last_frame: Vec::new(),
                 clear_colour: None,
                 kms: None,
+                render_time: None,
             });
         let c = &mut entry.counters;
         c.frames += 1;
@@ -308,10 +323,19 @@ impl Scanout {
         }
     }
 
+    /// How long a frame of `output` took, from its elements to its last pixel.
+    pub fn record_render_time(&mut self, output: &str, took: Duration) {
+        self.render_times
+            .entry(output.to_owned())
+            .or_default()
+            .record(took);
+    }
+
     /// An output went away: its counters and the surfaces it showed go too.
     pub fn forget_output(&mut self, output: &str) {
         self.outputs.remove(output);
         self.failures.remove(output);
+        self.render_times.remove(output);
     }
 
     /// How many frames in a row the hardware refused element `id` on `output`.
@@ -344,7 +368,17 @@ impl Scanout {
                     formats: p.formats.len(),
                 })
                 .collect(),
-            outputs: self.outputs.values().cloned().collect(),
+            outputs: self
+                .outputs
+                .values()
+                .map(|o| OutputPlanes {
+                    render_time: self
+                        .render_times
+                        .get(&o.output)
+                        .and_then(RenderTimes::summary),
+                    ..o.clone()
+                })
+                .collect(),
         }
     }
 

@@ -57,6 +57,17 @@ fn msg_planes_shows_where_a_real_clients_frames_went() {
     assert_eq!(shm.placement, Placement::Composited(Composited::NotDmabuf));
     assert!(out.counters.frames > 0 && out.counters.composited > 0);
     assert!(out.counters.reasons.get("not-dmabuf").copied().unwrap_or(0) > 0);
+    // Every frame is timed; a frame on a 1280x720 output takes well under a
+    // second even on llvmpipe under load, and p50 <= p99 whatever the load.
+    let t = out.render_time.expect("render time of a rendered output");
+    assert!(
+        t.frames > 0 && t.window > 0 && t.window as u64 <= t.frames,
+        "{t:?}"
+    );
+    assert!(
+        0.0 < t.p50_us && t.p50_us <= t.p99_us && t.p99_us < 1e6,
+        "{t:?}"
+    );
 
     let text = msg_planes(&session, false);
     assert!(
@@ -65,6 +76,7 @@ fn msg_planes_shows_where_a_real_clients_frames_went() {
     );
     assert!(text.contains("Virtual-1: "), "{text}");
     assert!(text.contains("composited (not-dmabuf)"), "{text}");
+    assert!(text.contains("  render time over the last "), "{text}");
     let json: serde_json::Value = serde_json::from_str(&msg_planes(&session, true)).unwrap();
     assert_eq!(json["data"]["source"], "simulated:intel");
 }

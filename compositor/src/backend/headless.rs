@@ -270,6 +270,7 @@ impl Tessera {
         capture: bool,
         cursor: bool,
     ) -> Result<Option<Capture>, String> {
+        let started = Instant::now();
         self.settle_layout(output);
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
         let mut shown = false;
@@ -301,7 +302,12 @@ impl Tessera {
                         )
                     }
                 };
-                if let Ok((_, frame)) = &r {
+                if let Ok((capture, frame)) = &r {
+                    if capture.is_none() {
+                        // A read-back is not part of what a frame costs.
+                        self.scanout
+                            .record_render_time(&output.name(), started.elapsed());
+                    }
                     self.scanout.record(&output.name(), frame);
                     *h.seq.entry(output.name()).or_default() += 1;
                     self.frames_rendered += 1;
@@ -388,7 +394,7 @@ where
         .renderer
         .bind(&mut target.buffer)
         .map_err(|e| format!("bind: {e:?}"))?;
-    render::draw(
+    let drawn = render::draw(
         &mut gpu.renderer,
         &mut fb,
         &mut target.tracker,
@@ -396,6 +402,12 @@ where
         &elements,
         clear,
     )?;
+    // A headless output shows a frame once it is drawn: wait for the renderer
+    // (llvmpipe's threads draw GL asynchronously), so that the presentation
+    // time and the render time both mean the finished frame.
+    if let Err(err) = drawn.sync.wait() {
+        tracing::debug!(?err, "waiting for the frame to be drawn was interrupted");
+    }
     target.age = 1;
     if !capture {
         return Ok((None, frame));

@@ -252,7 +252,8 @@ fn draw_frame(state: &Tessera, n: &mut Nested) -> Result<scanout::Frame, String>
         age,
         &planned.elements,
         planned.clear,
-    )?;
+    )?
+    .damage;
     drop(fb);
     if !damage.is_empty() {
         n.window

@@ -4,6 +4,7 @@
 pub mod decoration;
 pub mod planes;
 pub mod shaders;
+pub mod timing;
 
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::renderer::damage::OutputDamageTracker;
@@ -13,6 +14,7 @@ use smithay::backend::renderer::element::surface::{
     WaylandSurfaceRenderElement, render_elements_from_surface_tree,
 };
 use smithay::backend::renderer::element::{AsRenderElements, Element, Kind, render_elements};
+use smithay::backend::renderer::sync::SyncPoint;
 use smithay::backend::renderer::{
     Color32F, ExportMem, ImportAll, ImportMem, Renderer, Texture, TextureFilter,
 };
@@ -283,7 +285,14 @@ where
     }
 }
 
-/// Renders `elements` into `framebuffer`; returns the damage, empty when nothing changed.
+/// What [`draw`] did: the damage, empty when nothing changed, and the point
+/// at which the renderer has finished drawing it (GL renders asynchronously).
+pub struct Drawn {
+    pub damage: Vec<Rectangle<i32, Physical>>,
+    pub sync: SyncPoint,
+}
+
+/// Renders `elements` into `framebuffer`.
 pub fn draw<R>(
     renderer: &mut R,
     framebuffer: &mut R::Framebuffer<'_>,
@@ -291,7 +300,7 @@ pub fn draw<R>(
     age: usize,
     elements: &[OutputElement<R>],
     clear: Color32F,
-) -> Result<Vec<Rectangle<i32, Physical>>, String>
+) -> Result<Drawn, String>
 where
     R: Renderer + ImportAll + ImportMem + DecorationRenderer,
     R::TextureId: Clone + Texture + 'static,
@@ -299,7 +308,10 @@ where
     let result = tracker
         .render_output(renderer, framebuffer, age, elements, clear)
         .map_err(|e| format!("render failed: {e:?}"))?;
-    Ok(result.damage.cloned().unwrap_or_default())
+    Ok(Drawn {
+        damage: result.damage.cloned().unwrap_or_default(),
+        sync: result.sync,
+    })
 }
 
 /// Reads the framebuffer back as tightly packed RGBA8.

@@ -6,7 +6,7 @@
 //! frame callbacks at the output's rate.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::allocator::gbm::{GbmAllocator, GbmBufferFlags};
@@ -318,6 +318,7 @@ impl Tessera {
             return;
         }
         let output = s.output.clone();
+        let started = Instant::now();
         self.settle_layout(&output);
 
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
@@ -328,7 +329,11 @@ impl Tessera {
         self.backend = backend;
         let name = output.name();
         let (frame, placed) = match rendered {
-            Ok(r) => r,
+            Ok(r) => {
+                // render_frame waits for the drawing where the flip cannot.
+                self.scanout.record_render_time(&name, started.elapsed());
+                r
+            }
             Err(err) => {
                 tracing::warn!(output = name, %err, "frame failed");
                 self.kms_retry(crtc);
