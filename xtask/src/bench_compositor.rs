@@ -126,13 +126,16 @@ pub fn run(frames: u32, runs: u32) -> anyhow::Result<()> {
         }
     }
 
-    let cpu = |peer: Peer, case: &str| {
+    // A figure of one peer in one case; NaN (printed as such) if it is missing.
+    let figure = |peer: Peer, case: &str, of: fn(&Report) -> Option<f64>| {
         results
             .iter()
             .find(|(p, c, _)| *p == peer && *c == case)
-            .map(|(_, _, r)| r.cpu_per_frame_us)
+            .and_then(|(_, _, r)| of(r))
             .unwrap_or(f64::NAN)
     };
+    let cpu = |peer: Peer, case: &str| figure(peer, case, |r| Some(r.cpu_per_frame_us));
+    let render = |peer: Peer, case: &str| figure(peer, case, |r| r.render_p50_us);
     for (_, case_name) in cases {
         // Each peer in its own placement, and sway given tessera's scene: the
         // first is how each would run as shipped, the second the same work.
@@ -151,13 +154,6 @@ pub fn run(frames: u32, runs: u32) -> anyhow::Result<()> {
     }
     let one = cases[1].1;
     let all = cases[0].1;
-    let render = |peer: Peer, case: &str| {
-        results
-            .iter()
-            .find(|(p, c, _)| *p == peer && *c == case)
-            .and_then(|(_, _, r)| r.render_p50_us)
-            .unwrap_or(f64::NAN)
-    };
     for renderer in ["pixman", "gles"] {
         let (ours, full) = (
             Peer::tessera(renderer, false),
