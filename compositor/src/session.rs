@@ -89,6 +89,9 @@ pub fn insert_display_source(
                 if let Err(err) = display.dispatch_clients(state) {
                     tracing::warn!(%err, "dispatching clients failed");
                 }
+                // A request can change the screen without a commit (a destroyed
+                // subsurface, a cursor, a disconnect); an idle output takes one look.
+                state.needs_redraw = true;
                 Ok(PostAction::Continue)
             },
         )
@@ -234,6 +237,7 @@ pub fn run(args: &Args) -> Result<(), StartError> {
     tracing::info!(socket = ?socket_name, ipc = %ipc_path.display(), "tessera running");
     event_loop
         .run(None, &mut state, |state| {
+            state.wake_outputs();
             let _ = state.display_handle.flush_clients();
         })
         .map_err(|e| anyhow::anyhow!("event loop: {e}"))?;

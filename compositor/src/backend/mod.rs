@@ -125,6 +125,15 @@ pub fn framebuffer_size(output: &Output) -> Option<Size<i32, Physical>> {
 }
 
 impl Tessera {
+    /// Called after every turn of the event loop: when something may have
+    /// changed on screen (`needs_redraw`), idle outputs draw again. Only kms
+    /// idles; headless and nested draw on their own refresh timers.
+    pub fn wake_outputs(&mut self) {
+        if std::mem::take(&mut self.needs_redraw) && matches!(self.backend, Backend::Kms(_)) {
+            self.kms_wake();
+        }
+    }
+
     /// Gives a new output its mode, the config's transform and scale (`scale`
     /// unless the config sets one), its global, and its place in the space: the
     /// configured position, else right of the others.

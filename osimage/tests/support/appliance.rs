@@ -273,6 +273,20 @@ pub fn foot_on_screen(vm: &mut Vm, when: &str) {
         "every commit carries the primary plane: {planes}"
     );
     assert_eq!(count("failed"), 0, "{planes}");
+
+    // An idle session draws nothing: with nothing changing, an output neither
+    // commits nor checks for damage (it checked 60 times a second when it
+    // polled). The allowance covers a late frame of foot's and the `msg` calls.
+    let looks = |planes: &Value| {
+        let kms = &planes["data"]["outputs"][0]["kms"];
+        kms["commits"].as_u64().unwrap_or(0) + kms["empty"].as_u64().unwrap_or(0)
+    };
+    sh(vm, "sleep 3");
+    let idle = json(vm, &format!("{msg} planes"));
+    assert!(
+        looks(&idle) - looks(&planes) < 20,
+        "{when}: the output kept drawing while nothing changed for 3 s:\n{planes}\n{idle}"
+    );
     let text = msg.replace(" --json", "");
     eprintln!("{when}: {}", sh(vm, &format!("{text} planes")));
 }

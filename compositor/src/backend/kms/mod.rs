@@ -65,8 +65,11 @@ struct Surface {
     seq: u64,
     /// A frame is committed and its vblank has not come yet.
     queued: bool,
-    /// A timer that retries the frame one refresh later (nothing had changed).
+    /// A timed render: one refresh after a failed frame, or an idle output's
+    /// wake-up (see `outputs`).
     retry: Option<RegistrationToken>,
+    /// When the last render started, which paces wake-ups.
+    last_render: Option<std::time::Instant>,
     /// Commits in a row the kernel refused.
     failures: u32,
     /// Until this sequence number, everything is composited (scanout backed off).
@@ -379,7 +382,10 @@ impl Tessera {
             .map_err(|e| anyhow::anyhow!("udev source: {e}"))?;
         handle
             .insert_source(sources.input, |event, _, state| {
-                state.process_libinput(event)
+                state.process_libinput(event);
+                // Whatever it was (a device, a key the shell took), one look at
+                // the screen costs less than a change that never shows.
+                state.needs_redraw = true;
             })
             .map_err(|e| anyhow::anyhow!("libinput source: {e}"))?;
         if let Some(caps) = self.kms().map(|k| k.caps.clone()) {

@@ -1,9 +1,12 @@
 //! Connectors to outputs, and each output's frame cycle: render, commit, vblank.
 //!
 //! A frame is rendered when the previous one's vblank arrives. When nothing
-//! changed, nothing is committed and the render is retried one refresh later,
-//! so an idle session costs damage checks, not commits; clients still get their
-//! frame callbacks at the output's rate.
+//! changed, nothing is committed and the output goes idle: no timer, no wakeup,
+//! until something that may change the screen (`Tessera::needs_redraw`) wakes
+//! it. A laptop's idle session then costs no CPU at the refresh rate, as with
+//! wlroots and niri. Waking draws at once, or one refresh after the last frame
+//! when that was more recent, so no client can make an output draw faster than
+//! its rate by committing nothing new in a loop.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -276,6 +279,7 @@ impl Tessera {
                 seq: 0,
                 queued: false,
                 retry: None,
+                last_render: None,
                 failures: 0,
                 backoff_until: 0,
                 global: None,
@@ -311,14 +315,15 @@ impl Tessera {
         if !kms.drm.is_active() {
             return;
         }
-        let Some(s) = kms.surfaces.get(&crtc) else {
-            return;
-        };
-        if s.queued {
+        if kms.surfaces.get(&crtc).is_none_or(|s| s.queued) {
             return;
         }
-        let output = s.output.clone();
         let started = Instant::now();
+        let Some(s) = self.kms_mut().and_then(|k| k.surfaces.get_mut(&crtc)) else {
+            return;
+        };
+        s.last_render = Some(started);
+        let output = s.output.clone();
         self.settle_layout(&output);
 
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
@@ -342,9 +347,9 @@ impl Tessera {
         };
         if placed.empty {
             self.scanout.record_kms(&name, |k| k.empty += 1);
-            // Clients waiting for a frame callback get it even when nothing changed.
+            // Clients waiting for a frame callback get it even when nothing
+            // changed; their next commit wakes the output again.
             let _ = self.send_frames(&output);
-            self.kms_retry(crtc);
             return;
         }
         self.scanout.record(&name, &frame);
@@ -397,13 +402,47 @@ impl Tessera {
 
     /// Tries again one refresh from now.
     fn kms_retry(&mut self, crtc: crtc::Handle) {
+        if let Some(refresh) = self
+            .kms()
+            .and_then(|k| k.surfaces.get(&crtc))
+            .map(|s| s.refresh)
+        {
+            self.kms_render_after(crtc, refresh);
+        }
+    }
+
+    /// Something may have changed on screen: every idle output draws again,
+    /// paced by `wake_delay`. An output with a frame in flight or a render
+    /// already timed needs nothing, as that frame sees the change.
+    pub(crate) fn kms_wake(&mut self) {
+        let Some(kms) = self.kms() else {
+            return;
+        };
+        if !kms.drm.is_active() {
+            // Resuming the session draws every output.
+            return;
+        }
+        let now = Instant::now();
+        let idle: Vec<_> = kms
+            .surfaces
+            .iter()
+            .filter(|(_, s)| !s.queued && s.retry.is_none())
+            .map(|(crtc, s)| (*crtc, wake_delay(s.last_render, now, s.refresh)))
+            .collect();
+        for (crtc, delay) in idle {
+            self.kms_render_after(crtc, delay);
+        }
+    }
+
+    /// Renders `crtc` once `delay` has passed, unless a render is already timed.
+    fn kms_render_after(&mut self, crtc: crtc::Handle, delay: Duration) {
         let Some(s) = self.kms().and_then(|k| k.surfaces.get(&crtc)) else {
             return;
         };
         if s.retry.is_some() {
             return;
         }
-        let timer = Timer::from_duration(s.refresh);
+        let timer = Timer::from_duration(delay);
         let token = self
             .loop_handle
             .insert_source(timer, move |_, _, state| {
@@ -503,4 +542,47 @@ fn render_frame(
         planes_allowed: !backoff,
     };
     Ok((frame, placed))
+}
+
+/// How long an idle output waits before it draws what woke it: not at all when
+/// its last frame is a refresh old or more, else until it is, so the output never
+/// draws faster than its rate.
+fn wake_delay(last_render: Option<Instant>, now: Instant, refresh: Duration) -> Duration {
+    last_render.map_or(Duration::ZERO, |last| {
+        (last + refresh).saturating_duration_since(now)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFRESH: Duration = Duration::from_micros(16_667);
+
+    #[test]
+    fn an_output_that_never_drew_draws_at_once() {
+        assert_eq!(wake_delay(None, Instant::now(), REFRESH), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_output_idle_for_a_refresh_or_more_draws_at_once() {
+        let last = Instant::now();
+        assert_eq!(
+            wake_delay(Some(last), last + REFRESH, REFRESH),
+            Duration::ZERO
+        );
+        let much_later = last + Duration::from_secs(30);
+        assert_eq!(wake_delay(Some(last), much_later, REFRESH), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_wake_right_after_a_frame_waits_out_the_refresh() {
+        let last = Instant::now();
+        let now = last + Duration::from_millis(4);
+        assert_eq!(
+            wake_delay(Some(last), now, REFRESH),
+            REFRESH - Duration::from_millis(4)
+        );
+        assert_eq!(wake_delay(Some(last), last, REFRESH), REFRESH);
+    }
 }
