@@ -93,7 +93,7 @@ pub enum MsgCommand {
     Clients,
     /// Per output: which plane each element of the last frame took (primary,
     /// overlay, cursor) or why it was composited, counters since start, and
-    /// the recent frames' render times.
+    /// the recent frames' render times (the first frame apart).
     Planes,
     /// Focus (and unminimize) a window by id.
     Focus { id: u64 },

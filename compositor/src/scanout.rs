@@ -191,8 +191,8 @@ impl PlanesReport {
             if let Some(t) = &o.render_time {
                 let _ = writeln!(
                     s,
-                    "  render time over the last {} frames: p50 {:.0} µs, p99 {:.0} µs, mean {:.0} µs",
-                    t.window, t.p50_us, t.p99_us, t.mean_us
+                    "  render time over the last {} frames: p50 {:.0} µs, p99 {:.0} µs, mean {:.0} µs; the first frame {:.0} µs",
+                    t.window, t.p50_us, t.p99_us, t.mean_us, t.first_us
                 );
             }
             for (why, n) in &c.reasons {

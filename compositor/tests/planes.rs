@@ -68,6 +68,10 @@ fn msg_planes_shows_where_a_real_clients_frames_went() {
         0.0 < t.p50_us && t.p50_us <= t.p99_us && t.p99_us < 1e6,
         "{t:?}"
     );
+    // The first frame is reported apart, and kept out of the window once
+    // there are others.
+    assert!(0.0 < t.first_us && t.first_us < 1e7, "{t:?}");
+    assert!(t.frames == 1 || (t.window as u64) < t.frames, "{t:?}");
 
     let text = msg_planes(&session, false);
     assert!(
