@@ -67,7 +67,7 @@ struct Surface {
     queued: bool,
     /// A timed render: one refresh after a failed frame, or an idle output's
     /// wake-up (see `outputs`).
-    retry: Option<RegistrationToken>,
+    timed_render: Option<RegistrationToken>,
     /// When the last render started, which paces wake-ups.
     last_render: Option<std::time::Instant>,
     /// Commits in a row the kernel refused.

@@ -278,7 +278,7 @@ impl Tessera {
                 refresh: Duration::from_nanos(1_000_000_000_000 / u64::from(refresh_mhz.max(1))),
                 seq: 0,
                 queued: false,
-                retry: None,
+                timed_render: None,
                 last_render: None,
                 failures: 0,
                 backoff_until: 0,
@@ -294,7 +294,7 @@ impl Tessera {
         let Some(surface) = self.kms_mut().and_then(|k| k.surfaces.remove(&crtc)) else {
             return;
         };
-        if let Some(token) = surface.retry {
+        if let Some(token) = surface.timed_render {
             self.loop_handle.remove(token);
         }
         if let Some(global) = surface.global {
@@ -309,19 +309,16 @@ impl Tessera {
 
     /// Renders and commits the next frame of `crtc`, unless one is in flight.
     pub(super) fn kms_render(&mut self, crtc: crtc::Handle) {
-        let Some(kms) = self.kms() else {
+        let Some(kms) = self.kms_mut() else {
             return;
         };
         if !kms.drm.is_active() {
             return;
         }
-        if kms.surfaces.get(&crtc).is_none_or(|s| s.queued) {
-            return;
-        }
-        let started = Instant::now();
-        let Some(s) = self.kms_mut().and_then(|k| k.surfaces.get_mut(&crtc)) else {
+        let Some(s) = kms.surfaces.get_mut(&crtc).filter(|s| !s.queued) else {
             return;
         };
+        let started = Instant::now();
         s.last_render = Some(started);
         let output = s.output.clone();
         self.settle_layout(&output);
@@ -412,8 +409,9 @@ impl Tessera {
     }
 
     /// Something may have changed on screen: every idle output draws again,
-    /// paced by `wake_delay`. An output with a frame in flight or a render
-    /// already timed needs nothing, as that frame sees the change.
+    /// paced by `wake_delay`. An output with a frame in flight needs nothing, nor
+    /// one with a render already timed (`kms_render_after`): that frame sees the
+    /// change.
     pub(crate) fn kms_wake(&mut self) {
         let Some(kms) = self.kms() else {
             return;
@@ -426,7 +424,7 @@ impl Tessera {
         let idle: Vec<_> = kms
             .surfaces
             .iter()
-            .filter(|(_, s)| !s.queued && s.retry.is_none())
+            .filter(|(_, s)| !s.queued)
             .map(|(crtc, s)| (*crtc, wake_delay(s.last_render, now, s.refresh)))
             .collect();
         for (crtc, delay) in idle {
@@ -439,7 +437,7 @@ impl Tessera {
         let Some(s) = self.kms().and_then(|k| k.surfaces.get(&crtc)) else {
             return;
         };
-        if s.retry.is_some() {
+        if s.timed_render.is_some() {
             return;
         }
         let timer = Timer::from_duration(delay);
@@ -447,14 +445,14 @@ impl Tessera {
             .loop_handle
             .insert_source(timer, move |_, _, state| {
                 if let Some(s) = state.kms_mut().and_then(|k| k.surfaces.get_mut(&crtc)) {
-                    s.retry = None;
+                    s.timed_render = None;
                 }
                 state.kms_render(crtc);
                 TimeoutAction::Drop
             })
             .ok();
         if let Some(s) = self.kms_mut().and_then(|k| k.surfaces.get_mut(&crtc)) {
-            s.retry = token;
+            s.timed_render = token;
         }
     }
 
