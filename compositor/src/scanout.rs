@@ -515,7 +515,7 @@ pub fn plan_output<R>(
     cursor: bool,
 ) -> PlannedFrame<R>
 where
-    R: Renderer + ImportAll + ImportMem + DecorationRenderer,
+    R: Renderer + ImportAll + ImportMem + DecorationRenderer + 'static,
     R::TextureId: Send + Clone + Texture + 'static,
 {
     let mut elements = if cursor {

@@ -89,6 +89,8 @@ pub struct Tessera {
     pub sandbox: SandboxPolicy,
     pub dmabuf: DmabufGlobals,
     pub scanout: Scanout,
+    /// Windows' elements kept between frames (`render::kept`).
+    pub kept: std::cell::RefCell<crate::render::kept::KeptElements>,
     /// Every client that connected, dead ones pruned on the next connection.
     pub clients: Vec<Client>,
     pub next_client_id: u64,
@@ -204,6 +206,7 @@ impl Tessera {
             sandbox,
             dmabuf,
             scanout,
+            kept: Default::default(),
             clients: Vec::new(),
             next_client_id: 0,
             popups: PopupManager::default(),

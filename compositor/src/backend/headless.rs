@@ -356,7 +356,14 @@ pub(crate) fn render_with<R, T>(
     decorations: &DecorationPrograms,
 ) -> Result<(Option<Capture>, Frame), String>
 where
-    R: Renderer + ImportAll + ImportMem + ExportMem + Offscreen<T> + Bind<T> + DecorationRenderer,
+    R: Renderer
+        + ImportAll
+        + ImportMem
+        + ExportMem
+        + Offscreen<T>
+        + Bind<T>
+        + DecorationRenderer
+        + 'static,
     R::TextureId: Send + Clone + Texture + 'static,
 {
     let size = super::framebuffer_size(output).ok_or("output has no mode")?;

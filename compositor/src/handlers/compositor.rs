@@ -2,9 +2,9 @@
 //! fractional-scale, presentation-time, single-pixel-buffer).
 
 use smithay::backend::renderer::utils::on_commit_buffer_handler;
-use smithay::desktop::{PopupKind, layer_map_for_output};
-use smithay::reexports::wayland_server::Client;
+use smithay::desktop::{PopupKind, find_popup_root_surface, layer_map_for_output};
 use smithay::reexports::wayland_server::protocol::{wl_buffer, wl_surface::WlSurface};
+use smithay::reexports::wayland_server::{Client, Resource};
 use smithay::wayland::buffer::BufferHandler;
 use smithay::wayland::compositor::{
     CompositorClientState, CompositorHandler, CompositorState, get_parent, is_sync_subsurface,
@@ -52,6 +52,8 @@ impl CompositorHandler for Tessera {
         while let Some(parent) = get_parent(&root) {
             root = parent;
         }
+        // What was kept of the window shows what this commit replaces.
+        self.kept.get_mut().forget(&root.id());
         let window = self
             .space
             .elements()
@@ -71,11 +73,30 @@ impl CompositorHandler for Tessera {
                 window.on_commit();
                 self.shell.watch.invalidate();
             }
-            None => self.shell.watch.invalidate(),
+            None => {
+                self.shell.watch.invalidate();
+                if let Some(popup) = self.popups.find_popup(&root) {
+                    // A window's popups are part of its elements. Until its own
+                    // next commit records that it has them, it is not kept: a
+                    // popup's subsurface can unmap without any commit.
+                    self.kept.get_mut().clear();
+                    if let Ok(parent) = find_popup_root_surface(&popup)
+                        && let Some(window) = self.shell.window_for_surface(&self.space, &parent)
+                    {
+                        crate::shell::meta(&window, |m| m.extent = None);
+                    }
+                }
+            }
         }
         if &root == surface {
             self.initial_configure(surface);
             self.map_if_ready(surface);
+            // A window that has just mapped: what its later commits are
+            // compared with, and what lets its elements be kept.
+            if let Some(window) = self.shell.window_for_surface(&self.space, surface) {
+                let extent = crate::shell::watch::Extent::of(&window, surface);
+                crate::shell::meta(&window, |m| m.extent = Some(extent));
+            }
         }
         self.popups.commit(surface);
         if let Some(PopupKind::Xdg(popup)) = self.popups.find_popup(surface)
@@ -91,6 +112,7 @@ impl CompositorHandler for Tessera {
         // A subsurface or popup that went away shrinks its window's extent
         // without a commit of the window.
         self.shell.watch.invalidate();
+        self.kept.get_mut().clear();
     }
 }
 

@@ -23,6 +23,12 @@ impl XdgShellHandler for Tessera {
         &mut self.xdg_shell_state
     }
 
+    fn popup_destroyed(&mut self, _surface: PopupSurface) {
+        // The popup's role went with no commit of its window, whose kept
+        // elements draw it (`render::kept`).
+        self.kept.get_mut().clear();
+    }
+
     fn new_toplevel(&mut self, surface: ToplevelSurface) {
         Tessera::new_toplevel(self, surface);
     }

@@ -2,6 +2,7 @@
 //! read-back used by every backend.
 
 pub mod decoration;
+pub mod kept;
 pub mod planes;
 pub mod shaders;
 pub mod timing;
@@ -29,10 +30,11 @@ use crate::cursor::CursorElements;
 use crate::shell::meta;
 use crate::state::Tessera;
 use decoration::{Decoration, DecorationPrograms, DecorationRenderer, Shape};
+use kept::SharedSurface;
 
 render_elements! {
     pub OutputElement<R> where R: ImportAll + ImportMem + DecorationRenderer;
-    Surface = WaylandSurfaceRenderElement<R>,
+    Surface = SharedSurface<R>,
     Solid = SolidColorRenderElement,
     Decoration = Decoration,
     Cursor = MemoryRenderBufferRenderElement<R>,
@@ -47,6 +49,17 @@ impl<R: ImportAll + ImportMem + DecorationRenderer> std::fmt::Debug for OutputEl
             OutputElement::Cursor(_) => f.write_str("Cursor"),
             OutputElement::_GenericCatcher(_) => f.write_str("Other"),
         }
+    }
+}
+
+// Layer, lock and cursor surfaces are built every frame (windows' elements are
+// kept, see `kept`): few, and usually the ones that change.
+impl<R> From<WaylandSurfaceRenderElement<R>> for OutputElement<R>
+where
+    R: ImportAll + ImportMem + DecorationRenderer,
+{
+    fn from(element: WaylandSurfaceRenderElement<R>) -> Self {
+        OutputElement::Surface(SharedSurface::new(element))
     }
 }
 
@@ -72,7 +85,7 @@ pub fn output_elements<R>(
     programs: &DecorationPrograms,
 ) -> Vec<OutputElement<R>>
 where
-    R: Renderer + ImportAll + ImportMem + DecorationRenderer,
+    R: Renderer + ImportAll + ImportMem + DecorationRenderer + 'static,
     R::TextureId: Clone + Texture + 'static,
 {
     let Some(output_geo) = state.space.output_geometry(output) else {
@@ -80,8 +93,11 @@ where
     };
     let scale = Scale::from(output.current_scale().fractional_scale());
     let mut elements: Vec<OutputElement<R>> = Vec::new();
+    let name = output.name();
+    let mut kept = state.kept.borrow_mut();
 
     if state.lock.is_locked() {
+        kept.forget_output(&name);
         if let Some(lock) = state.lock.surface_for(output) {
             elements.extend(render_elements_from_surface_tree(
                 renderer,
@@ -127,6 +143,8 @@ where
         }
     };
     let focused = state.shell.focus.front();
+    let context = renderer.context_id().erased();
+    kept.begin(&name, &context);
     let dim = state.config.renderer.dialog_dim.0;
     // Once per frame rather than once per window: the surfaces with a dialog open.
     let dialog_parents: Vec<_> = if dim > 0.0 {
@@ -142,7 +160,12 @@ where
         let Some(loc) = state.space.element_location(window) else {
             continue;
         };
-        let geometry = window.geometry();
+        let extent = meta(window, |m| m.extent);
+        let geometry = match extent {
+            // As of the window's last commit, which is what changes it.
+            Some(extent) if !extent.has_subsurfaces() => extent.geometry(),
+            _ => window.geometry(),
+        };
         let render_loc = (loc - geometry.loc - output_geo.loc).to_physical_precise_round(scale);
         let frame = Rectangle::new(loc - output_geo.loc, geometry.size);
         let (border_id, dim_id) = meta(window, |m| m.decoration_ids());
@@ -158,7 +181,12 @@ where
                 programs.for_shape(&shape),
             )));
         }
-        elements.extend(window.render_elements(renderer, render_loc, scale, 1.0));
+        let keep = extent.is_some_and(|e| !e.has_subsurfaces());
+        elements.extend(
+            kept.window_elements((&name, &context), renderer, window, render_loc, scale, keep)
+                .into_iter()
+                .map(OutputElement::Surface),
+        );
         let width = state.config.renderer.focus_border_width.0 as i32;
         if width > 0 && focused == Some(window) && is_floating(window) {
             // Outside the window, so it never covers what the client drew.
@@ -198,6 +226,7 @@ where
         push_layers(renderer, &mut elements, Layer::Bottom);
         push_layers(renderer, &mut elements, Layer::Background);
     }
+    kept.end(&name, &context);
     elements
 }
 
@@ -229,7 +258,7 @@ where
         .elements(renderer, &state.cursor_status, at, scale, millis)
     {
         None => Vec::new(),
-        Some(CursorElements::Surface(v)) => v.into_iter().map(OutputElement::Surface).collect(),
+        Some(CursorElements::Surface(v)) => v.into_iter().map(OutputElement::from).collect(),
         Some(CursorElements::Named(e)) => vec![OutputElement::Cursor(*e)],
     }
 }

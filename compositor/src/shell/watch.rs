@@ -38,6 +38,16 @@ impl Extent {
                 || PopupManager::popups_for_surface(root).next().is_some(),
         }
     }
+
+    /// The window geometry the commit left.
+    pub fn geometry(&self) -> Rectangle<i32, Logical> {
+        self.geometry
+    }
+
+    /// Whether the window had subsurfaces or popups at that commit.
+    pub fn has_subsurfaces(&self) -> bool {
+        self.subsurfaces
+    }
 }
 
 /// A fingerprint of `surface`'s current input region (smithay's region type

@@ -17,11 +17,11 @@ use super::fixture::Fixture;
 use crate::backend::Capture;
 use crate::backend::headless::RendererChoice;
 
-const RED: u32 = 0xffff_0000;
-const GREEN: u32 = 0xff00_ff00;
+pub(super) const RED: u32 = 0xffff_0000;
+pub(super) const GREEN: u32 = 0xff00_ff00;
 const BLUE: u32 = 0xff00_00ff;
 const WHITE: u32 = 0xffff_ffff;
-const GREY: u32 = 0xff80_8080;
+pub(super) const GREY: u32 = 0xff80_8080;
 const BACKDROP: u32 = 0xff33_66cc;
 /// Room around a window that the crop keeps, so misplacement shows.
 const MARGIN: i32 = 48;
@@ -36,7 +36,7 @@ fn quadrants(w: i32, h: i32) -> impl Fn(i32, i32) -> u32 {
     }
 }
 
-fn rgba(argb: u32) -> [u8; 4] {
+pub(super) fn rgba(argb: u32) -> [u8; 4] {
     let [b, g, r, a] = argb.to_le_bytes();
     [r, g, b, a]
 }
@@ -66,7 +66,13 @@ impl Shot {
 }
 
 /// A toplevel whose min and max size are `w`x`h`: the shell floats it at that size.
-fn floating(fx: &mut Fixture, c: &mut TestClient, app_id: &str, w: i32, h: i32) -> Toplevel {
+pub(super) fn floating(
+    fx: &mut Fixture,
+    c: &mut TestClient,
+    app_id: &str,
+    w: i32,
+    h: i32,
+) -> Toplevel {
     let t = c.create_toplevel(app_id);
     t.toplevel.set_min_size(w, h);
     t.toplevel.set_max_size(w, h);
@@ -75,7 +81,7 @@ fn floating(fx: &mut Fixture, c: &mut TestClient, app_id: &str, w: i32, h: i32) 
     t
 }
 
-fn window_location(fx: &Fixture, app_id: &str) -> (i32, i32) {
+pub(super) fn window_location(fx: &Fixture, app_id: &str) -> (i32, i32) {
     let window = fx
         .state
         .space

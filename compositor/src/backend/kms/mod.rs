@@ -416,6 +416,9 @@ impl Tessera {
     /// Another session took the seat (a VT switch): stop touching the devices.
     fn kms_pause(&mut self) {
         tracing::info!("session paused");
+        // Nothing is drawn until the session is back: no kept element holds a
+        // client's buffer meanwhile.
+        self.kept.get_mut().clear();
         if let Some(kms) = self.kms_mut() {
             kms.libinput.suspend();
             kms.drm.pause();

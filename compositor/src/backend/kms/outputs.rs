@@ -303,6 +303,7 @@ impl Tessera {
         let name = surface.output.name();
         self.space.unmap_output(&surface.output);
         self.scanout.forget_output(&name);
+        self.kept.get_mut().forget_output(&name);
         self.outputs_changed();
         tracing::info!(output = name, "output disconnected");
     }

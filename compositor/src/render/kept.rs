@@ -1,0 +1,252 @@
+//! Windows' elements, kept from one frame to the next while they stay the same.
+//!
+//! Building a window's elements (smithay's `Window::render_elements`) looks up
+//! its popups, and for every surface takes its lock, finds its texture and
+//! snapshots its damage. With 16 windows of which one changes, that was the
+//! largest share of a frame's CPU time (perf of `cargo xtask bench compositor`,
+//! the one-change case). A window's elements only change when a surface of its
+//! tree commits, when a popup of it commits or goes away, or when it is drawn
+//! somewhere else; so they are kept and handed out again until then.
+//!
+//! What invalidates an entry is told, not checked: checking every surface of
+//! every window each frame (an earlier attempt) cost as much as building. So:
+//! - any commit in a window's tree forgets that window (`forget`), before the
+//!   commit's buffer replaces the one the kept elements show, so the old
+//!   buffer goes back as early as it did before;
+//! - a popup's commit, and anything destroyed, forgets everything (`clear`):
+//!   rare, and the window they belonged to may no longer be findable;
+//! - a window with subsurfaces is never kept: `wl_subsurface.destroy` unmaps a
+//!   subsurface at once, with no commit and no surface destroyed;
+//! - an entry records where the window was drawn, the scale and the renderer
+//!   context, and a frame that draws it elsewhere builds it again;
+//! - entries a frame of their output did not use are dropped at its end, so a
+//!   window no longer shown holds no buffer of its client.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use smithay::backend::renderer::element::surface::WaylandSurfaceRenderElement;
+use smithay::backend::renderer::element::{
+    AsRenderElements, Element, Id, Kind, RenderElement, UnderlyingStorage,
+};
+use smithay::backend::renderer::utils::{CommitCounter, DamageSet, OpaqueRegions};
+use smithay::backend::renderer::{ErasedContextId, ImportAll, Renderer, Texture};
+use smithay::desktop::Window;
+use smithay::reexports::wayland_server::Resource;
+use smithay::reexports::wayland_server::backend::ObjectId;
+use smithay::utils::{Buffer, Physical, Point, Rectangle, Scale, Transform};
+
+/// A surface element that frames share: the same snapshot of the surface,
+/// drawn and damage-checked exactly as when it was built.
+pub struct SharedSurface<R: Renderer>(Rc<WaylandSurfaceRenderElement<R>>);
+
+impl<R: Renderer> SharedSurface<R> {
+    pub fn new(element: WaylandSurfaceRenderElement<R>) -> Self {
+        Self(Rc::new(element))
+    }
+}
+
+impl<R: Renderer> Clone for SharedSurface<R> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<R> Element for SharedSurface<R>
+where
+    R: Renderer + ImportAll,
+    R::TextureId: Texture + 'static,
+{
+    fn id(&self) -> &Id {
+        self.0.id()
+    }
+    fn current_commit(&self) -> CommitCounter {
+        self.0.current_commit()
+    }
+    fn location(&self, scale: Scale<f64>) -> Point<i32, Physical> {
+        self.0.location(scale)
+    }
+    fn src(&self) -> Rectangle<f64, Buffer> {
+        self.0.src()
+    }
+    fn transform(&self) -> Transform {
+        self.0.transform()
+    }
+    fn geometry(&self, scale: Scale<f64>) -> Rectangle<i32, Physical> {
+        self.0.geometry(scale)
+    }
+    fn damage_since(
+        &self,
+        scale: Scale<f64>,
+        commit: Option<CommitCounter>,
+    ) -> DamageSet<i32, Physical> {
+        self.0.damage_since(scale, commit)
+    }
+    fn opaque_regions(&self, scale: Scale<f64>) -> OpaqueRegions<i32, Physical> {
+        self.0.opaque_regions(scale)
+    }
+    fn alpha(&self) -> f32 {
+        self.0.alpha()
+    }
+    fn kind(&self) -> Kind {
+        self.0.kind()
+    }
+}
+
+impl<R> RenderElement<R> for SharedSurface<R>
+where
+    R: Renderer + ImportAll,
+    R::TextureId: Texture + 'static,
+{
+    fn draw(
+        &self,
+        frame: &mut R::Frame<'_, '_>,
+        src: Rectangle<f64, Buffer>,
+        dst: Rectangle<i32, Physical>,
+        damage: &[Rectangle<i32, Physical>],
+        opaque_regions: &[Rectangle<i32, Physical>],
+    ) -> Result<(), R::Error> {
+        self.0.draw(frame, src, dst, damage, opaque_regions)
+    }
+    fn underlying_storage(&self, renderer: &mut R) -> Option<UnderlyingStorage<'_>> {
+        self.0.underlying_storage(renderer)
+    }
+}
+
+struct Entry {
+    location: Point<i32, Physical>,
+    scale: Scale<f64>,
+    /// `Vec<SharedSurface<R>>` for the renderer that built them.
+    elements: Box<dyn Any>,
+    used: bool,
+}
+
+/// The windows one output keeps for one renderer context, by root surface.
+struct OutputEntries {
+    output: String,
+    context: ErasedContextId,
+    windows: HashMap<ObjectId, Entry>,
+}
+
+/// Kept elements, per output and renderer context, then per window.
+#[derive(Default)]
+pub struct KeptElements {
+    outputs: Vec<OutputEntries>,
+    /// Windows' elements built (not kept) since start, for tests.
+    built: u64,
+}
+
+impl KeptElements {
+    fn entries(&mut self, output: &str, context: &ErasedContextId) -> &mut OutputEntries {
+        let at = match self
+            .outputs
+            .iter()
+            .position(|o| o.output == output && &o.context == context)
+        {
+            Some(at) => at,
+            None => {
+                self.outputs.push(OutputEntries {
+                    output: output.to_owned(),
+                    context: context.clone(),
+                    windows: HashMap::new(),
+                });
+                self.outputs.len() - 1
+            }
+        };
+        &mut self.outputs[at]
+    }
+
+    /// A frame of `output` drawn in `context` begins: its entries count as
+    /// unused until drawn.
+    pub fn begin(&mut self, output: &str, context: &ErasedContextId) {
+        let entries = self.entries(output, context);
+        entries.windows.values_mut().for_each(|e| e.used = false);
+    }
+
+    /// That frame is laid out: what it did not draw is let go.
+    pub fn end(&mut self, output: &str, context: &ErasedContextId) {
+        self.entries(output, context).windows.retain(|_, e| e.used);
+    }
+
+    /// The elements of `window` drawn at `location` on `output`: the kept ones
+    /// if nothing has invalidated them, else new ones, kept when `keep`.
+    pub fn window_elements<R>(
+        &mut self,
+        (output, context): (&str, &ErasedContextId),
+        renderer: &mut R,
+        window: &Window,
+        location: Point<i32, Physical>,
+        scale: Scale<f64>,
+        keep: bool,
+    ) -> Vec<SharedSurface<R>>
+    where
+        R: Renderer + ImportAll + 'static,
+        R::TextureId: Clone + Texture + 'static,
+    {
+        let root = window.toplevel().map(|t| t.wl_surface().id());
+        if let Some(root) = &root {
+            let windows = &mut self.entries(output, context).windows;
+            let kept = windows.get_mut(root).and_then(|entry| {
+                let same = entry.location == location && entry.scale == scale;
+                entry.used = same;
+                let kept = entry.elements.downcast_ref::<Vec<SharedSurface<R>>>();
+                kept.filter(|_| same).cloned()
+            });
+            if let Some(kept) = kept {
+                return kept;
+            }
+            windows.remove(root);
+        }
+        self.built += 1;
+        let built: Vec<SharedSurface<R>> = window
+            .render_elements::<WaylandSurfaceRenderElement<R>>(renderer, location, scale, 1.0)
+            .into_iter()
+            .map(SharedSurface::new)
+            .collect();
+        if let (true, Some(root)) = (keep, root) {
+            self.entries(output, context).windows.insert(
+                root,
+                Entry {
+                    location,
+                    scale,
+                    elements: Box::new(built.clone()),
+                    used: true,
+                },
+            );
+        }
+        built
+    }
+
+    /// Lets go of the window whose root surface is `root` (a surface of its
+    /// tree committed).
+    pub fn forget(&mut self, root: &ObjectId) {
+        for entries in &mut self.outputs {
+            entries.windows.remove(root);
+        }
+    }
+
+    /// Lets go of everything `output` kept (locked, gone, or not shown).
+    pub fn forget_output(&mut self, output: &str) {
+        self.outputs.retain(|o| o.output != output);
+    }
+
+    /// Lets go of everything.
+    pub fn clear(&mut self) {
+        self.outputs.clear();
+    }
+
+    /// How many times a window's elements were built rather than kept.
+    pub fn built(&self) -> u64 {
+        self.built
+    }
+
+    /// How many windows' elements `output` keeps.
+    pub fn kept(&self, output: &str) -> usize {
+        self.outputs
+            .iter()
+            .filter(|o| o.output == output)
+            .map(|o| o.windows.len())
+            .sum()
+    }
+}

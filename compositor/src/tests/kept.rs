@@ -1,0 +1,149 @@
+//! Windows' elements kept between frames (`render::kept`): a window that did
+//! not change is not built again, and every kind of change still shows,
+//! including those that come with no commit of the window.
+
+use wayland_protocols::xdg::shell::client::xdg_positioner;
+
+use super::client::{TestClient, Toplevel};
+use super::fixture::Fixture;
+use super::scenes::{GREEN, GREY, RED, floating, rgba, window_location};
+use crate::backend::Capture;
+
+fn paint(c: &mut TestClient, t: &Toplevel, w: i32, h: i32, argb: u32) {
+    let b = c.buffer(w, h, argb);
+    t.surface.attach(Some(&b), 0, 0);
+    t.surface.damage_buffer(0, 0, w, h);
+    t.surface.commit();
+}
+
+/// The pixel at window-relative `(x, y)` of the window `app_id`.
+fn at(fx: &Fixture, frame: &Capture, app_id: &str, x: i32, y: i32) -> [u8; 4] {
+    let (wx, wy) = window_location(fx, app_id);
+    frame.pixel((wx + x) as u32, (wy + y) as u32)
+}
+
+fn built(fx: &Fixture) -> u64 {
+    fx.state.kept.borrow().built()
+}
+
+fn kept(fx: &Fixture) -> usize {
+    let output = fx.state.outputs()[0].name();
+    fx.state.kept.borrow().kept(&output)
+}
+
+#[test]
+fn a_still_window_is_kept_and_every_change_shows() {
+    let mut fx = Fixture::new();
+    let (mut still, _) = fx.add_client();
+    let s = floating(&mut fx, &mut still, "still", 200, 100);
+    paint(&mut still, &s, 200, 100, GREY);
+    fx.roundtrip(&mut still);
+    let (mut c, _) = fx.add_client();
+    let t = floating(&mut fx, &mut c, "changing", 160, 160);
+    t.xdg_surface.set_window_geometry(0, 0, 160, 160);
+    paint(&mut c, &t, 160, 160, GREEN);
+    fx.roundtrip(&mut c);
+
+    let frame = fx.screenshot();
+    assert_eq!(at(&fx, &frame, "changing", 60, 60), rgba(GREEN));
+    assert_eq!(at(&fx, &frame, "still", 10, 10), rgba(GREY));
+    assert_eq!(kept(&fx), 2, "both windows' elements are kept");
+
+    // Nothing changed: nothing is built, and the frame is the same.
+    let before = built(&fx);
+    let again = fx.screenshot();
+    assert_eq!(built(&fx), before, "an unchanged frame rebuilt a window");
+    assert_eq!(again.rgba, frame.rgba);
+
+    // A commit rebuilds that window only.
+    paint(&mut c, &t, 160, 160, RED);
+    fx.roundtrip(&mut c);
+    let frame = fx.screenshot();
+    assert_eq!(built(&fx), before + 1, "only the changed window is built");
+    assert_eq!(at(&fx, &frame, "changing", 60, 60), rgba(RED));
+    assert_eq!(at(&fx, &frame, "still", 10, 10), rgba(GREY));
+
+    // A popup opening shows, and closing (no commit of the window) goes.
+    let qh = c.qh();
+    let wm = c.data.wm_base.clone().unwrap();
+    let positioner = wm.create_positioner(&qh, ());
+    positioner.set_size(60, 40);
+    positioner.set_anchor_rect(20, 20, 20, 20);
+    positioner.set_anchor(xdg_positioner::Anchor::BottomRight);
+    positioner.set_gravity(xdg_positioner::Gravity::BottomRight);
+    let surface = c.data.compositor.clone().unwrap().create_surface(&qh, ());
+    let xdg = wm.get_xdg_surface(&surface, &qh, ());
+    let popup = xdg.get_popup(Some(&t.xdg_surface), &positioner, &qh, ());
+    surface.commit();
+    fx.roundtrip(&mut c);
+    let b = c.buffer(60, 40, GREEN);
+    surface.attach(Some(&b), 0, 0);
+    surface.damage_buffer(0, 0, 60, 40);
+    surface.commit();
+    fx.roundtrip(&mut c);
+    let frame = fx.screenshot();
+    assert_eq!(
+        at(&fx, &frame, "changing", 60, 50),
+        rgba(GREEN),
+        "the popup"
+    );
+    // The role goes first, the surface stays: no wl_surface is destroyed.
+    popup.destroy();
+    fx.roundtrip(&mut c);
+    let frame = fx.screenshot();
+    assert_eq!(at(&fx, &frame, "changing", 60, 50), rgba(RED), "popup gone");
+    xdg.destroy();
+    surface.destroy();
+    fx.roundtrip(&mut c);
+
+    // A subsurface shows; its role destroyed (the surface kept, nothing
+    // committed) takes it away at once.
+    let above = c.data.compositor.clone().unwrap().create_surface(&qh, ());
+    let sub = c
+        .data
+        .subcompositor
+        .clone()
+        .unwrap()
+        .get_subsurface(&above, &t.surface, &qh, ());
+    sub.set_position(100, 100);
+    let b = c.buffer(40, 40, GREY);
+    above.attach(Some(&b), 0, 0);
+    above.damage_buffer(0, 0, 40, 40);
+    above.commit();
+    t.surface.commit();
+    fx.roundtrip(&mut c);
+    let frame = fx.screenshot();
+    assert_eq!(
+        at(&fx, &frame, "changing", 120, 120),
+        rgba(GREY),
+        "subsurface"
+    );
+    let frame = fx.screenshot();
+    assert_eq!(at(&fx, &frame, "changing", 120, 120), rgba(GREY));
+    sub.destroy();
+    fx.roundtrip(&mut c);
+    let frame = fx.screenshot();
+    assert_eq!(at(&fx, &frame, "changing", 120, 120), rgba(RED), "unmapped");
+
+    // A move by the shell shows, though the client did nothing.
+    let window = fx
+        .state
+        .space
+        .elements()
+        .find(|w| crate::shell::app_id_and_title(w).0.as_deref() == Some("changing"))
+        .cloned()
+        .unwrap();
+    let (x, y) = window_location(&fx, "changing");
+    fx.state.place_window(&window, (x + 300, y));
+    let frame = fx.screenshot();
+    assert_eq!(window_location(&fx, "changing"), (x + 300, y));
+    assert_eq!(at(&fx, &frame, "changing", 60, 60), rgba(RED));
+    assert_ne!(frame.pixel(x as u32 + 60, y as u32 + 60), rgba(RED));
+
+    // A window no longer drawn keeps nothing (nor its client's buffer).
+    fx.state.minimize(&window);
+    let frame = fx.screenshot();
+    assert_eq!(kept(&fx), 1, "a minimized window's elements were kept");
+    // The still window was kept through all of it.
+    assert_eq!(at(&fx, &frame, "still", 10, 10), rgba(GREY));
+}
