@@ -62,8 +62,7 @@ impl CompositorHandler for Tessera {
         match window {
             Some(window) if &root == surface => {
                 window.on_commit();
-                let extent = crate::shell::watch::Extent::of(&window, surface);
-                let before = crate::shell::meta(&window, |m| m.extent.replace(extent));
+                let (before, extent) = record_extent(&window, surface);
                 self.shell.watch.committed(before, extent);
                 // A mapped toplevel: not a popup, a layer or a window to map,
                 // and the commit every animating client makes every frame.
@@ -94,8 +93,7 @@ impl CompositorHandler for Tessera {
             // A window that has just mapped: what its later commits are
             // compared with, and what lets its elements be kept.
             if let Some(window) = self.shell.window_for_surface(&self.space, surface) {
-                let extent = crate::shell::watch::Extent::of(&window, surface);
-                crate::shell::meta(&window, |m| m.extent = Some(extent));
+                record_extent(&window, surface);
             }
         }
         self.popups.commit(surface);
@@ -114,6 +112,22 @@ impl CompositorHandler for Tessera {
         self.shell.watch.invalidate();
         self.kept.get_mut().clear();
     }
+}
+
+/// Records `window`'s extent after a commit of its root surface `root`;
+/// returns the one it replaces and the new one.
+fn record_extent(
+    window: &smithay::desktop::Window,
+    root: &WlSurface,
+) -> (
+    Option<crate::shell::watch::Extent>,
+    crate::shell::watch::Extent,
+) {
+    let extent = crate::shell::watch::Extent::of(window, root);
+    (
+        crate::shell::meta(window, |m| m.extent.replace(extent)),
+        extent,
+    )
 }
 
 /// How many commits a surface made and when the last one came: `msg windows`
