@@ -137,6 +137,11 @@ impl VmConfig {
         .to_vec();
         a.extend(["-nic".into(), nic(self.user_net).into()]);
         a.extend(["-m".into(), self.memory_mib.to_string()]);
+        // An entropy source from the first second: TCG's default CPU has no RDRAND,
+        // and a blocking getrandom() in the initrd (firstboot's LUKS keys) otherwise
+        // waits on the kernel's jitter loop, which once left the guest in a 400 s
+        // soft lockup. The device has no option ROM, so no PCR measures it.
+        a.extend(["-device".into(), "virtio-rng-pci".into()]);
         a.extend(["-smp".into(), self.cpus.to_string()]);
         // A typed console is a socket the rig reads and writes; the rig writes the log
         // itself (see `Vm::start`). QEMU's own `logfile=` repeated bytes whenever a
@@ -589,6 +594,13 @@ pub fn parse_framed(text: &str, n: u32) -> Option<(String, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_guest_gets_an_entropy_device() {
+        let args = VmConfig::firmware(Path::new("/tmp/x/disk.img")).qemu_args(Path::new("/tmp/x"));
+        let at = args.iter().position(|a| a == "virtio-rng-pci");
+        assert!(at.is_some_and(|i| args[i - 1] == "-device"), "{args:?}");
+    }
 
     #[test]
     fn framed_output_skips_the_echoed_command_line() {
