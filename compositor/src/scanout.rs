@@ -50,6 +50,12 @@ pub struct Scanout {
     /// Per output: the elements the hardware kept refusing.
     failures: HashMap<String, ScanoutFailures>,
     render_times: HashMap<String, RenderTimes>,
+    /// The policy's answers may have changed since dmabuf feedback was last
+    /// sent: a surface drawn differently, gone, or new planes. Without it,
+    /// every frame walked every surface tree to re-ask an unchanged policy.
+    feedback_stale: bool,
+    /// The switches the last feedback was sent under (a reload changes them).
+    feedback_switches: Option<Switches>,
 }
 
 /// Element-frames per placement, summed since the output appeared.
@@ -204,7 +210,7 @@ impl PlanesReport {
                     Placement::Primary(id) => format!("primary plane {id}"),
                     Placement::Overlay(id) => format!("overlay plane {id}"),
                     Placement::Cursor(id) => format!("cursor plane {id}"),
-                    Placement::Composited(why) => format!("composited ({})", reason(why)),
+                    Placement::Composited(why) => format!("composited ({})", why.name()),
                     Placement::Background => "background (clear colour)".into(),
                     Placement::Hidden => "hidden".into(),
                 };
@@ -217,13 +223,6 @@ impl PlanesReport {
         }
         s
     }
-}
-
-fn reason(why: planes::Composited) -> String {
-    serde_json::to_value(why)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{why:?}"))
 }
 
 /// One frame's elements as the policy sees them, and its decision.
@@ -243,6 +242,8 @@ impl Scanout {
             surfaces: HashMap::new(),
             failures: HashMap::new(),
             render_times: HashMap::new(),
+            feedback_stale: true,
+            feedback_switches: None,
         }
     }
 
@@ -286,7 +287,14 @@ impl Scanout {
                 Placement::Cursor(_) => c.cursor += 1,
                 Placement::Composited(why) => {
                     c.composited += 1;
-                    *c.reasons.entry(reason(*why)).or_default() += 1;
+                    // Looked up by name first: allocating the key every
+                    // element of every frame showed in profiles.
+                    match c.reasons.get_mut(why.name()) {
+                        Some(n) => *n += 1,
+                        None => {
+                            c.reasons.insert(why.name().to_owned(), 1);
+                        }
+                    }
                 }
                 Placement::Background => c.background += 1,
                 Placement::Hidden => c.hidden += 1,
@@ -303,17 +311,33 @@ impl Scanout {
                 && e.position.1 >= 0
                 && e.position.0 + e.size.0 <= w
                 && e.position.1 + e.size.1 <= h;
-            self.surfaces
-                .insert(e.id, (e.clone(), inside.then_some(frame.output_size)));
+            let drawn = (e.clone(), inside.then_some(frame.output_size));
+            if self.surfaces.get(&e.id) != Some(&drawn) {
+                self.surfaces.insert(e.id, drawn);
+                self.feedback_stale = true;
+            }
         }
         entry.clear_colour = frame.plan.clear_colour;
         // Forget surfaces no output shows any more (closed, minimized).
-        let shown: std::collections::HashSet<u64> = self
+        let mut shown: Vec<u64> = self
             .outputs
             .values()
             .flat_map(|o| o.last_frame.iter().map(|e| e.id))
             .collect();
-        self.surfaces.retain(|id, _| shown.contains(id));
+        shown.sort_unstable();
+        let before = self.surfaces.len();
+        self.surfaces
+            .retain(|id, _| shown.binary_search(id).is_ok());
+        self.feedback_stale |= self.surfaces.len() != before;
+    }
+
+    /// Whether dmabuf feedback must be sent again, since the last time this
+    /// said so.
+    fn take_feedback_stale(&mut self) -> bool {
+        let stale = self.feedback_stale || self.feedback_switches != Some(self.switches);
+        self.feedback_stale = false;
+        self.feedback_switches = Some(self.switches);
+        stale
     }
 
     /// Updates the hardware counters of `output`.
@@ -590,6 +614,9 @@ impl Tessera {
     /// Sends every surface that asked for dmabuf feedback what the policy says
     /// now; smithay sends nothing when the answer did not change.
     pub fn refresh_dmabuf_feedback(&mut self) {
+        if !self.scanout.take_feedback_stale() {
+            return;
+        }
         let mut asks: Vec<(u64, SurfaceDmabufFeedbackState)> = Vec::new();
         let mut collect = |root: &WlSurface| {
             with_surface_tree_downward(
@@ -659,6 +686,27 @@ mod tests {
         assert!(text.contains("composited (no-plane)"), "{text}");
         let back: PlanesReport = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn feedback_is_stale_only_when_an_answer_can_have_changed() {
+        let mut s = Scanout::without_planes(Switches::default());
+        let mut e = element(4, Buffer::Shm, (10, 10));
+        let frame = s.plan((100, 50), vec![e.clone()]);
+        s.record("A", &frame);
+        assert!(s.take_feedback_stale(), "first frame");
+        s.record("A", &frame);
+        assert!(!s.take_feedback_stale(), "the same frame again");
+        e.position = (20, 0);
+        let frame = s.plan((100, 50), vec![e]);
+        s.record("A", &frame);
+        assert!(s.take_feedback_stale(), "moved");
+        s.switches.direct = !s.switches.direct;
+        assert!(s.take_feedback_stale(), "a switch changed");
+        assert!(!s.take_feedback_stale());
+        let frame = s.plan((100, 50), Vec::new());
+        s.record("A", &frame);
+        assert!(s.take_feedback_stale(), "no longer shown");
     }
 
     #[test]

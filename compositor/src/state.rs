@@ -118,6 +118,11 @@ pub struct Tessera {
     pub needs_redraw: bool,
     /// Buffers commits replaced, released with the next frame callbacks.
     pub retired: crate::retired::RetiredBuffers,
+    /// The windows (root surfaces) with a commit since their frame callbacks
+    /// and presentation feedback were last sent: only a commit adds either,
+    /// so the others are not walked each frame (`send_frames`).
+    pub frames_owed:
+        std::collections::HashSet<smithay::reexports::wayland_server::backend::ObjectId>,
     pub frames_rendered: u64,
     /// `TESSERA_DEBUG_DAMAGE=rerender` (wlroots' WLR_SCENE_DEBUG_DAMAGE=rerender):
     /// redraw whole outputs every frame, to see what damage tracking saves.
@@ -226,6 +231,7 @@ impl Tessera {
             backend,
             needs_redraw: true,
             retired: Default::default(),
+            frames_owed: Default::default(),
             frames_rendered: 0,
             debug_rerender: std::env::var("TESSERA_DEBUG_DAMAGE").is_ok_and(|v| v == "rerender"),
             running: true,

@@ -264,8 +264,18 @@ impl Tessera {
         }
         if !self.lock.is_locked() {
             for window in self.space.elements_for_output(output) {
-                window.send_frame(output, now, throttle, primary);
-                window.take_presentation_feedback(&mut feedback, primary, flags);
+                // Every surface counts this output as its primary one, so one
+                // walk sends all the window owes, whatever other outputs it is on.
+                let owed = window.toplevel().is_none_or(|t| {
+                    self.frames_owed
+                        .remove(&smithay::reexports::wayland_server::Resource::id(
+                            t.wl_surface(),
+                        ))
+                });
+                if owed {
+                    window.send_frame(output, now, throttle, primary);
+                    window.take_presentation_feedback(&mut feedback, primary, flags);
+                }
             }
             let map = layer_map_for_output(output);
             for layer in map.layers() {

@@ -61,6 +61,7 @@ impl CompositorHandler for Tessera {
             .cloned();
         match window {
             Some(window) if &root == surface => {
+                self.frames_owed.insert(root.id());
                 window.on_commit();
                 let (before, extent) = record_extent(&window, surface);
                 self.shell.watch.committed(before, extent);
@@ -69,6 +70,7 @@ impl CompositorHandler for Tessera {
                 return;
             }
             Some(window) => {
+                self.frames_owed.insert(root.id());
                 window.on_commit();
                 self.shell.watch.invalidate();
             }
@@ -79,11 +81,26 @@ impl CompositorHandler for Tessera {
                     // next commit records that it has them, it is not kept: a
                     // popup's subsurface can unmap without any commit.
                     self.kept.get_mut().clear();
-                    if let Ok(parent) = find_popup_root_surface(&popup)
-                        && let Some(window) = self.shell.window_for_surface(&self.space, &parent)
-                    {
-                        crate::shell::meta(&window, |m| m.extent = None);
+                    match find_popup_root_surface(&popup) {
+                        Ok(parent) => {
+                            self.frames_owed.insert(parent.id());
+                            if let Some(window) =
+                                self.shell.window_for_surface(&self.space, &parent)
+                            {
+                                crate::shell::meta(&window, |m| m.extent = None);
+                            }
+                        }
+                        // A popup whose parent is gone: owe every window a walk
+                        // rather than lose its callbacks.
+                        Err(_) => {
+                            let roots = self.space.elements().filter_map(|w| w.toplevel());
+                            let ids: Vec<_> = roots.map(|t| t.wl_surface().id()).collect();
+                            self.frames_owed.extend(ids);
+                        }
                     }
+                } else {
+                    // A toplevel this commit may map.
+                    self.frames_owed.insert(root.id());
                 }
             }
         }
@@ -106,7 +123,8 @@ impl CompositorHandler for Tessera {
         self.layer_commit(surface);
     }
 
-    fn destroyed(&mut self, _surface: &WlSurface) {
+    fn destroyed(&mut self, surface: &WlSurface) {
+        self.frames_owed.remove(&surface.id());
         // A subsurface or popup that went away shrinks its window's extent
         // without a commit of the window.
         self.shell.watch.invalidate();

@@ -33,6 +33,10 @@ impl XdgShellHandler for Tessera {
         Tessera::new_toplevel(self, surface);
     }
 
+    fn parent_changed(&mut self, surface: ToplevelSurface) {
+        Tessera::parent_changed(self, &surface);
+    }
+
     fn toplevel_destroyed(&mut self, surface: ToplevelSurface) {
         Tessera::toplevel_destroyed(self, &surface);
     }

@@ -147,7 +147,7 @@ where
     kept.begin(&name, &context);
     let dim = state.config.renderer.dialog_dim.0;
     // Once per frame rather than once per window: the surfaces with a dialog open.
-    let dialog_parents: Vec<_> = if dim > 0.0 {
+    let dialog_parents: Vec<_> = if dim > 0.0 && !state.shell.parented.is_empty() {
         state
             .space
             .elements()

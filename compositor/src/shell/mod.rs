@@ -6,7 +6,9 @@ pub mod policy;
 pub mod watch;
 
 use smithay::backend::renderer::element::Id;
+use smithay::reexports::wayland_server::backend::ObjectId;
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tessera_config::compositor::NewWindows;
 
@@ -81,6 +83,10 @@ pub struct Shell {
     pub minimized: Vec<Window>,
     /// When the space's output bookkeeping must be redone.
     pub watch: watch::SpaceWatch,
+    /// The toplevels whose client set a parent (xdg_toplevel.set_parent).
+    /// Almost always empty, which spares each frame reading every toplevel's
+    /// parent to find the windows to dim.
+    pub parented: HashSet<ObjectId>,
 }
 
 impl Shell {
@@ -113,6 +119,18 @@ impl Tessera {
         let parent = toplevel.parent()?;
         let window = self.shell.window_for_surface(&self.space, &parent)?;
         self.space.element_geometry(&window)
+    }
+
+    /// A toplevel's client set or cleared its parent: the parent it had and
+    /// the one it has now may change dimming.
+    pub fn parent_changed(&mut self, toplevel: &ToplevelSurface) {
+        let id = toplevel.wl_surface().id();
+        if toplevel.parent().is_some() {
+            self.shell.parented.insert(id);
+        } else {
+            self.shell.parented.remove(&id);
+        }
+        self.needs_redraw = true;
     }
 
     pub fn new_toplevel(&mut self, surface: ToplevelSurface) {
@@ -255,6 +273,7 @@ impl Tessera {
 
     pub fn toplevel_destroyed(&mut self, surface: &ToplevelSurface) {
         let wl = surface.wl_surface();
+        self.shell.parented.remove(&wl.id());
         self.shell
             .unmapped
             .retain(|w| w.toplevel().is_some_and(|t| t.wl_surface() != wl));

@@ -12,7 +12,7 @@
 use smithay::desktop::{PopupManager, Space, Window};
 use smithay::output::Output;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
-use smithay::utils::{IsAlive, Logical, Point, Rectangle};
+use smithay::utils::{Logical, Point, Rectangle};
 use smithay::wayland::compositor::{RectangleKind, SurfaceAttributes, get_children, with_states};
 use std::hash::{Hash, Hasher};
 
@@ -133,9 +133,9 @@ impl SpaceWatch {
         let mut windows = space.elements();
         for (window, location) in &self.windows {
             match windows.next() {
-                Some(w)
-                    if w == window && w.alive() && space.element_location(w) == Some(*location) => {
-                }
+                // A dead window needs no liveness check here: its surface's
+                // destruction invalidates the watch.
+                Some(w) if w == window && space.element_location(w) == Some(*location) => {}
                 _ => return false,
             }
         }

@@ -154,3 +154,95 @@ fn output_membership_follows_sizes_and_moves_without_a_refresh_every_frame() {
     requests_only(&mut fx, &mut c);
     assert!(fx.state.shell.watch.refresh(&mut fx.state.space));
 }
+
+/// Runs the loop, frames included, until `done` is set; false after two seconds.
+fn until_done(fx: &mut Fixture, c: &mut TestClient, done: &std::sync::atomic::AtomicBool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        c.pump();
+        fx.dispatch();
+        c.pump();
+        if done.load(std::sync::atomic::Ordering::SeqCst) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    false
+}
+
+#[test]
+fn a_frame_walks_only_windows_that_committed_and_every_callback_arrives() {
+    use wayland_protocols::xdg::shell::client::xdg_positioner;
+    let mut fx = Fixture::new();
+    let (mut c, _) = fx.add_client();
+    let a = fx.map_toplevel(&mut c, "a", (0, 0), 0xff00_0000);
+    let b = fx.map_toplevel(&mut c, "b", (0, 0), 0xff00_00ff);
+    assert!(fx.next_frame(&mut c, &a.surface));
+    assert!(fx.state.frames_owed.is_empty(), "a frame pays all it owes");
+
+    // Only the window that committed is owed a walk.
+    b.surface.commit();
+    requests_only(&mut fx, &mut c);
+    let owed: Vec<_> = fx.state.frames_owed.iter().cloned().collect();
+    let b_id = window_of(&fx, "b");
+    assert_eq!(owed, [b_id]);
+    assert!(fx.next_frame(&mut c, &b.surface));
+
+    // A popup's commit makes its window owed: its callback arrives.
+    let qh = c.qh();
+    let wm = c.data.wm_base.clone().unwrap();
+    let positioner = wm.create_positioner(&qh, ());
+    positioner.set_size(60, 40);
+    positioner.set_anchor_rect(20, 20, 20, 20);
+    positioner.set_anchor(xdg_positioner::Anchor::BottomRight);
+    positioner.set_gravity(xdg_positioner::Gravity::BottomRight);
+    let surface = c.data.compositor.clone().unwrap().create_surface(&qh, ());
+    let xdg = wm.get_xdg_surface(&surface, &qh, ());
+    let _popup = xdg.get_popup(Some(&b.xdg_surface), &positioner, &qh, ());
+    surface.commit();
+    fx.roundtrip(&mut c);
+    let buffer = c.buffer(60, 40, 0xff00_ff00);
+    surface.attach(Some(&buffer), 0, 0);
+    surface.damage_buffer(0, 0, 60, 40);
+    assert!(
+        fx.next_frame(&mut c, &surface),
+        "the popup's frame callback"
+    );
+
+    // A synchronized subsurface's callback comes with its parent's commit.
+    let above = c.data.compositor.clone().unwrap().create_surface(&qh, ());
+    let _sub = c
+        .data
+        .subcompositor
+        .clone()
+        .unwrap()
+        .get_subsurface(&above, &a.surface, &qh, ());
+    let small = c.buffer(10, 10, 0xffff_ffff);
+    above.attach(Some(&small), 0, 0);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    above.frame(&qh, done.clone());
+    above.commit();
+    requests_only(&mut fx, &mut c);
+    assert!(
+        fx.state.frames_owed.is_empty(),
+        "cached until the parent's commit: {:?}",
+        fx.state.frames_owed
+    );
+    a.surface.commit();
+    assert!(
+        until_done(&mut fx, &mut c, &done),
+        "the subsurface's frame callback"
+    );
+}
+
+/// The root surface id of the window `app_id`.
+fn window_of(fx: &Fixture, app_id: &str) -> smithay::reexports::wayland_server::backend::ObjectId {
+    use smithay::reexports::wayland_server::Resource;
+    let w = fx
+        .state
+        .space
+        .elements()
+        .find(|w| crate::shell::app_id_and_title(w).0.as_deref() == Some(app_id))
+        .unwrap();
+    w.toplevel().unwrap().wl_surface().id()
+}

@@ -77,6 +77,30 @@ fn a_dialog_floats_centred_over_its_parent() {
         [dimmed, dimmed, dimmed, 0xff],
         "parent around it, dimmed"
     );
+    // Set free, the dialog no longer dims its parent; given the parent back
+    // while mapped, it dims it again.
+    dialog.toplevel.set_parent(None);
+    fx.roundtrip(&mut c);
+    let shot = fx.screenshot();
+    assert_eq!(
+        pixel(&shot, 100, 100),
+        [0x20, 0x20, 0x20, 0xff],
+        "no parent"
+    );
+    dialog.toplevel.set_parent(Some(&parent.toplevel));
+    fx.roundtrip(&mut c);
+    let shot = fx.screenshot();
+    assert_eq!(
+        pixel(&shot, 100, 100),
+        [dimmed, dimmed, dimmed, 0xff],
+        "again"
+    );
+    // Closed, it dims nothing.
+    dialog.toplevel.destroy();
+    fx.roundtrip(&mut c);
+    assert!(fx.state.shell.parented.is_empty());
+    let shot = fx.screenshot();
+    assert_eq!(pixel(&shot, 100, 100), [0x20, 0x20, 0x20, 0xff], "closed");
 }
 
 use wayland_client::Proxy;

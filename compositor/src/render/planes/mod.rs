@@ -292,6 +292,25 @@ pub enum Composited {
     BehindComposited,
 }
 
+impl Composited {
+    /// The name in `tessera msg planes` and its JSON (the serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Composited::Disabled => "disabled",
+            Composited::Quirk => "quirk",
+            Composited::NotDmabuf => "not-dmabuf",
+            Composited::NoPlane => "no-plane",
+            Composited::Format => "format",
+            Composited::Scaling => "scaling",
+            Composited::Rotation => "rotation",
+            Composited::Alpha => "alpha",
+            Composited::TooLarge => "too-large",
+            Composited::KeepsFailing => "keeps-failing",
+            Composited::BehindComposited => "behind-composited",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "on", content = "detail")]
 pub enum Placement {

@@ -400,3 +400,23 @@ fn an_opaque_single_pixel_background_becomes_the_clear_colour() {
         assert!(p.composites());
     }
 }
+
+#[test]
+fn composited_names_are_the_serde_names() {
+    use Composited::*;
+    for why in [
+        Disabled,
+        Quirk,
+        NotDmabuf,
+        NoPlane,
+        Format,
+        Scaling,
+        Rotation,
+        Alpha,
+        TooLarge,
+        KeepsFailing,
+        BehindComposited,
+    ] {
+        assert_eq!(serde_json::to_value(why).unwrap(), why.name(), "{why:?}");
+    }
+}
