@@ -113,6 +113,9 @@ pub enum MsgCommand {
     /// Move or click the pointer.
     #[command(subcommand)]
     Pointer(PointerCommand),
+    /// Touch the screen: a tap, or a finger down, moved and lifted.
+    #[command(subcommand)]
+    Touch(TouchCommand),
     /// Reload compositor.toml; the old config stays on error.
     Reload,
     /// Quit the compositor.
@@ -127,6 +130,32 @@ pub enum PointerCommand {
     Click {
         #[arg(value_enum, default_value_t = crate::ipc::proto::PointerButton::Left)]
         button: crate::ipc::proto::PointerButton,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TouchCommand {
+    /// A finger down and up at global logical coordinates.
+    Tap { x: f64, y: f64 },
+    /// A finger down at global logical coordinates.
+    Down {
+        x: f64,
+        y: f64,
+        /// Which finger (touch slot).
+        #[arg(long, default_value_t = 0)]
+        slot: u32,
+    },
+    /// A finger that is down moves; it stays with the surface it came down on.
+    Move {
+        x: f64,
+        y: f64,
+        #[arg(long, default_value_t = 0)]
+        slot: u32,
+    },
+    /// A finger lifts.
+    Up {
+        #[arg(long, default_value_t = 0)]
+        slot: u32,
     },
 }
 

@@ -23,6 +23,7 @@ pub mod session;
 pub mod shell;
 pub mod spawn;
 pub mod state;
+pub mod touch;
 
 #[cfg(test)]
 mod tests;

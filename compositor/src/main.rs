@@ -1,5 +1,5 @@
 use clap::Parser;
-use tessera::cli::{Args, Command, MsgCommand, PointerCommand};
+use tessera::cli::{Args, Command, MsgCommand, PointerCommand, TouchCommand};
 use tessera::ipc::proto::Request;
 use tessera::session::StartError;
 
@@ -93,6 +93,18 @@ fn msg_main(msg: &tessera::cli::MsgArgs) -> i32 {
         MsgCommand::Pointer(PointerCommand::Click { button }) => {
             Request::PointerClick { button: *button }
         }
+        MsgCommand::Touch(TouchCommand::Tap { x, y }) => Request::TouchTap { x: *x, y: *y },
+        MsgCommand::Touch(TouchCommand::Down { x, y, slot }) => Request::TouchDown {
+            slot: *slot,
+            x: *x,
+            y: *y,
+        },
+        MsgCommand::Touch(TouchCommand::Move { x, y, slot }) => Request::TouchMove {
+            slot: *slot,
+            x: *x,
+            y: *y,
+        },
+        MsgCommand::Touch(TouchCommand::Up { slot }) => Request::TouchUp { slot: *slot },
         MsgCommand::Reload => Request::Reload,
         MsgCommand::Quit => Request::Quit,
     };

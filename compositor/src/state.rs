@@ -107,6 +107,8 @@ pub struct Tessera {
     /// layout change under a still pointer can be noticed (`pointer_rebase`).
     pub pointer_under: Option<(WlSurface, Point<f64, Logical>)>,
     pub cursor_status: CursorImageStatus,
+    /// The fingers down, by touch slot, and where each is now.
+    pub touch_points: std::collections::HashMap<Option<u32>, Point<f64, Logical>>,
     /// The theme, and whether the pointer shows at all.
     pub cursor: crate::cursor::Cursor,
     pub idle_inhibitors: Vec<WlSurface>,
@@ -224,6 +226,7 @@ impl Tessera {
             pointer_location: Point::from((0.0, 0.0)),
             pointer_under: None,
             cursor_status: CursorImageStatus::default_named(),
+            touch_points: Default::default(),
             cursor: crate::cursor::Cursor::from_env(&config.cursor),
             idle_inhibitors: Vec::new(),
             config,

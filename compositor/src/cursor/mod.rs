@@ -3,8 +3,9 @@
 //! drawn in front of everything at the pointer.
 //!
 //! The pointer shows from the first pointer event on, and (with
-//! `hide_when_typing`) hides from a key press until it moves: an appliance run
-//! from a keyboard or a touch screen shows no stray arrow, as on ChromeOS.
+//! `hide_when_typing`) hides from a key press until it moves, and from any
+//! touch: an appliance run from a keyboard or a touch screen shows no stray
+//! arrow, as on ChromeOS.
 
 pub mod theme;
 
@@ -89,6 +90,13 @@ impl Cursor {
     /// A key press. Returns whether the pointer went away.
     pub fn key_pressed(&mut self) -> bool {
         self.config.hide_when_typing && std::mem::replace(&mut self.shown, false)
+    }
+
+    /// A finger touched the screen. Returns whether the pointer went away:
+    /// a touch screen shows no arrow where the finger was, whatever the
+    /// typing setting.
+    pub fn touched(&mut self) -> bool {
+        std::mem::replace(&mut self.shown, false)
     }
 
     pub fn shown(&self) -> bool {

@@ -92,6 +92,9 @@ impl SessionLockHandler for Tessera {
         if let Some(kb) = self.seat.get_keyboard() {
             kb.set_focus(self, None, SERIAL_COUNTER.next_serial());
         }
+        // A finger already down stays with its window until it lifts: take
+        // them all away so nothing but the lock surface gets input.
+        self.touch_cancel();
         self.needs_redraw = true;
     }
 

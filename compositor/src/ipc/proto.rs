@@ -33,6 +33,28 @@ pub enum Request {
     PointerClick {
         button: PointerButton,
     },
+    /// A finger down (and a frame), on touch slot `slot`.
+    TouchDown {
+        #[serde(default)]
+        slot: u32,
+        x: f64,
+        y: f64,
+    },
+    TouchMove {
+        #[serde(default)]
+        slot: u32,
+        x: f64,
+        y: f64,
+    },
+    TouchUp {
+        #[serde(default)]
+        slot: u32,
+    },
+    /// Down and up at one place.
+    TouchTap {
+        x: f64,
+        y: f64,
+    },
     Reload,
     Quit,
 }
@@ -136,6 +158,24 @@ pub struct VersionInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn touch_requests_default_to_the_first_finger() {
+        let r: Request = serde_json::from_str(r#"{"cmd":"touch-down","x":1.5,"y":2}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::TouchDown {
+                slot: 0,
+                x: 1.5,
+                y: 2.0
+            }
+        );
+        let r: Request = serde_json::from_str(r#"{"cmd":"touch-up","slot":2}"#).unwrap();
+        assert_eq!(r, Request::TouchUp { slot: 2 });
+        let tap = Request::TouchTap { x: 3.0, y: 4.0 };
+        let s = serde_json::to_string(&tap).unwrap();
+        assert_eq!(s, r#"{"cmd":"touch-tap","x":3.0,"y":4.0}"#);
+    }
 
     #[test]
     fn requests_round_trip_as_tagged_json() {

@@ -168,6 +168,28 @@ pub fn handle(state: &mut Tessera, request: Request) -> Response {
             state.pointer_button(code, false);
             Response::ok(())
         }
+        Request::TouchDown { slot, x, y } => {
+            let time = state.now().as_millis() as u32;
+            state.touch_down(Some(slot), Point::from((x, y)), time);
+            state.touch_frame();
+            Response::ok(())
+        }
+        Request::TouchMove { slot, x, y } => {
+            let time = state.now().as_millis() as u32;
+            state.touch_motion(Some(slot), Point::from((x, y)), time);
+            state.touch_frame();
+            Response::ok(())
+        }
+        Request::TouchUp { slot } => {
+            let time = state.now().as_millis() as u32;
+            state.touch_up(Some(slot), time);
+            state.touch_frame();
+            Response::ok(())
+        }
+        Request::TouchTap { x, y } => {
+            state.touch_tap(Point::from((x, y)));
+            Response::ok(())
+        }
         Request::Reload => state
             .reload_config()
             .map_or_else(|e| Response::err(format!("{e:#}")), Response::ok),

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wayland_client::protocol::{
     wl_buffer, wl_callback, wl_compositor, wl_data_device, wl_data_device_manager, wl_data_offer,
     wl_data_source, wl_keyboard, wl_output, wl_pointer, wl_registry, wl_seat, wl_shm, wl_shm_pool,
-    wl_subcompositor, wl_surface,
+    wl_subcompositor, wl_surface, wl_touch,
 };
 use wayland_client::{Connection, Dispatch, EventQueue, Proxy, QueueHandle, WEnum, delegate_noop};
 use wayland_protocols::ext::session_lock::v1::client::{
@@ -65,6 +65,30 @@ pub struct ClientData {
     pub popup_configures: Vec<(i32, i32, i32, i32)>,
     /// wl_buffer.release, by buffer protocol id, in the order they came.
     pub released: Vec<u32>,
+    pub touch: Option<wl_touch::WlTouch>,
+    /// wl_touch events in the order they came.
+    pub touches: Vec<TouchSeen>,
+}
+
+/// A wl_touch event: surface protocol ids, touch ids, surface-local positions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TouchSeen {
+    Down {
+        surface: u32,
+        id: i32,
+        x: f64,
+        y: f64,
+    },
+    Motion {
+        id: i32,
+        x: f64,
+        y: f64,
+    },
+    Up {
+        id: i32,
+    },
+    Frame,
+    Cancel,
 }
 
 pub struct TestClient {
@@ -427,6 +451,9 @@ impl Dispatch<wl_seat::WlSeat, ()> for ClientData {
             if caps.contains(wl_seat::Capability::Pointer) && state.pointer.is_none() {
                 state.pointer = Some(seat.get_pointer(qh, ()));
             }
+            if caps.contains(wl_seat::Capability::Touch) && state.touch.is_none() {
+                state.touch = Some(seat.get_touch(qh, ()));
+            }
         }
     }
 }
@@ -443,6 +470,34 @@ impl Dispatch<wl_pointer::WlPointer, ()> for ClientData {
         if let wl_pointer::Event::Enter { serial, .. } = event {
             state.pointer_enter_serial = Some(serial);
         }
+    }
+}
+
+impl Dispatch<wl_touch::WlTouch, ()> for ClientData {
+    fn event(
+        state: &mut Self,
+        _: &wl_touch::WlTouch,
+        event: wl_touch::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        let seen = match event {
+            wl_touch::Event::Down {
+                surface, id, x, y, ..
+            } => TouchSeen::Down {
+                surface: surface.id().protocol_id(),
+                id,
+                x,
+                y,
+            },
+            wl_touch::Event::Motion { id, x, y, .. } => TouchSeen::Motion { id, x, y },
+            wl_touch::Event::Up { id, .. } => TouchSeen::Up { id },
+            wl_touch::Event::Frame => TouchSeen::Frame,
+            wl_touch::Event::Cancel => TouchSeen::Cancel,
+            _ => return,
+        };
+        state.touches.push(seen);
     }
 }
 

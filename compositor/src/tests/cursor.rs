@@ -102,6 +102,14 @@ fn the_pointer_shows_once_it_moves_with_the_themes_default_at_its_hotspot() {
         bounds_of(&fx.screenshot_with_cursor(), RED),
         Some((18, 17, 25, 24))
     );
+    // A touch hides it whatever the typing setting, until it moves again.
+    fx.state.touch_tap((400.0, 300.0).into());
+    assert_eq!(bounds_of(&fx.screenshot_with_cursor(), RED), None);
+    fx.state.pointer_move((20.0, 20.0).into());
+    assert_eq!(
+        bounds_of(&fx.screenshot_with_cursor(), RED),
+        Some((18, 17, 25, 24))
+    );
 }
 
 /// A client with a maximized window under the pointer, and the serial of its

@@ -16,3 +16,4 @@ mod sandbox;
 mod scenes;
 mod screencopy;
 mod shell;
+mod touch;

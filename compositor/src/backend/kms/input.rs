@@ -4,6 +4,7 @@
 use smithay::backend::input::{
     AbsolutePositionEvent, Axis, AxisSource, ButtonState, Event, InputBackend, InputEvent,
     KeyState, KeyboardKeyEvent, PointerAxisEvent, PointerButtonEvent, PointerMotionEvent,
+    TouchEvent,
 };
 use smithay::backend::libinput::LibinputInputBackend;
 use smithay::input::pointer::AxisFrame;
@@ -42,9 +43,7 @@ impl Tessera {
             InputEvent::PointerMotionAbsolute { event } => {
                 // Tablets, QEMU's usb-tablet and a nested window: the device spans
                 // the first output.
-                let first = self.space.outputs().next().cloned();
-                if let Some(geo) = first.and_then(|o| self.space.output_geometry(&o)) {
-                    let at = event.position_transformed(geo.size) + geo.loc.to_f64();
+                if let Some(at) = self.on_first_output(|size| event.position_transformed(size)) {
                     self.pointer_move(at);
                 }
             }
@@ -52,8 +51,35 @@ impl Tessera {
                 self.pointer_button(event.button_code(), event.state() == ButtonState::Pressed);
             }
             InputEvent::PointerAxis { event } => self.pointer_axis::<B>(&event),
+            // A touch screen spans the first output, as the absolute pointer does.
+            InputEvent::TouchDown { event } => {
+                if let Some(at) = self.on_first_output(|size| event.position_transformed(size)) {
+                    self.touch_down(slot(event.slot()), at, event.time_msec());
+                }
+            }
+            InputEvent::TouchMotion { event } => {
+                if let Some(at) = self.on_first_output(|size| event.position_transformed(size)) {
+                    self.touch_motion(slot(event.slot()), at, event.time_msec());
+                }
+            }
+            InputEvent::TouchUp { event } => {
+                self.touch_up(slot(event.slot()), event.time_msec());
+            }
+            InputEvent::TouchFrame { .. } => self.touch_frame(),
+            InputEvent::TouchCancel { .. } => self.touch_cancel(),
             _ => {}
         }
+    }
+
+    /// A position on the first output, from the device's `transformed` answer
+    /// for that output's size.
+    fn on_first_output(
+        &self,
+        transformed: impl FnOnce(smithay::utils::Size<i32, Logical>) -> Point<f64, Logical>,
+    ) -> Option<Point<f64, Logical>> {
+        let first = self.space.outputs().next()?;
+        let geo = self.space.output_geometry(first)?;
+        Some(transformed(geo.size) + geo.loc.to_f64())
     }
 
     fn pointer_axis<B: InputBackend>(&mut self, event: &B::PointerAxisEvent) {
@@ -83,6 +109,11 @@ impl Tessera {
         pointer.axis(self, frame);
         pointer.frame(self);
     }
+}
+
+/// The slot number libinput gave a finger, if any (single-touch devices give none).
+fn slot(slot: smithay::backend::input::TouchSlot) -> Option<u32> {
+    u32::try_from(i32::from(slot)).ok()
 }
 
 /// Tap-to-click and natural scrolling on touchpads, as users of every other
