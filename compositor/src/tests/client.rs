@@ -22,7 +22,9 @@ use wayland_protocols::wp::security_context::v1::client::{
 };
 use wayland_protocols::wp::single_pixel_buffer::v1::client::wp_single_pixel_buffer_manager_v1;
 use wayland_protocols::wp::viewporter::client::wp_viewporter;
-use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
+use wayland_protocols::xdg::shell::client::{
+    xdg_popup, xdg_positioner, xdg_surface, xdg_toplevel, xdg_wm_base,
+};
 use wayland_protocols_wlr::layer_shell::v1::client::{zwlr_layer_shell_v1, zwlr_layer_surface_v1};
 
 /// What one client has seen and the globals it bound.
@@ -103,6 +105,19 @@ pub struct Toplevel {
     pub surface: wl_surface::WlSurface,
     pub xdg_surface: xdg_surface::XdgSurface,
     pub toplevel: xdg_toplevel::XdgToplevel,
+}
+
+pub struct Popup {
+    pub surface: wl_surface::WlSurface,
+    pub xdg_surface: xdg_surface::XdgSurface,
+    pub popup: xdg_popup::XdgPopup,
+}
+
+/// A session lock and its surface on the client's output.
+pub struct Lock {
+    pub lock: ext_session_lock_v1::ExtSessionLockV1,
+    pub surface: wl_surface::WlSurface,
+    pub lock_surface: ext_session_lock_surface_v1::ExtSessionLockSurfaceV1,
 }
 
 impl TestClient {
@@ -190,15 +205,16 @@ impl TestClient {
         self.queue.handle()
     }
 
+    /// A new wl_surface.
+    pub fn surface(&self) -> wl_surface::WlSurface {
+        let compositor = self.data.compositor.as_ref().unwrap();
+        compositor.create_surface(&self.qh(), ())
+    }
+
     /// A toplevel surface without a buffer; the caller commits.
     pub fn create_toplevel(&mut self, app_id: &str) -> Toplevel {
         let qh = self.qh();
-        let surface = self
-            .data
-            .compositor
-            .as_ref()
-            .unwrap()
-            .create_surface(&qh, ());
+        let surface = self.surface();
         let xdg_surface = self
             .data
             .wm_base
@@ -211,6 +227,47 @@ impl TestClient {
             surface,
             xdg_surface,
             toplevel,
+        }
+    }
+
+    /// A `size` popup of `parent`, placed at the bottom-right corner of the
+    /// `anchor` rectangle (x, y, width, height) and growing from there; its
+    /// first commit is made, the caller attaches a buffer once configured.
+    pub fn popup(
+        &mut self,
+        parent: &xdg_surface::XdgSurface,
+        size: (i32, i32),
+        anchor: (i32, i32, i32, i32),
+    ) -> Popup {
+        let qh = self.qh();
+        let wm = self.data.wm_base.clone().unwrap();
+        let positioner = wm.create_positioner(&qh, ());
+        positioner.set_size(size.0, size.1);
+        positioner.set_anchor_rect(anchor.0, anchor.1, anchor.2, anchor.3);
+        positioner.set_anchor(xdg_positioner::Anchor::BottomRight);
+        positioner.set_gravity(xdg_positioner::Gravity::BottomRight);
+        let surface = self.surface();
+        let xdg_surface = wm.get_xdg_surface(&surface, &qh, ());
+        let popup = xdg_surface.get_popup(Some(parent), &positioner, &qh, ());
+        surface.commit();
+        Popup {
+            surface,
+            xdg_surface,
+            popup,
+        }
+    }
+
+    /// Locks the session and makes the lock surface for the client's output.
+    pub fn lock(&mut self) -> Lock {
+        let qh = self.qh();
+        let lock = self.data.lock_manager.as_ref().unwrap().lock(&qh, ());
+        let surface = self.surface();
+        let output = self.data.output.clone().unwrap();
+        let lock_surface = lock.get_lock_surface(&surface, &output, &qh, ());
+        Lock {
+            lock,
+            surface,
+            lock_surface,
         }
     }
 

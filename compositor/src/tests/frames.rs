@@ -172,7 +172,6 @@ fn until_done(fx: &mut Fixture, c: &mut TestClient, done: &std::sync::atomic::At
 
 #[test]
 fn a_frame_walks_only_windows_that_committed_and_every_callback_arrives() {
-    use wayland_protocols::xdg::shell::client::xdg_positioner;
     let mut fx = Fixture::new();
     let (mut c, _) = fx.add_client();
     let a = fx.map_toplevel(&mut c, "a", (0, 0), 0xff00_0000);
@@ -190,16 +189,8 @@ fn a_frame_walks_only_windows_that_committed_and_every_callback_arrives() {
 
     // A popup's commit makes its window owed: its callback arrives.
     let qh = c.qh();
-    let wm = c.data.wm_base.clone().unwrap();
-    let positioner = wm.create_positioner(&qh, ());
-    positioner.set_size(60, 40);
-    positioner.set_anchor_rect(20, 20, 20, 20);
-    positioner.set_anchor(xdg_positioner::Anchor::BottomRight);
-    positioner.set_gravity(xdg_positioner::Gravity::BottomRight);
-    let surface = c.data.compositor.clone().unwrap().create_surface(&qh, ());
-    let xdg = wm.get_xdg_surface(&surface, &qh, ());
-    let _popup = xdg.get_popup(Some(&b.xdg_surface), &positioner, &qh, ());
-    surface.commit();
+    let popup = c.popup(&b.xdg_surface, (60, 40), (20, 20, 20, 20));
+    let surface = popup.surface.clone();
     fx.roundtrip(&mut c);
     let buffer = c.buffer(60, 40, 0xff00_ff00);
     surface.attach(Some(&buffer), 0, 0);

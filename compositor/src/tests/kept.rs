@@ -2,8 +2,6 @@
 //! not change is not built again, and every kind of change still shows,
 //! including those that come with no commit of the window.
 
-use wayland_protocols::xdg::shell::client::xdg_positioner;
-
 use super::client::{TestClient, Toplevel};
 use super::fixture::Fixture;
 use super::scenes::{GREEN, GREY, RED, floating, rgba, window_location};
@@ -65,16 +63,11 @@ fn a_still_window_is_kept_and_every_change_shows() {
 
     // A popup opening shows, and closing (no commit of the window) goes.
     let qh = c.qh();
-    let wm = c.data.wm_base.clone().unwrap();
-    let positioner = wm.create_positioner(&qh, ());
-    positioner.set_size(60, 40);
-    positioner.set_anchor_rect(20, 20, 20, 20);
-    positioner.set_anchor(xdg_positioner::Anchor::BottomRight);
-    positioner.set_gravity(xdg_positioner::Gravity::BottomRight);
-    let surface = c.data.compositor.clone().unwrap().create_surface(&qh, ());
-    let xdg = wm.get_xdg_surface(&surface, &qh, ());
-    let popup = xdg.get_popup(Some(&t.xdg_surface), &positioner, &qh, ());
-    surface.commit();
+    let super::client::Popup {
+        surface,
+        xdg_surface: xdg,
+        popup,
+    } = c.popup(&t.xdg_surface, (60, 40), (20, 20, 20, 20));
     fx.roundtrip(&mut c);
     let b = c.buffer(60, 40, GREEN);
     surface.attach(Some(&b), 0, 0);

@@ -11,16 +11,8 @@ fn locked_shows_only_the_lock_surface_and_survives_a_locker_crash() {
     assert_eq!(pixel(&fx.screenshot(), 640, 360), [0xff, 0, 0, 0xff]);
 
     let (mut locker, locker_handle) = fx.add_client();
-    let qh = locker.qh();
-    let lock = locker.data.lock_manager.as_ref().unwrap().lock(&qh, ());
-    let surface = locker
-        .data
-        .compositor
-        .as_ref()
-        .unwrap()
-        .create_surface(&qh, ());
-    let output = locker.data.output.clone().unwrap();
-    let _lock_surface = lock.get_lock_surface(&surface, &output, &qh, ());
+    let held = locker.lock();
+    let surface = held.surface.clone();
     fx.roundtrip(&mut locker);
     assert_eq!(locker.data.lock_configures.last(), Some(&(1280, 720)));
     let buffer = locker.buffer(1280, 720, 0xff00_ff00);
@@ -77,8 +69,7 @@ fn locked_shows_only_the_lock_surface_and_survives_a_locker_crash() {
 
     // A new locker can take over and unlock.
     let (mut locker2, _) = fx.add_client();
-    let qh2 = locker2.qh();
-    let lock2 = locker2.data.lock_manager.as_ref().unwrap().lock(&qh2, ());
+    let held2 = locker2.lock();
     fx.roundtrip(&mut locker2);
     fx.state
         .render_headless(&output_handle, false, true)
@@ -88,7 +79,7 @@ fn locked_shows_only_the_lock_surface_and_survives_a_locker_crash() {
         !locker2.data.lock_finished,
         "a new locker may replace a dead one"
     );
-    lock2.unlock_and_destroy();
+    held2.lock.unlock_and_destroy();
     fx.roundtrip(&mut locker2);
     assert!(!fx.state.lock.is_locked());
     assert_eq!(pixel(&fx.screenshot(), 640, 360), [0xff, 0, 0, 0xff]);

@@ -401,17 +401,8 @@ fn popup_over_its_toplevel() {
             t.surface.commit();
             fx.roundtrip(&mut c);
 
-            let qh = c.qh();
-            let wm = c.data.wm_base.clone().unwrap();
-            let positioner = wm.create_positioner(&qh, ());
-            positioner.set_size(120, 60);
-            positioner.set_anchor_rect(20, 20, 40, 30);
-            positioner.set_anchor(xdg_positioner::Anchor::BottomRight);
-            positioner.set_gravity(xdg_positioner::Gravity::BottomRight);
-            let surface = c.data.compositor.clone().unwrap().create_surface(&qh, ());
-            let xdg = wm.get_xdg_surface(&surface, &qh, ());
-            let _popup = xdg.get_popup(Some(&t.xdg_surface), &positioner, &qh, ());
-            surface.commit();
+            let popup = c.popup(&t.xdg_surface, (120, 60), (20, 20, 40, 30));
+            let surface = popup.surface.clone();
             fx.roundtrip(&mut c);
             assert_eq!(
                 c.data.popup_configures.last(),

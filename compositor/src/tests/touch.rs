@@ -101,8 +101,7 @@ fn locking_takes_every_finger_away_and_touch_then_reaches_only_the_lock_surface(
     );
 
     let (mut locker, _) = fx.add_client();
-    let qh = locker.qh();
-    let lock = locker.data.lock_manager.as_ref().unwrap().lock(&qh, ());
+    let held = locker.lock();
     fx.roundtrip(&mut locker);
     // (The finger is restated where it rests before the cancel: see `touch_cancel`.)
     let seen = touches(&mut fx, &mut app);
@@ -114,15 +113,7 @@ fn locking_takes_every_finger_away_and_touch_then_reaches_only_the_lock_surface(
     fx.state.touch_frame();
     assert!(touches(&mut fx, &mut app).is_empty());
 
-    let surface = locker
-        .data
-        .compositor
-        .as_ref()
-        .unwrap()
-        .create_surface(&qh, ());
-    let output = locker.data.output.clone().unwrap();
-    let _lock_surface = lock.get_lock_surface(&surface, &output, &qh, ());
-    fx.roundtrip(&mut locker);
+    let surface = held.surface.clone();
     let buffer = locker.buffer(1280, 720, 0xff00_ff00);
     surface.attach(Some(&buffer), 0, 0);
     surface.damage_buffer(0, 0, 1280, 720);
@@ -137,5 +128,17 @@ fn locking_takes_every_finger_away_and_touch_then_reaches_only_the_lock_surface(
     assert!(
         touches(&mut fx, &mut app).is_empty(),
         "the app stays untouched"
+    );
+
+    // Unlocked, a touch reaches the app again.
+    held.lock_surface.destroy();
+    held.lock.unlock_and_destroy();
+    fx.roundtrip(&mut locker);
+    assert!(!fx.state.lock.is_locked());
+    fx.state.touch_tap((640.0, 360.0).into());
+    let seen = touches(&mut fx, &mut app);
+    assert!(
+        matches!(seen.first(), Some(TouchSeen::Down { .. })),
+        "{seen:?}"
     );
 }
