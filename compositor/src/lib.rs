@@ -13,6 +13,7 @@ pub mod dmabuf;
 mod handlers;
 pub mod input;
 pub mod ipc;
+pub mod notify;
 pub mod render;
 pub mod retired;
 pub mod sandbox;

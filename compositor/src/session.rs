@@ -235,6 +235,12 @@ pub fn run(args: &Args) -> Result<(), StartError> {
     }
 
     tracing::info!(socket = ?socket_name, ipc = %ipc_path.display(), "tessera running");
+    let status = format!("WAYLAND_DISPLAY={}", socket_name.to_string_lossy());
+    match crate::notify::ready(&status) {
+        Ok(true) => tracing::info!("told the service manager the session is ready"),
+        Ok(false) => {}
+        Err(err) => tracing::warn!(%err, "cannot tell the service manager the session is ready"),
+    }
     event_loop
         .run(None, &mut state, |state| {
             state.wake_outputs();

@@ -19,6 +19,8 @@ pub fn spawn(state: &Tessera, cmd: &str) {
         .env("XDG_CURRENT_DESKTOP", "Tessera")
         .envs(state.cursor.environment());
     c.env_remove("DISPLAY");
+    // Readiness is tessera's to report (NotifyAccess=main), not its children's.
+    c.env_remove("NOTIFY_SOCKET");
     match c.spawn() {
         Ok(mut child) => {
             tracing::info!(cmd, pid = child.id(), "spawned");
