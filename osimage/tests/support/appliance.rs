@@ -192,6 +192,19 @@ pub fn foot_on_screen(vm: &mut Vm, when: &str) {
     );
     let version = json(vm, &format!("{msg} version"));
     assert_eq!(version["data"]["backend"], "kms", "{version}");
+    // Type=notify: the unit is started only once tessera said READY=1, and its
+    // status is what it said then.
+    let unit = sh(
+        vm,
+        "systemctl show -p ActiveState -p SubState -p StatusText tessera.service",
+    );
+    for want in [
+        "ActiveState=active",
+        "SubState=running",
+        "StatusText=WAYLAND_DISPLAY=wayland-",
+    ] {
+        assert!(unit.contains(want), "{when}: tessera.service: {unit}");
+    }
 
     // foot maps its window before the shell has printed its prompt: look again
     // until the prompt is on the screen too.
