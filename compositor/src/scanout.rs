@@ -464,52 +464,63 @@ where
     let scale = Scale::from(scale);
     elements
         .iter()
-        .map(|el| {
-            let geo = el.geometry(scale);
-            let buffer = match el {
-                OutputElement::Surface(s) => match s.underlying_storage(renderer) {
-                    Some(UnderlyingStorage::Wayland(b)) => {
-                        if let Ok(d) = get_dmabuf(b) {
-                            Buffer::Dmabuf(crate::dmabuf::from_format(d.format()))
-                        } else if let Ok(px) = get_single_pixel_buffer(b) {
-                            Buffer::SinglePixel(px.rgba32f())
-                        } else {
-                            Buffer::Shm
-                        }
-                    }
-                    _ => Buffer::Shm,
-                },
-                OutputElement::Solid(s) => {
-                    let c = s.color();
-                    Buffer::SinglePixel([c.r(), c.g(), c.b(), c.a()])
-                }
-                _ => Buffer::Internal,
-            };
-            let transform = el.transform();
-            let src = transform.transform_size(el.src().size);
-            let src: Size<i32, Physical> = (src.w.round() as i32, src.h.round() as i32).into();
-            let opaque = el
-                .opaque_regions(scale)
-                .iter()
-                .any(|r| r.size == geo.size && r.loc == (0, 0).into());
-            Element {
-                id: hash_id(el.id()),
-                role: if el.kind() == Kind::Cursor {
-                    Role::Cursor
-                } else {
-                    Role::Surface
-                },
-                buffer,
-                position: (geo.loc.x, geo.loc.y),
-                size: (geo.size.w, geo.size.h),
-                scaled: matches!(buffer, Buffer::Dmabuf(_) | Buffer::Shm) && src != geo.size,
-                rotation: rotation_of(transform),
-                opaque,
-                alpha: el.alpha(),
-                scanout_failures: 0,
-            }
+        .map(|el| match el {
+            // A kept window's snapshot is described once (see `kept`).
+            OutputElement::Surface(s) => s.described(scale, || describe_one(el, renderer, scale)),
+            _ => describe_one(el, renderer, scale),
         })
         .collect()
+}
+
+/// The plane policy's view of one element.
+fn describe_one<R>(el: &OutputElement<R>, renderer: &mut R, scale: Scale<f64>) -> Element
+where
+    R: Renderer + ImportAll + ImportMem + DecorationRenderer,
+    R::TextureId: Clone + Texture + 'static,
+{
+    let geo = el.geometry(scale);
+    let buffer = match el {
+        OutputElement::Surface(s) => match s.underlying_storage(renderer) {
+            Some(UnderlyingStorage::Wayland(b)) => {
+                if let Ok(d) = get_dmabuf(b) {
+                    Buffer::Dmabuf(crate::dmabuf::from_format(d.format()))
+                } else if let Ok(px) = get_single_pixel_buffer(b) {
+                    Buffer::SinglePixel(px.rgba32f())
+                } else {
+                    Buffer::Shm
+                }
+            }
+            _ => Buffer::Shm,
+        },
+        OutputElement::Solid(s) => {
+            let c = s.color();
+            Buffer::SinglePixel([c.r(), c.g(), c.b(), c.a()])
+        }
+        _ => Buffer::Internal,
+    };
+    let transform = el.transform();
+    let src = transform.transform_size(el.src().size);
+    let src: Size<i32, Physical> = (src.w.round() as i32, src.h.round() as i32).into();
+    let opaque = el
+        .opaque_regions(scale)
+        .iter()
+        .any(|r| r.size == geo.size && r.loc == (0, 0).into());
+    Element {
+        id: hash_id(el.id()),
+        role: if el.kind() == Kind::Cursor {
+            Role::Cursor
+        } else {
+            Role::Surface
+        },
+        buffer,
+        position: (geo.loc.x, geo.loc.y),
+        size: (geo.size.w, geo.size.h),
+        scaled: matches!(buffer, Buffer::Dmabuf(_) | Buffer::Shm) && src != geo.size,
+        rotation: rotation_of(transform),
+        opaque,
+        alpha: el.alpha(),
+        scanout_failures: 0,
+    }
 }
 
 /// Whether the renderer draws an element the plan placed there. Elements on

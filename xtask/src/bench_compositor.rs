@@ -53,6 +53,11 @@ enum Case {
     AllAnimated,
     /// One 64x64 window animates on top; the other 15 stay still.
     OneSmall,
+    /// The same scene, but the 64x64 window's commits change nothing: a frame
+    /// request and an empty commit. What is left is the frame cycle alone
+    /// (wakeups, the commit's dispatch, frame callbacks), the floor under the
+    /// one-change case for every compositor.
+    FrameCycle,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +101,7 @@ pub fn run(frames: u32, runs: u32) -> anyhow::Result<()> {
     let cases = [
         (Case::AllAnimated, "all 16 animated"),
         (Case::OneSmall, "one 64x64 animated, 15 still"),
+        (Case::FrameCycle, "one 64x64 empty commit, 15 still"),
     ];
     let mut results: Vec<(Peer, &str, Report)> = Vec::new();
     for (case, case_name) in cases {
@@ -154,6 +160,7 @@ pub fn run(frames: u32, runs: u32) -> anyhow::Result<()> {
     }
     let one = cases[1].1;
     let all = cases[0].1;
+    let cycle = cases[2].1;
     for renderer in ["pixman", "gles"] {
         let (ours, full) = (
             Peer::tessera(renderer, false),
@@ -166,6 +173,17 @@ pub fn run(frames: u32, runs: u32) -> anyhow::Result<()> {
             100.0 * damaged / cpu(full, one),
             100.0 * damaged / cpu(ours, all),
             100.0 * render(ours, one) / render(full, one)
+        );
+        // The floor: a frame whose commit changes nothing still costs its
+        // wakeups, dispatch and frame callbacks, in every compositor.
+        println!(
+            "bench: tessera {renderer}: the frame cycle alone (an empty commit a frame) costs {:.1}% of a full redraw in CPU/frame, \
+             its render alone (p50) {:.1}%; weston's costs {:.1}% of it, sway's {:.1}% (own places) and {:.1}% (same scene)",
+            100.0 * cpu(ours, cycle) / cpu(full, one),
+            100.0 * render(ours, cycle) / render(full, one),
+            100.0 * cpu(Peer::Weston, cycle) / cpu(full, one),
+            100.0 * cpu(Peer::Sway { placed: false }, cycle) / cpu(full, one),
+            100.0 * cpu(Peer::Sway { placed: true }, cycle) / cpu(full, one),
         );
     }
     Ok(())
@@ -213,8 +231,14 @@ fn bench_client(
         .arg("--frames")
         .arg(frames.to_string())
         .stderr(Stdio::inherit());
-    if let Case::OneSmall = case {
-        client.args(["--only-first", "--first-size", "64x64"]);
+    match case {
+        Case::AllAnimated => {}
+        Case::OneSmall => {
+            client.args(["--only-first", "--first-size", "64x64"]);
+        }
+        Case::FrameCycle => {
+            client.args(["--only-first", "--first-size", "64x64", "--first-empty"]);
+        }
     }
     client
 }

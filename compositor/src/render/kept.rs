@@ -23,6 +23,7 @@
 //!   window no longer shown holds no buffer of its client.
 
 use std::any::Any;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -37,13 +38,46 @@ use smithay::reexports::wayland_server::Resource;
 use smithay::reexports::wayland_server::backend::ObjectId;
 use smithay::utils::{Buffer, Physical, Point, Rectangle, Scale, Transform};
 
+use super::planes;
+
 /// A surface element that frames share: the same snapshot of the surface,
 /// drawn and damage-checked exactly as when it was built.
-pub struct SharedSurface<R: Renderer>(Rc<WaylandSurfaceRenderElement<R>>);
+pub struct SharedSurface<R: Renderer>(Rc<Snapshot<R>>);
+
+struct Snapshot<R: Renderer> {
+    element: WaylandSurfaceRenderElement<R>,
+    /// The plane policy's description of the snapshot at one output scale.
+    /// Everything in it is the snapshot's own (its buffer, place, size and
+    /// opacity), so a kept element is described once, not once per frame.
+    described: OnceCell<(Scale<f64>, planes::Element)>,
+}
 
 impl<R: Renderer> SharedSurface<R> {
     pub fn new(element: WaylandSurfaceRenderElement<R>) -> Self {
-        Self(Rc::new(element))
+        Self(Rc::new(Snapshot {
+            element,
+            described: OnceCell::new(),
+        }))
+    }
+
+    /// The description `describe` gives at `scale`, made once per scale seen
+    /// first (an output's scale rarely changes; when it does, the window's
+    /// elements are built again anyway, see `Entry::scale`).
+    pub fn described(
+        &self,
+        scale: Scale<f64>,
+        describe: impl FnOnce() -> planes::Element,
+    ) -> planes::Element {
+        match self.0.described.get() {
+            Some((at, described)) if *at == scale => described.clone(),
+            Some(_) => describe(),
+            None => self
+                .0
+                .described
+                .get_or_init(|| (scale, describe()))
+                .1
+                .clone(),
+        }
     }
 }
 
@@ -59,38 +93,38 @@ where
     R::TextureId: Texture + 'static,
 {
     fn id(&self) -> &Id {
-        self.0.id()
+        self.0.element.id()
     }
     fn current_commit(&self) -> CommitCounter {
-        self.0.current_commit()
+        self.0.element.current_commit()
     }
     fn location(&self, scale: Scale<f64>) -> Point<i32, Physical> {
-        self.0.location(scale)
+        self.0.element.location(scale)
     }
     fn src(&self) -> Rectangle<f64, Buffer> {
-        self.0.src()
+        self.0.element.src()
     }
     fn transform(&self) -> Transform {
-        self.0.transform()
+        self.0.element.transform()
     }
     fn geometry(&self, scale: Scale<f64>) -> Rectangle<i32, Physical> {
-        self.0.geometry(scale)
+        self.0.element.geometry(scale)
     }
     fn damage_since(
         &self,
         scale: Scale<f64>,
         commit: Option<CommitCounter>,
     ) -> DamageSet<i32, Physical> {
-        self.0.damage_since(scale, commit)
+        self.0.element.damage_since(scale, commit)
     }
     fn opaque_regions(&self, scale: Scale<f64>) -> OpaqueRegions<i32, Physical> {
-        self.0.opaque_regions(scale)
+        self.0.element.opaque_regions(scale)
     }
     fn alpha(&self) -> f32 {
-        self.0.alpha()
+        self.0.element.alpha()
     }
     fn kind(&self) -> Kind {
-        self.0.kind()
+        self.0.element.kind()
     }
 }
 
@@ -107,10 +141,10 @@ where
         damage: &[Rectangle<i32, Physical>],
         opaque_regions: &[Rectangle<i32, Physical>],
     ) -> Result<(), R::Error> {
-        self.0.draw(frame, src, dst, damage, opaque_regions)
+        self.0.element.draw(frame, src, dst, damage, opaque_regions)
     }
     fn underlying_storage(&self, renderer: &mut R) -> Option<UnderlyingStorage<'_>> {
-        self.0.underlying_storage(renderer)
+        self.0.element.underlying_storage(renderer)
     }
 }
 
@@ -169,9 +203,11 @@ impl KeptElements {
         self.entries(output, context).windows.retain(|_, e| e.used);
     }
 
-    /// The elements of `window` drawn at `location` on `output`: the kept ones
-    /// if nothing has invalidated them, else new ones, kept when `keep`.
-    pub fn window_elements<R>(
+    /// Adds to `out` the elements of `window` drawn at `location` on `output`:
+    /// the kept ones if nothing has invalidated them, else new ones, kept when
+    /// `keep`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn window_elements<R, E>(
         &mut self,
         (output, context): (&str, &ErasedContextId),
         renderer: &mut R,
@@ -179,22 +215,28 @@ impl KeptElements {
         location: Point<i32, Physical>,
         scale: Scale<f64>,
         keep: bool,
-    ) -> Vec<SharedSurface<R>>
-    where
+        out: &mut Vec<E>,
+    ) where
         R: Renderer + ImportAll + 'static,
         R::TextureId: Clone + Texture + 'static,
+        E: From<SharedSurface<R>>,
     {
         let root = window.toplevel().map(|t| t.wl_surface().id());
         if let Some(root) = &root {
             let windows = &mut self.entries(output, context).windows;
-            let kept = windows.get_mut(root).and_then(|entry| {
+            let mut found = false;
+            if let Some(entry) = windows.get_mut(root) {
                 let same = entry.location == location && entry.scale == scale;
                 entry.used = same;
-                let kept = entry.elements.downcast_ref::<Vec<SharedSurface<R>>>();
-                kept.filter(|_| same).cloned()
-            });
-            if let Some(kept) = kept {
-                return kept;
+                if let Some(kept) = entry.elements.downcast_ref::<Vec<SharedSurface<R>>>()
+                    && same
+                {
+                    out.extend(kept.iter().cloned().map(E::from));
+                    found = true;
+                }
+            }
+            if found {
+                return;
             }
             windows.remove(root);
         }
@@ -204,18 +246,18 @@ impl KeptElements {
             .into_iter()
             .map(SharedSurface::new)
             .collect();
+        out.extend(built.iter().cloned().map(E::from));
         if let (true, Some(root)) = (keep, root) {
             self.entries(output, context).windows.insert(
                 root,
                 Entry {
                     location,
                     scale,
-                    elements: Box::new(built.clone()),
+                    elements: Box::new(built),
                     used: true,
                 },
             );
         }
-        built
     }
 
     /// Lets go of the window whose root surface is `root` (a surface of its

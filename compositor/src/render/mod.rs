@@ -161,6 +161,8 @@ where
             continue;
         };
         let extent = meta(window, |m| m.extent);
+        // A window's decoration ids are made the first frame that needs them.
+        let ids = || meta(window, |m| m.decoration_ids());
         let geometry = match extent {
             // As of the window's last commit, which is what changes it.
             Some(extent) if !extent.has_subsurfaces() => extent.geometry(),
@@ -168,24 +170,27 @@ where
         };
         let render_loc = (loc - geometry.loc - output_geo.loc).to_physical_precise_round(scale);
         let frame = Rectangle::new(loc - output_geo.loc, geometry.size);
-        let (border_id, dim_id) = meta(window, |m| m.decoration_ids());
         let has_dialog = window
             .toplevel()
             .is_some_and(|t| dialog_parents.contains(t.wl_surface()));
         if has_dialog {
             let shape = Shape::Dim { strength: dim };
             elements.push(OutputElement::Decoration(Decoration::new(
-                dim_id,
+                ids().1,
                 frame.to_physical_precise_round(scale),
                 shape,
                 programs.for_shape(&shape),
             )));
         }
         let keep = extent.is_some_and(|e| !e.has_subsurfaces());
-        elements.extend(
-            kept.window_elements((&name, &context), renderer, window, render_loc, scale, keep)
-                .into_iter()
-                .map(OutputElement::Surface),
+        kept.window_elements(
+            (&name, &context),
+            renderer,
+            window,
+            render_loc,
+            scale,
+            keep,
+            &mut elements,
         );
         let width = state.config.renderer.focus_border_width.0 as i32;
         if width > 0 && focused == Some(window) && is_floating(window) {
@@ -205,7 +210,7 @@ where
                 ],
             };
             elements.push(OutputElement::Decoration(Decoration::new(
-                border_id,
+                ids().0,
                 ring.to_physical_precise_round(scale),
                 shape,
                 programs.for_shape(&shape),

@@ -125,6 +125,15 @@ impl ShmWindow {
 
     /// Draws the next colour into a free buffer and commits it, asking for a frame
     /// callback with `want_frame`.
+    /// Asks for the next frame with a commit that changes nothing: no buffer, no
+    /// damage. What the compositor spends on such a frame is its frame cycle alone
+    /// (the wakeups, the commit's dispatch, the frame callback), the floor under
+    /// any frame that does change something.
+    pub fn commit_empty(&mut self, qh: &QueueHandle<Self>) {
+        self.surface.frame(qh, ());
+        self.surface.commit();
+    }
+
     pub fn draw(&mut self, qh: &QueueHandle<Self>, want_frame: bool) {
         if want_frame {
             self.surface.frame(qh, ());

@@ -35,6 +35,10 @@ struct Args {
     /// Only window 0 animates; the others commit once and stay still.
     #[arg(long)]
     only_first: bool,
+    /// Window 0 commits nothing new each frame (a frame request and an empty
+    /// commit), so only the frame cycle is left to measure.
+    #[arg(long)]
+    first_empty: bool,
     /// Frames to measure (window 0's frame callbacks).
     #[arg(long, default_value_t = 600)]
     frames: usize,
@@ -93,6 +97,7 @@ fn main() -> anyhow::Result<()> {
             index: i,
             size: args.size,
             animate: !args.only_first,
+            empty: false,
             frames: 0,
         };
         let shared = shared.clone();
@@ -103,6 +108,7 @@ fn main() -> anyhow::Result<()> {
         index: 0,
         size: args.first_size.unwrap_or(args.size),
         animate: true,
+        empty: args.first_empty,
         frames: args.frames,
     };
     let first_shared = shared.clone();
@@ -197,6 +203,8 @@ struct WindowSpec {
     index: usize,
     size: (i32, i32),
     animate: bool,
+    /// Animate with empty commits (see `Args::first_empty`).
+    empty: bool,
     /// Frames to record before reporting (window 0 only).
     frames: usize,
 }
@@ -248,7 +256,9 @@ fn run_window(
                     let _ = tx.send(std::mem::take(&mut stamps));
                 }
             }
-            if spec.animate {
+            if spec.animate && spec.empty {
+                win.commit_empty(&qh);
+            } else if spec.animate {
                 win.draw(&qh, true);
             }
         }
