@@ -142,7 +142,13 @@ pub fn run(frames: u32, runs: u32) -> anyhow::Result<()> {
     };
     let cpu = |peer: Peer, case: &str| figure(peer, case, |r| Some(r.cpu_per_frame_us));
     let render = |peer: Peer, case: &str| figure(peer, case, |r| r.render_p50_us);
-    for (_, case_name) in cases {
+    for (case, case_name) in cases {
+        // The issue's 0.7x target is for frames that draw; the frame cycle
+        // alone is printed to show the floor under them.
+        let target = match case {
+            Case::FrameCycle => "no target: the floor",
+            Case::AllAnimated | Case::OneSmall => "target <= 0.7x",
+        };
         // Each peer in its own placement, and sway given tessera's scene: the
         // first is how each would run as shipped, the second the same work.
         let best_own =
@@ -152,7 +158,7 @@ pub fn run(frames: u32, runs: u32) -> anyhow::Result<()> {
             let ours = cpu(Peer::tessera(renderer, false), case_name);
             println!(
                 "bench: [{case_name}] tessera {renderer} CPU/frame = {:.2}x the best peer's in its own placement, \
-                 {:.2}x sway's with the same window places (target <= 0.7x)",
+                 {:.2}x sway's with the same window places ({target})",
                 ours / best_own,
                 ours / same_scene
             );
