@@ -11,7 +11,6 @@ use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::egl::EGLDevice;
 use smithay::backend::egl::native::EGLSurfacelessDisplay;
 use smithay::backend::egl::{EGLContext, EGLDisplay};
-use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::gles::{GlesRenderbuffer, GlesRenderer};
 use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::{
@@ -35,7 +34,7 @@ use crate::state::Tessera;
 /// One virtual output's offscreen buffer and damage history.
 pub(crate) struct Target<T> {
     buffer: T,
-    tracker: OutputDamageTracker,
+    tracker: render::damage::DamageTracker,
     /// 0 until the first frame: then the buffer holds the previous frame (age 1).
     age: usize,
     size: Size<i32, Physical>,
@@ -378,7 +377,7 @@ where
             name.clone(),
             Target {
                 buffer,
-                tracker: OutputDamageTracker::from_output(output),
+                tracker: render::damage::DamageTracker::new(),
                 age: 0,
                 size,
             },
@@ -401,10 +400,12 @@ where
         .renderer
         .bind(&mut target.buffer)
         .map_err(|e| format!("bind: {e:?}"))?;
+    let mode = render::render_mode(output).ok_or("output has no mode")?;
     let drawn = render::draw(
         &mut gpu.renderer,
         &mut fb,
         &mut target.tracker,
+        mode,
         target.age,
         &elements,
         clear,

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::egl::EGLDevice;
-use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::gles::{GlesRenderbuffer, GlesRenderer};
 use smithay::backend::renderer::{Bind, ImportDma, Offscreen};
 use smithay::backend::winit::{self, WinitEvent, WinitGraphicsBackend};
@@ -33,7 +32,7 @@ pub struct Nested {
     window: WinitGraphicsBackend<GlesRenderer>,
     programs: Box<Programs>,
     output: Output,
-    tracker: OutputDamageTracker,
+    tracker: crate::render::damage::DamageTracker,
     seq: u64,
     /// What the renderer imports, read once: the answer does not change.
     formats: FormatSet,
@@ -71,7 +70,7 @@ impl Nested {
                 model: "nested".into(),
             },
         );
-        let tracker = OutputDamageTracker::from_output(&output);
+        let tracker = crate::render::damage::DamageTracker::new();
         Ok((
             Nested {
                 window,
@@ -122,11 +121,12 @@ impl Nested {
             .map_err(|e| format!("bind: {e:?}"))?;
         // Upright, unlike the window's GL surface: the tracker draws untransformed.
         let scale = self.output.current_scale().fractional_scale();
-        let mut tracker = OutputDamageTracker::new(size, scale, Transform::Normal);
+        let mut tracker = crate::render::damage::DamageTracker::new();
         crate::render::draw(
             renderer,
             &mut fb,
             &mut tracker,
+            (size, scale.into(), Transform::Normal),
             0,
             &planned.elements,
             planned.clear,
@@ -245,10 +245,12 @@ fn draw_frame(state: &Tessera, n: &mut Nested) -> Result<scanout::Frame, String>
     let decorations = GlesRenderer::decoration_programs(Some(&n.programs));
     let (renderer, mut fb) = n.window.bind().map_err(|e| format!("bind: {e}"))?;
     let planned = scanout::plan_output(state, renderer, &n.output, &decorations, size, true);
+    let mode = crate::render::render_mode(&n.output).ok_or("output has no mode")?;
     let damage = crate::render::draw(
         renderer,
         &mut fb,
         &mut n.tracker,
+        mode,
         age,
         &planned.elements,
         planned.clear,

@@ -1,6 +1,7 @@
 //! What goes on an output, front to back, and the renderer-generic draw and
 //! read-back used by every backend.
 
+pub mod damage;
 pub mod decoration;
 pub mod kept;
 pub mod planes;
@@ -8,14 +9,12 @@ pub mod shaders;
 pub mod timing;
 
 use smithay::backend::allocator::Fourcc;
-use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::element::memory::MemoryRenderBufferRenderElement;
 use smithay::backend::renderer::element::solid::{SolidColorBuffer, SolidColorRenderElement};
 use smithay::backend::renderer::element::surface::{
     WaylandSurfaceRenderElement, render_elements_from_surface_tree,
 };
 use smithay::backend::renderer::element::{AsRenderElements, Element, Kind, render_elements};
-use smithay::backend::renderer::sync::SyncPoint;
 use smithay::backend::renderer::{
     Color32F, ExportMem, ImportAll, ImportMem, Renderer, Texture, TextureFilter,
 };
@@ -321,16 +320,29 @@ where
 
 /// What [`draw`] did: the damage, empty when nothing changed, and the point
 /// at which the renderer has finished drawing it (GL renders asynchronously).
-pub struct Drawn {
-    pub damage: Vec<Rectangle<i32, Physical>>,
-    pub sync: SyncPoint,
+pub use damage::Rendered as Drawn;
+
+/// An output's mode as the renderer needs it: the mode's size, the scale
+/// and the transform.
+pub type RenderMode = (Size<i32, Physical>, Scale<f64>, Transform);
+
+/// The mode `output` renders with now; `None` before it has one.
+pub fn render_mode(output: &Output) -> Option<RenderMode> {
+    let mode = output.current_mode()?;
+    Some((
+        mode.size,
+        Scale::from(output.current_scale().fractional_scale()),
+        output.current_transform(),
+    ))
 }
 
-/// Renders `elements` into `framebuffer`.
+/// Renders what changed in `elements` (front to back) into `framebuffer`,
+/// which holds the frame drawn `age` frames ago.
 pub fn draw<R>(
     renderer: &mut R,
     framebuffer: &mut R::Framebuffer<'_>,
-    tracker: &mut OutputDamageTracker,
+    tracker: &mut damage::DamageTracker,
+    (size, scale, transform): RenderMode,
     age: usize,
     elements: &[OutputElement<R>],
     clear: Color32F,
@@ -339,13 +351,18 @@ where
     R: Renderer + ImportAll + ImportMem + DecorationRenderer,
     R::TextureId: Clone + Texture + 'static,
 {
-    let result = tracker
-        .render_output(renderer, framebuffer, age, elements, clear)
-        .map_err(|e| format!("render failed: {e:?}"))?;
-    Ok(Drawn {
-        damage: result.damage.cloned().unwrap_or_default(),
-        sync: result.sync,
-    })
+    tracker
+        .render(
+            renderer,
+            framebuffer,
+            size,
+            scale,
+            transform,
+            age,
+            elements,
+            clear,
+        )
+        .map_err(|e| format!("render failed: {e:?}"))
 }
 
 /// Reads the framebuffer back as tightly packed RGBA8.
