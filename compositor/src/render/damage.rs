@@ -13,9 +13,11 @@
 //! else (a window mapped, moved, raised, resized or gone) damages the old
 //! and the new geometry, which is what a change in the stack needs.
 //!
-//! The damage it hands the renderer never overlaps itself: a translucent
+//! The damage an element is drawn with never overlaps itself: a translucent
 //! element drawn twice over the same pixel in one frame would be blended
-//! twice.
+//! twice. The frame's damage may overlap (clearing twice is harmless), since
+//! cutting sixteen overlapping windows into disjoint pieces for the whole
+//! frame leaves each window drawn as a dozen slivers.
 
 use std::collections::VecDeque;
 
@@ -30,10 +32,11 @@ type Rect = Rectangle<i32, Physical>;
 /// Buffer ages beyond this get a full redraw: no swapchain keeps more.
 const MAX_AGE: usize = 4;
 
-/// Past this many rectangles the damage is drawn as its bounding box: one
-/// larger draw costs less than many small ones, and keeping them apart costs
-/// quadratic time.
-const MAX_RECTS: usize = 32;
+/// Past this many rectangles the damage is drawn as its bounding box, as
+/// keeping them apart costs quadratic time. Not fewer: sixteen overlapping
+/// windows that all changed make about thirty pieces, and their bounding
+/// box can be most of the output (a cascade in each corner).
+const MAX_RECTS: usize = 512;
 
 /// An element as it was drawn, at its place in the stack.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,8 +171,8 @@ impl DamageTracker {
         }
     }
 
-    /// The damage of this frame against a buffer `age` frames old, made
-    /// disjoint and clipped to the output. Fills `current` and `opaque`.
+    /// The damage of this frame against a buffer `age` frames old, clipped to
+    /// the output. Fills `current` and `opaque`.
     fn damage<R, E>(&mut self, mode: Mode, output: Rect, age: usize, elements: &[E]) -> Vec<Rect>
     where
         R: Renderer,
@@ -259,8 +262,32 @@ impl DamageTracker {
             self.history.push_front(fresh);
             self.history.truncate(MAX_AGE);
         }
-        disjoint(damage)
+        bounded(damage)
     }
+}
+
+/// Drops the rectangles another one holds, and makes too many one bounding
+/// box.
+fn bounded(mut rects: Vec<Rect>) -> Vec<Rect> {
+    if rects.len() > MAX_RECTS {
+        let mut all = rects.into_iter();
+        let first = all.next().unwrap_or_default();
+        return vec![all.fold(first, Rect::merge)];
+    }
+    let mut i = 0;
+    while i < rects.len() {
+        let r = rects[i];
+        let held = rects
+            .iter()
+            .enumerate()
+            .any(|(j, o)| j != i && o.contains_rect(r) && (o != &r || j < i));
+        if held {
+            rects.swap_remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    rects
 }
 
 /// The same area as `rects`, as rectangles that do not overlap.
@@ -273,6 +300,10 @@ fn disjoint(rects: Vec<Rect>) -> Vec<Rect> {
         let first = all.next().unwrap_or_default();
         return vec![all.fold(first, Rect::merge)];
     }
+    // Largest first, so that what a larger one holds is dropped whole instead
+    // of cutting the larger one into slivers around it.
+    let mut rects = rects;
+    rects.sort_unstable_by_key(|r| std::cmp::Reverse(i64::from(r.size.w) * i64::from(r.size.h)));
     let mut out: Vec<Rect> = Vec::with_capacity(rects.len());
     for rect in rects {
         if out.iter().any(|o| o.contains_rect(rect)) {
@@ -325,6 +356,7 @@ where
         if local.is_empty() {
             continue;
         }
+        local = disjoint(local);
         let start = if index == 0 {
             0
         } else {
