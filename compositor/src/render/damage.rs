@@ -266,13 +266,18 @@ impl DamageTracker {
     }
 }
 
+/// The bounding box of `rects`, as the one rectangle to draw.
+fn one_box(rects: Vec<Rect>) -> Vec<Rect> {
+    let mut all = rects.into_iter();
+    let first = all.next().unwrap_or_default();
+    vec![all.fold(first, Rect::merge)]
+}
+
 /// Drops the rectangles another one holds, and makes too many one bounding
 /// box.
 fn bounded(mut rects: Vec<Rect>) -> Vec<Rect> {
     if rects.len() > MAX_RECTS {
-        let mut all = rects.into_iter();
-        let first = all.next().unwrap_or_default();
-        return vec![all.fold(first, Rect::merge)];
+        return one_box(rects);
     }
     let mut i = 0;
     while i < rects.len() {
@@ -296,9 +301,7 @@ fn disjoint(rects: Vec<Rect>) -> Vec<Rect> {
         return rects;
     }
     if rects.len() > MAX_RECTS {
-        let mut all = rects.into_iter();
-        let first = all.next().unwrap_or_default();
-        return vec![all.fold(first, Rect::merge)];
+        return one_box(rects);
     }
     // Largest first, so that what a larger one holds is dropped whole instead
     // of cutting the larger one into slivers around it.
@@ -317,9 +320,7 @@ fn disjoint(rects: Vec<Rect>) -> Vec<Rect> {
         }
     }
     if out.len() > MAX_RECTS {
-        let mut all = out.into_iter();
-        let first = all.next().unwrap_or_default();
-        return vec![all.fold(first, Rect::merge)];
+        return one_box(out);
     }
     out
 }
