@@ -1,14 +1,18 @@
 //! wl_compositor, wl_shm, buffers and the small surface protocols (viewporter,
 //! fractional-scale, presentation-time, single-pixel-buffer).
 
-use smithay::backend::renderer::utils::on_commit_buffer_handler;
+use smithay::backend::renderer::utils::{
+    CommitCounter, RendererSurfaceStateUserData, SurfaceView, on_commit_buffer_handler,
+};
 use smithay::desktop::{PopupKind, find_popup_root_surface, layer_map_for_output};
+use smithay::reexports::wayland_server::backend::ObjectId;
 use smithay::reexports::wayland_server::protocol::{wl_buffer, wl_surface::WlSurface};
 use smithay::reexports::wayland_server::{Client, Resource};
+use smithay::utils::{Logical, Rectangle, Transform};
 use smithay::wayland::buffer::BufferHandler;
 use smithay::wayland::compositor::{
-    CompositorClientState, CompositorHandler, CompositorState, get_parent, is_sync_subsurface,
-    with_states,
+    CompositorClientState, CompositorHandler, CompositorState, get_children, get_parent,
+    is_sync_subsurface, with_states,
 };
 use smithay::wayland::fractional_scale::{FractionalScaleHandler, with_fractional_scale};
 use smithay::wayland::shell::wlr_layer::LayerSurfaceData;
@@ -46,14 +50,24 @@ impl CompositorHandler for Tessera {
             return;
         }
         self.retire_replaced_buffers(surface);
+        let shown = Shown::of(surface);
         on_commit_buffer_handler::<Self>(surface);
         self.needs_redraw = true;
         let mut root = surface.clone();
         while let Some(parent) = get_parent(&root) {
             root = parent;
         }
-        // What was kept of the window shows what this commit replaces.
-        self.kept.get_mut().forget(&root.id());
+        // What was kept of the window shows what this commit replaces, unless
+        // the commit left everything its elements are made of as it was: a
+        // lone surface committing for a frame callback alone, or for state its
+        // elements do not show. A surface with subsurfaces may have gained one.
+        let same = &root == surface
+            && shown.is_some()
+            && shown == Shown::of(surface)
+            && get_children(surface).is_empty();
+        if !same {
+            self.kept.get_mut().forget(&root.id());
+        }
         let window = self
             .space
             .elements()
@@ -129,6 +143,38 @@ impl CompositorHandler for Tessera {
         // without a commit of the window.
         self.shell.watch.invalidate();
         self.kept.get_mut().clear();
+    }
+}
+
+/// What a surface's render elements are made of (smithay's
+/// `WaylandSurfaceRenderElement::from_surface`): its buffer, the damage counted
+/// on it, how it is scaled, turned, cropped and placed, and its opaque area.
+/// Equal before and after a commit, the elements built before it still show
+/// the surface, and still hold the buffer it shows and no other.
+#[derive(PartialEq)]
+struct Shown {
+    buffer: Option<ObjectId>,
+    commit: CommitCounter,
+    view: Option<SurfaceView>,
+    scale: i32,
+    transform: Transform,
+    opaque: Option<Vec<Rectangle<i32, Logical>>>,
+}
+
+impl Shown {
+    fn of(surface: &WlSurface) -> Option<Self> {
+        with_states(surface, |states| {
+            let state = states.data_map.get::<RendererSurfaceStateUserData>()?;
+            let state = state.lock().ok()?;
+            Some(Shown {
+                buffer: state.buffer().map(|b| b.id()),
+                commit: state.current_commit(),
+                view: state.view(),
+                scale: state.buffer_scale(),
+                transform: state.buffer_transform(),
+                opaque: state.opaque_regions().map(<[_]>::to_vec),
+            })
+        })
     }
 }
 

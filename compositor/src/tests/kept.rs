@@ -140,3 +140,58 @@ fn a_still_window_is_kept_and_every_change_shows() {
     // The still window was kept through all of it.
     assert_eq!(at(&fx, &frame, "still", 10, 10), rgba(GREY));
 }
+
+#[test]
+fn a_commit_that_changes_nothing_shown_keeps_the_window() {
+    let mut fx = Fixture::new();
+    let (mut c, _) = fx.add_client();
+    let t = floating(&mut fx, &mut c, "w", 160, 160);
+    t.xdg_surface.set_window_geometry(0, 0, 160, 160);
+    paint(&mut c, &t, 160, 160, GREEN);
+    fx.roundtrip(&mut c);
+    fx.screenshot();
+    let before = built(&fx);
+
+    // A frame callback and an empty commit, as an idle animating client makes
+    // every frame: drawn by the refresh timer without building the window.
+    assert!(fx.next_frame(&mut c, &t.surface));
+    assert!(fx.next_frame(&mut c, &t.surface));
+    let frame = fx.screenshot();
+    assert_eq!(built(&fx), before, "an empty commit rebuilt the window");
+    assert_eq!(at(&fx, &frame, "w", 80, 80), rgba(GREEN));
+
+    // A new buffer with no damage: the elements must let the old one go.
+    let first = c.data.released.len();
+    let b = c.buffer(160, 160, RED);
+    t.surface.attach(Some(&b), 0, 0);
+    t.surface.commit();
+    fx.roundtrip(&mut c);
+    fx.screenshot();
+    assert_eq!(built(&fx), before + 1, "a new buffer kept the old elements");
+    assert!(fx.next_frame(&mut c, &t.surface));
+    assert!(
+        c.data.released.len() > first,
+        "the replaced buffer never went back"
+    );
+
+    // Damage on the same buffer shows.
+    let b = c.buffer(160, 160, RED);
+    t.surface.attach(Some(&b), 0, 0);
+    t.surface.damage_buffer(0, 0, 160, 160);
+    t.surface.commit();
+    fx.roundtrip(&mut c);
+    let frame = fx.screenshot();
+    assert_eq!(at(&fx, &frame, "w", 80, 80), rgba(RED));
+    let before = built(&fx);
+
+    // A viewport set with no new buffer changes the surface's size: it shows.
+    let viewporter = c.data.viewporter.clone().unwrap();
+    let viewport = viewporter.get_viewport(&t.surface, &c.qh(), ());
+    viewport.set_destination(80, 80);
+    t.surface.commit();
+    fx.roundtrip(&mut c);
+    let frame = fx.screenshot();
+    assert_eq!(built(&fx), before + 1, "a viewport change kept the window");
+    assert_eq!(at(&fx, &frame, "w", 40, 40), rgba(RED));
+    assert_ne!(at(&fx, &frame, "w", 120, 120), rgba(RED), "not scaled down");
+}
