@@ -77,8 +77,9 @@ pub struct PlaneCounters {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ElementReport {
     pub id: u64,
-    /// `dmabuf`, `shm`, `single-pixel` or `internal`.
-    pub buffer: String,
+    /// `dmabuf`, `shm`, `single-pixel` or `internal`. Borrowed when made
+    /// here, so that recording a frame allocates nothing per element.
+    pub buffer: std::borrow::Cow<'static, str>,
     pub position: (i32, i32),
     pub size: (i32, i32),
     pub placement: Placement,
@@ -263,17 +264,24 @@ impl Scanout {
 
     /// Counts a frame that reached the output.
     pub fn record(&mut self, output: &str, frame: &Frame) {
-        let entry = self
-            .outputs
-            .entry(output.to_owned())
-            .or_insert_with(|| OutputPlanes {
-                output: output.to_owned(),
-                counters: PlaneCounters::default(),
-                last_frame: Vec::new(),
-                clear_colour: None,
-                kms: None,
-                render_time: None,
-            });
+        // Looked up before inserting: a key allocated every frame for an
+        // output seen every frame.
+        if !self.outputs.contains_key(output) {
+            self.outputs.insert(
+                output.to_owned(),
+                OutputPlanes {
+                    output: output.to_owned(),
+                    counters: PlaneCounters::default(),
+                    last_frame: Vec::new(),
+                    clear_colour: None,
+                    kms: None,
+                    render_time: None,
+                },
+            );
+        }
+        let Some(entry) = self.outputs.get_mut(output) else {
+            return;
+        };
         let c = &mut entry.counters;
         c.frames += 1;
         if frame.plan.composites() {
@@ -349,10 +357,14 @@ impl Scanout {
 
     /// How long a frame of `output` took, from its elements to its last pixel.
     pub fn record_render_time(&mut self, output: &str, took: Duration) {
-        self.render_times
-            .entry(output.to_owned())
-            .or_default()
-            .record(took);
+        match self.render_times.get_mut(output) {
+            Some(times) => times.record(took),
+            None => {
+                let mut times = RenderTimes::default();
+                times.record(took);
+                self.render_times.insert(output.to_owned(), times);
+            }
+        }
     }
 
     /// An output went away: its counters and the surfaces it showed go too.
@@ -553,17 +565,14 @@ where
     R: Renderer + ImportAll + ImportMem + DecorationRenderer + 'static,
     R::TextureId: Send + Clone + Texture + 'static,
 {
-    let mut elements = if cursor {
-        crate::render::cursor_elements(state, renderer, output)
-    } else {
-        Vec::new()
-    };
-    elements.extend(crate::render::output_elements(
-        state,
-        renderer,
-        output,
-        decorations,
-    ));
+    // Room for a window's surface and decorations each, so that building the
+    // frame does not grow the list (and copy its large elements) as it goes.
+    let room = 2 * state.space.elements().size_hint().0 + 8;
+    let mut elements = Vec::with_capacity(room);
+    if cursor {
+        elements.extend(crate::render::cursor_elements(state, renderer, output));
+    }
+    crate::render::output_elements(state, renderer, output, decorations, &mut elements);
     let scale = output.current_scale().fractional_scale();
     let mut described = describe(&elements, renderer, scale);
     let name = output.name();

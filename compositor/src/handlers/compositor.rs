@@ -66,7 +66,7 @@ impl CompositorHandler for Tessera {
             && shown == Shown::of(surface)
             && get_children(surface).is_empty();
         if !same {
-            self.kept.get_mut().forget(&root.id());
+            self.kept.get_mut().forget(&root);
         }
         let window = self
             .space

@@ -24,7 +24,6 @@
 
 use std::any::Any;
 use std::cell::OnceCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use smithay::backend::renderer::element::surface::WaylandSurfaceRenderElement;
@@ -34,8 +33,7 @@ use smithay::backend::renderer::element::{
 use smithay::backend::renderer::utils::{CommitCounter, DamageSet, OpaqueRegions};
 use smithay::backend::renderer::{ErasedContextId, ImportAll, Renderer, Texture};
 use smithay::desktop::Window;
-use smithay::reexports::wayland_server::Resource;
-use smithay::reexports::wayland_server::backend::ObjectId;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::utils::{Buffer, Physical, Point, Rectangle, Scale, Transform};
 
 use super::planes;
@@ -149,6 +147,8 @@ where
 }
 
 struct Entry {
+    /// The window's root surface.
+    root: WlSurface,
     location: Point<i32, Physical>,
     scale: Scale<f64>,
     /// `Vec<SharedSurface<R>>` for the renderer that built them.
@@ -156,11 +156,28 @@ struct Entry {
     used: bool,
 }
 
-/// The windows one output keeps for one renderer context, by root surface.
+/// The windows one output keeps for one renderer context.
+///
+/// A list in the order the last frame drew them, not a map: a frame asks for
+/// the windows in the same order as the one before, so each is found where
+/// the search begins, without hashing a surface id per window per frame.
 struct OutputEntries {
     output: String,
     context: ErasedContextId,
-    windows: HashMap<ObjectId, Entry>,
+    windows: Vec<Entry>,
+    /// Where the next window of this frame is looked for first.
+    next: usize,
+}
+
+impl OutputEntries {
+    fn find(&self, root: &WlSurface) -> Option<usize> {
+        let (earlier, later) = self.windows.split_at(self.next.min(self.windows.len()));
+        later
+            .iter()
+            .position(|e| &e.root == root)
+            .map(|at| at + earlier.len())
+            .or_else(|| earlier.iter().position(|e| &e.root == root))
+    }
 }
 
 /// Kept elements, per output and renderer context, then per window.
@@ -183,7 +200,8 @@ impl KeptElements {
                 self.outputs.push(OutputEntries {
                     output: output.to_owned(),
                     context: context.clone(),
-                    windows: HashMap::new(),
+                    windows: Vec::new(),
+                    next: 0,
                 });
                 self.outputs.len() - 1
             }
@@ -195,12 +213,13 @@ impl KeptElements {
     /// unused until drawn.
     pub fn begin(&mut self, output: &str, context: &ErasedContextId) {
         let entries = self.entries(output, context);
-        entries.windows.values_mut().for_each(|e| e.used = false);
+        entries.windows.iter_mut().for_each(|e| e.used = false);
+        entries.next = 0;
     }
 
     /// That frame is laid out: what it did not draw is let go.
     pub fn end(&mut self, output: &str, context: &ErasedContextId) {
-        self.entries(output, context).windows.retain(|_, e| e.used);
+        self.entries(output, context).windows.retain(|e| e.used);
     }
 
     /// Adds to `out` the elements of `window` drawn at `location` on `output`:
@@ -221,24 +240,23 @@ impl KeptElements {
         R::TextureId: Clone + Texture + 'static,
         E: From<SharedSurface<R>>,
     {
-        let root = window.toplevel().map(|t| t.wl_surface().id());
-        if let Some(root) = &root {
-            let windows = &mut self.entries(output, context).windows;
-            let mut found = false;
-            if let Some(entry) = windows.get_mut(root) {
+        let root = window.toplevel().map(|t| t.wl_surface());
+        if let Some(root) = root {
+            let entries = self.entries(output, context);
+            if let Some(at) = entries.find(root) {
+                entries.next = at + 1;
+                let entry = &mut entries.windows[at];
                 let same = entry.location == location && entry.scale == scale;
-                entry.used = same;
                 if let Some(kept) = entry.elements.downcast_ref::<Vec<SharedSurface<R>>>()
                     && same
                 {
+                    entry.used = true;
                     out.extend(kept.iter().cloned().map(E::from));
-                    found = true;
+                    return;
                 }
+                entries.windows.remove(at);
+                entries.next = at;
             }
-            if found {
-                return;
-            }
-            windows.remove(root);
         }
         self.built += 1;
         let built: Vec<SharedSurface<R>> = window
@@ -248,23 +266,27 @@ impl KeptElements {
             .collect();
         out.extend(built.iter().cloned().map(E::from));
         if let (true, Some(root)) = (keep, root) {
-            self.entries(output, context).windows.insert(
-                root,
+            let entries = self.entries(output, context);
+            let at = entries.next.min(entries.windows.len());
+            entries.windows.insert(
+                at,
                 Entry {
+                    root: root.clone(),
                     location,
                     scale,
                     elements: Box::new(built),
                     used: true,
                 },
             );
+            entries.next = at + 1;
         }
     }
 
     /// Lets go of the window whose root surface is `root` (a surface of its
     /// tree committed).
-    pub fn forget(&mut self, root: &ObjectId) {
+    pub fn forget(&mut self, root: &WlSurface) {
         for entries in &mut self.outputs {
-            entries.windows.remove(root);
+            entries.windows.retain(|e| &e.root != root);
         }
     }
 

@@ -23,7 +23,9 @@ use smithay::desktop::layer_map_for_output;
 use smithay::output::Output;
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
 use smithay::utils::{Buffer, Physical, Point, Rectangle, Scale, Size, Transform};
+use smithay::wayland::compositor::with_states;
 use smithay::wayland::shell::wlr_layer::Layer;
+use smithay::wayland::shell::xdg::XdgToplevelSurfaceData;
 
 use crate::cursor::CursorElements;
 use crate::shell::meta;
@@ -73,7 +75,7 @@ pub fn clear_colour(state: &Tessera) -> Color32F {
     )
 }
 
-/// Everything visible on `output`, front to back.
+/// Everything visible on `output`, front to back, added to `elements`.
 ///
 /// While locked, that is the output's lock surface and nothing else, whatever the
 /// state of the windows: a lock that leaked a frame of the session would be no lock.
@@ -82,16 +84,15 @@ pub fn output_elements<R>(
     renderer: &mut R,
     output: &Output,
     programs: &DecorationPrograms,
-) -> Vec<OutputElement<R>>
-where
+    elements: &mut Vec<OutputElement<R>>,
+) where
     R: Renderer + ImportAll + ImportMem + DecorationRenderer + 'static,
     R::TextureId: Clone + Texture + 'static,
 {
     let Some(output_geo) = state.space.output_geometry(output) else {
-        return Vec::new();
+        return;
     };
     let scale = Scale::from(output.current_scale().fractional_scale());
-    let mut elements: Vec<OutputElement<R>> = Vec::new();
     let name = output.name();
     let mut kept = state.kept.borrow_mut();
 
@@ -107,7 +108,7 @@ where
                 Kind::Unspecified,
             ));
         }
-        return elements;
+        return;
     }
 
     let layers = layer_map_for_output(output);
@@ -121,7 +122,7 @@ where
         }
     };
 
-    push_layers(renderer, &mut elements, Layer::Overlay);
+    push_layers(renderer, elements, Layer::Overlay);
 
     // A fullscreen window on this output covers everything but overlays.
     let fullscreen = state
@@ -129,16 +130,13 @@ where
         .elements()
         .rev()
         .find(|w| meta(w, |m| m.fullscreen_on.as_ref() == Some(output)));
-    let windows: Vec<_> = match fullscreen {
-        Some(w) => vec![w.clone()],
+    // Borrowed, not cloned: a clone and a drop per window per frame is two
+    // atomic operations on memory the frame otherwise need not touch.
+    let windows: Vec<&Window> = match fullscreen {
+        Some(w) => vec![w],
         None => {
-            push_layers(renderer, &mut elements, Layer::Top);
-            state
-                .space
-                .elements_for_output(output)
-                .rev()
-                .cloned()
-                .collect()
+            push_layers(renderer, elements, Layer::Top);
+            state.space.elements_for_output(output).rev().collect()
         }
     };
     let focused = state.shell.focus.front();
@@ -155,7 +153,7 @@ where
     } else {
         Vec::new()
     };
-    for window in &windows {
+    for &window in &windows {
         let Some(loc) = state.space.element_location(window) else {
             continue;
         };
@@ -189,7 +187,7 @@ where
             render_loc,
             scale,
             keep,
-            &mut elements,
+            elements,
         );
         let width = state.config.renderer.focus_border_width.0 as i32;
         if width > 0 && focused == Some(window) && is_floating(window) {
@@ -227,11 +225,10 @@ where
             Kind::Unspecified,
         )));
     } else {
-        push_layers(renderer, &mut elements, Layer::Bottom);
-        push_layers(renderer, &mut elements, Layer::Background);
+        push_layers(renderer, elements, Layer::Bottom);
+        push_layers(renderer, elements, Layer::Background);
     }
     kept.end(&name, &context);
-    elements
 }
 
 /// The pointer on `output`, to go in front of everything: nothing while it is
@@ -272,9 +269,19 @@ fn is_floating(window: &Window) -> bool {
     let Some(toplevel) = window.toplevel() else {
         return false;
     };
-    let states = toplevel.current_state().states;
-    let tiled = states.contains(xdg_toplevel::State::Maximized)
-        || states.contains(xdg_toplevel::State::Fullscreen);
+    // Read in place: `current_state` clones the whole state, capability set
+    // included, which showed in profiles for a check made every frame.
+    let tiled = with_states(toplevel.wl_surface(), |states| {
+        states
+            .data_map
+            .get::<XdgToplevelSurfaceData>()
+            .and_then(|data| data.lock().ok())
+            .is_some_and(|data| {
+                let states = &data.current.states;
+                states.contains(xdg_toplevel::State::Maximized)
+                    || states.contains(xdg_toplevel::State::Fullscreen)
+            })
+    });
     !tiled && meta(window, |m| m.fullscreen_on.is_none())
 }
 

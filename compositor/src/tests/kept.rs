@@ -195,3 +195,60 @@ fn a_commit_that_changes_nothing_shown_keeps_the_window() {
     assert_eq!(at(&fx, &frame, "w", 40, 40), rgba(RED));
     assert_ne!(at(&fx, &frame, "w", 120, 120), rgba(RED), "not scaled down");
 }
+
+/// The window `app_id` in the space.
+fn window(fx: &Fixture, app_id: &str) -> smithay::desktop::Window {
+    fx.state
+        .space
+        .elements()
+        .find(|w| crate::shell::app_id_and_title(w).0.as_deref() == Some(app_id))
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn a_restack_keeps_every_window_and_a_change_rebuilds_only_its_own() {
+    let mut fx = Fixture::new();
+    let mut clients = Vec::new();
+    for (name, colour) in [("a", GREY), ("b", GREEN), ("c", RED)] {
+        let (mut c, _) = fx.add_client();
+        let t = floating(&mut fx, &mut c, name, 120, 120);
+        paint(&mut c, &t, 120, 120, colour);
+        fx.roundtrip(&mut c);
+        clients.push((c, t));
+    }
+    fx.screenshot();
+    assert_eq!(kept(&fx), 3);
+    let before = built(&fx);
+
+    // Kept windows are looked for in last frame's order: the bottom one
+    // raised to the top is still found, and nothing is built.
+    fx.state.focus_window(Some(window(&fx, "a")));
+    let frame = fx.screenshot();
+    assert_eq!(built(&fx), before, "a restack rebuilt a window");
+    assert_eq!(kept(&fx), 3);
+    assert_eq!(at(&fx, &frame, "a", 60, 60), rgba(GREY), "a on top");
+
+    // One window changes while another is raised: that one alone is built,
+    // and each shows what it is now.
+    let (c, t) = &mut clients[1];
+    paint(c, t, 120, 120, RED);
+    fx.roundtrip(&mut clients[1].0);
+    fx.state.focus_window(Some(window(&fx, "b")));
+    let frame = fx.screenshot();
+    assert_eq!(
+        built(&fx),
+        before + 1,
+        "not only the changed window was built"
+    );
+    assert_eq!(kept(&fx), 3);
+    assert_eq!(at(&fx, &frame, "b", 60, 60), rgba(RED), "b changed, on top");
+    fx.state.focus_window(Some(window(&fx, "c")));
+    let frame = fx.screenshot();
+    assert_eq!(built(&fx), before + 1);
+    assert_eq!(at(&fx, &frame, "c", 60, 60), rgba(RED));
+    fx.state.focus_window(Some(window(&fx, "a")));
+    let frame = fx.screenshot();
+    assert_eq!(built(&fx), before + 1);
+    assert_eq!(at(&fx, &frame, "a", 60, 60), rgba(GREY));
+}
