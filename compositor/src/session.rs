@@ -86,12 +86,13 @@ pub fn insert_display_source(
             |_, display, state| {
                 // SAFETY: the display is not dropped while the loop runs.
                 let display = unsafe { display.get_mut() };
-                if let Err(err) = display.dispatch_clients(state) {
-                    tracing::warn!(%err, "dispatching clients failed");
+                match display.dispatch_clients(state) {
+                    Ok(requests) => state.requests_dispatched(requests),
+                    Err(err) => {
+                        tracing::warn!(%err, "dispatching clients failed");
+                        state.needs_redraw = true;
+                    }
                 }
-                // A request can change the screen without a commit (a destroyed
-                // subsurface, a cursor, a disconnect); an idle output takes one look.
-                state.needs_redraw = true;
                 Ok(PostAction::Continue)
             },
         )

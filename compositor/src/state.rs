@@ -118,6 +118,17 @@ pub struct Tessera {
     pub backend: Backend,
     /// Something changed that needs a new frame.
     pub needs_redraw: bool,
+    /// A commit that changed nothing shown wants its frame callback: an idle
+    /// kms output wakes for it, a headless one sends it at its next vblank
+    /// without drawing.
+    pub needs_frame: bool,
+    /// Requests of the current dispatch known to change nothing on screen: a
+    /// commit that changed nothing shown and the frame requests it carried
+    /// (see `requests_dispatched`).
+    pub quiet_requests: usize,
+    /// The frame requests the surface committing now carries, counted before
+    /// the commit takes them.
+    pub frame_requests: usize,
     /// Buffers commits replaced, released with the next frame callbacks.
     pub retired: crate::retired::RetiredBuffers,
     /// The windows (root surfaces) with a commit since their frame callbacks
@@ -233,6 +244,9 @@ impl Tessera {
             config_path: None,
             backend,
             needs_redraw: true,
+            needs_frame: false,
+            quiet_requests: 0,
+            frame_requests: 0,
             retired: Default::default(),
             frames_owed: Default::default(),
             frames_rendered: 0,

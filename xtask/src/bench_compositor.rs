@@ -70,6 +70,11 @@ struct Report {
     /// (`tessera msg planes`), the render work without the frame cycle around it.
     #[serde(skip)]
     render_p50_us: Option<f64>,
+    /// Tessera only: the frames its output drew since it started. Fewer than
+    /// the frames measured when commits changed nothing (an idle output draws
+    /// nothing), and then the render p50 is that of the few drawn at start.
+    #[serde(skip)]
+    drawn: Option<u64>,
 }
 
 pub fn run(frames: u32, runs: u32) -> anyhow::Result<()> {
@@ -142,6 +147,11 @@ pub fn run(frames: u32, runs: u32) -> anyhow::Result<()> {
     };
     let cpu = |peer: Peer, case: &str| figure(peer, case, |r| Some(r.cpu_per_frame_us));
     let render = |peer: Peer, case: &str| figure(peer, case, |r| r.render_p50_us);
+    // Frames drawn short of the frames measured: the render p50 is not this case's.
+    let undrawn = |peer: Peer, case: &str| {
+        let of = |r: &Report| r.drawn.map(|d| (r.frames as u64).saturating_sub(d) as f64);
+        figure(peer, case, of) > 0.0
+    };
     for (case, case_name) in cases {
         // The issue's 0.7x target is for frames that draw; the frame cycle
         // alone is printed to show the floor under them.
@@ -182,11 +192,18 @@ pub fn run(frames: u32, runs: u32) -> anyhow::Result<()> {
         );
         // The floor: a frame whose commit changes nothing still costs its
         // wakeups, dispatch and frame callbacks, in every compositor.
+        let cycle_render = if undrawn(ours, cycle) {
+            "nothing drawn for those commits".to_owned()
+        } else {
+            format!(
+                "its render alone (p50) {:.1}%",
+                100.0 * render(ours, cycle) / render(full, one)
+            )
+        };
         println!(
             "bench: tessera {renderer}: the frame cycle alone (an empty commit a frame) costs {:.1}% of a full redraw in CPU/frame, \
-             its render alone (p50) {:.1}%; weston's costs {:.1}% of it, sway's {:.1}% (own places) and {:.1}% (same scene)",
+             {cycle_render}; weston's costs {:.1}% of it, sway's {:.1}% (own places) and {:.1}% (same scene)",
             100.0 * cpu(ours, cycle) / cpu(full, one),
-            100.0 * render(ours, cycle) / render(full, one),
             100.0 * cpu(Peer::Weston, cycle) / cpu(full, one),
             100.0 * cpu(Peer::Sway { placed: false }, cycle) / cpu(full, one),
             100.0 * cpu(Peer::Sway { placed: true }, cycle) / cpu(full, one),
@@ -203,10 +220,13 @@ fn median(mut reports: Vec<Report>) -> Report {
 }
 
 fn print_row(peer: Peer, case: &str, r: &Report) {
-    let render = r
-        .render_p50_us
-        .map(|us| format!("  render p50 {us:>7.1} µs"))
-        .unwrap_or_default();
+    let render = match (r.render_p50_us, r.drawn) {
+        (Some(us), Some(drawn)) if drawn < r.frames as u64 => {
+            format!("  render p50 {us:>7.1} µs, only {drawn} frames drawn")
+        }
+        (Some(us), _) => format!("  render p50 {us:>7.1} µs"),
+        _ => String::new(),
+    };
     println!(
         "bench: {:<28} [{case}]  CPU/frame {:>8.1} µs  frame p50 {:>6.2} ms  p99 {:>6.2} ms  ({} frames){render}",
         peer.label(),
@@ -274,7 +294,9 @@ fn measure(
         let mut report =
             serde_json::from_str::<Report>(line.trim()).context("reading the client's report")?;
         if let Peer::Tessera { .. } = peer {
-            report.render_p50_us = Some(render_p50(bin, runtime.path(), &display)?);
+            let (p50, drawn) = render_time(bin, runtime.path(), &display)?;
+            report.render_p50_us = Some(p50);
+            report.drawn = Some(drawn);
         }
         Ok(report)
     })();
@@ -284,8 +306,9 @@ fn measure(
 }
 
 /// Tessera's p50 render time of the first output's last frames, which the
-/// client's run has just filled (it is far longer than the window kept).
-fn render_p50(bin: &Path, runtime: &Path, display: &str) -> anyhow::Result<f64> {
+/// client's run has just filled (it is far longer than the window kept), and
+/// how many frames that output drew in all.
+fn render_time(bin: &Path, runtime: &Path, display: &str) -> anyhow::Result<(f64, u64)> {
     let out = Command::new(bin.join("tessera"))
         .args(["msg", "--json", "planes"])
         .env("XDG_RUNTIME_DIR", runtime)
@@ -293,9 +316,14 @@ fn render_p50(bin: &Path, runtime: &Path, display: &str) -> anyhow::Result<f64> 
         .output()?;
     ensure!(out.status.success(), "tessera msg planes: {}", out.status);
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    answer["data"]["outputs"][0]["render_time"]["p50_us"]
+    let time = &answer["data"]["outputs"][0]["render_time"];
+    let p50 = time["p50_us"]
         .as_f64()
-        .context("no render time in `tessera msg planes`")
+        .context("no render time in `tessera msg planes`")?;
+    let drawn = time["frames"]
+        .as_u64()
+        .context("no frame count in `tessera msg planes`")?;
+    Ok((p50, drawn))
 }
 
 /// Where tessera puts the windows of `case`, read from `tessera msg windows`

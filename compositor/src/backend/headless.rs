@@ -1,9 +1,10 @@
 //! The headless backend: virtual outputs rendered offscreen on a refresh timer,
 //! with Pixman or with GLES on llvmpipe through EGL surfaceless. Frames are real
 //! (they can be read back), and clients get frame callbacks and presentation
-//! feedback at the output's rate, as on a real display.
+//! feedback at the output's rate, as on a real display. A vblank with nothing
+//! new to show draws nothing, as an idle kms output's would not (`settled`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use smithay::backend::allocator::Fourcc;
@@ -63,8 +64,12 @@ enum Renderers {
 pub struct Headless {
     renderers: Renderers,
     outputs: Vec<(Output, Duration)>,
-    /// Frames rendered per output, the presentation sequence number.
+    /// Vblanks per output, the presentation sequence number.
     seq: HashMap<String, u64>,
+    /// The outputs whose last frame still shows everything as it is: nothing
+    /// that may change the screen (`Tessera::needs_redraw`) happened since.
+    /// Their vblanks draw nothing, as an idle kms output's would not.
+    settled: HashSet<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +118,13 @@ impl Headless {
             renderers,
             outputs: Vec::new(),
             seq: HashMap::new(),
+            settled: HashSet::new(),
         })
+    }
+
+    /// Something may have changed on screen: every output draws its next vblank.
+    pub(crate) fn unsettle(&mut self) {
+        self.settled.clear();
     }
 
     pub fn renderer_name(&self) -> &'static str {
@@ -252,10 +263,29 @@ impl Tessera {
         Ok(output)
     }
 
-    /// One refresh cycle of a virtual output: render, then tell clients.
+    /// One refresh cycle of a virtual output: render unless nothing changed
+    /// since its last frame, then tell clients.
     fn on_vblank(&mut self, output: &Output) {
-        if let Err(err) = self.render_headless(output, false, true) {
-            tracing::warn!(output = output.name(), %err, "frame failed");
+        // What this turn of the loop changed before the timer fired has not
+        // reached the outputs yet (that is done after the turn).
+        if self.needs_redraw {
+            self.wake_outputs();
+        }
+        let name = output.name();
+        let settled = !self.debug_rerender
+            && matches!(&self.backend, Backend::Headless(h) if h.settled.contains(&name));
+        if !settled {
+            match self.render_headless(output, false, true) {
+                Ok(_) => {
+                    if let Backend::Headless(h) = &mut self.backend {
+                        h.settled.insert(name.clone());
+                    }
+                }
+                Err(err) => tracing::warn!(output = name, %err, "frame failed"),
+            }
+        }
+        if let Backend::Headless(h) = &mut self.backend {
+            *h.seq.entry(name).or_default() += 1;
         }
         self.frame_done(output);
         let _ = self.display_handle.flush_clients();
@@ -308,7 +338,6 @@ impl Tessera {
                             .record_render_time(&output.name(), started.elapsed());
                     }
                     self.scanout.record(&output.name(), frame);
-                    *h.seq.entry(output.name()).or_default() += 1;
                     self.frames_rendered += 1;
                     shown = true;
                 }

@@ -125,12 +125,38 @@ pub fn framebuffer_size(output: &Output) -> Option<Size<i32, Physical>> {
 }
 
 impl Tessera {
+    /// Clients' requests were dispatched, `requests` of them. Most requests
+    /// that change the screen say so where they are handled, but not all do
+    /// (a subsurface role destroyed unmaps it at once, with no commit and no
+    /// hook), so any dispatch is taken to need a look at the screen, unless
+    /// every request in it was a commit that changed nothing shown and its
+    /// frame requests: a client asking for frame callbacks and nothing else.
+    pub fn requests_dispatched(&mut self, requests: usize) {
+        let quiet = std::mem::take(&mut self.quiet_requests);
+        if requests > quiet {
+            self.needs_redraw = true;
+        }
+    }
+
     /// Called after every turn of the event loop: when something may have
-    /// changed on screen (`needs_redraw`), idle outputs draw again. Only kms
-    /// idles; headless and nested draw on their own refresh timers.
+    /// changed on screen (`needs_redraw`), idle outputs draw again. A kms
+    /// output idles with no timer; a headless one keeps its refresh timer but
+    /// draws nothing while settled; nested draws on its own timer.
     pub fn wake_outputs(&mut self) {
-        if std::mem::take(&mut self.needs_redraw) && matches!(self.backend, Backend::Kms(_)) {
-            self.kms_wake();
+        // An animated theme cursor changes with time alone.
+        if self.cursor.animates(&self.cursor_status) {
+            self.needs_redraw = true;
+        }
+        let redraw = std::mem::take(&mut self.needs_redraw);
+        let frame = std::mem::take(&mut self.needs_frame);
+        if matches!(self.backend, Backend::Kms(_)) {
+            if redraw || frame {
+                self.kms_wake();
+            }
+        } else if let Backend::Headless(headless) = &mut self.backend
+            && redraw
+        {
+            headless.unsettle();
         }
     }
 

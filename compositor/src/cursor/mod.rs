@@ -171,6 +171,18 @@ impl Cursor {
         }
     }
 
+    /// Whether what `status` shows changes with time alone: a theme cursor of
+    /// several frames, once loaded (it is, by the frame that first shows it).
+    pub fn animates(&self, status: &CursorImageStatus) -> bool {
+        let CursorImageStatus::Named(icon) = status else {
+            return false;
+        };
+        self.shapes
+            .borrow()
+            .iter()
+            .any(|((shape, _), frames)| shape == icon && frames.len() > 1)
+    }
+
     /// The frame of `icon` for `buffer_scale`, `millis` into its animation.
     fn frame(&self, icon: CursorIcon, buffer_scale: i32, millis: u64) -> Option<Frame> {
         let mut shapes = self.shapes.borrow_mut();

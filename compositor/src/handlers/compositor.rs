@@ -11,8 +11,8 @@ use smithay::reexports::wayland_server::{Client, Resource};
 use smithay::utils::{Logical, Rectangle, Transform};
 use smithay::wayland::buffer::BufferHandler;
 use smithay::wayland::compositor::{
-    CompositorClientState, CompositorHandler, CompositorState, get_children, get_parent,
-    is_sync_subsurface, with_states,
+    CompositorClientState, CompositorHandler, CompositorState, SurfaceAttributes,
+    add_pre_commit_hook, get_children, get_parent, is_sync_subsurface, with_states,
 };
 use smithay::wayland::fractional_scale::{FractionalScaleHandler, with_fractional_scale};
 use smithay::wayland::shell::wlr_layer::LayerSurfaceData;
@@ -42,7 +42,19 @@ impl CompositorHandler for Tessera {
         }
     }
 
+    fn new_surface(&mut self, surface: &WlSurface) {
+        // The frame requests a commit carries, for telling a commit that only
+        // asks for a frame callback (`requests_dispatched`).
+        add_pre_commit_hook::<Self, _>(surface, |state, _, surface| {
+            state.frame_requests = with_states(surface, |states| {
+                let mut attributes = states.cached_state.get::<SurfaceAttributes>();
+                attributes.pending().frame_callbacks.len()
+            });
+        });
+    }
+
     fn commit(&mut self, surface: &WlSurface) {
+        let frame_requests = std::mem::take(&mut self.frame_requests);
         CommitStamp::record(surface);
         if is_sync_subsurface(surface) {
             // Applied with its parent's commit, buffers and all.
@@ -52,6 +64,8 @@ impl CompositorHandler for Tessera {
         self.retire_replaced_buffers(surface);
         let shown = Shown::of(surface);
         on_commit_buffer_handler::<Self>(surface);
+        // Taken back below by a commit that changes nothing on screen.
+        let redraw_before = self.needs_redraw;
         self.needs_redraw = true;
         let mut root = surface.clone();
         while let Some(parent) = get_parent(&root) {
@@ -79,6 +93,13 @@ impl CompositorHandler for Tessera {
                 window.on_commit();
                 let (before, extent) = record_extent(&window, surface);
                 self.shell.watch.committed(before, extent);
+                if same && before == Some(extent) {
+                    // Nothing it shows changed (contents, place, size, shape,
+                    // tiling): it wants its frame callback, not a frame.
+                    self.needs_redraw = redraw_before;
+                    self.needs_frame = true;
+                    self.quiet_requests += 1 + frame_requests;
+                }
                 // A mapped toplevel: not a popup, a layer or a window to map,
                 // and the commit every animating client makes every frame.
                 return;
@@ -138,6 +159,7 @@ impl CompositorHandler for Tessera {
     }
 
     fn destroyed(&mut self, surface: &WlSurface) {
+        self.needs_redraw = true;
         self.frames_owed.remove(&surface.id());
         // A subsurface or popup that went away shrinks its window's extent
         // without a commit of the window.

@@ -266,12 +266,17 @@ where
 
 /// Neither maximized nor fullscreen: a window with edges of its own.
 fn is_floating(window: &Window) -> bool {
+    window.toplevel().is_some() && !is_tiled(window) && meta(window, |m| m.fullscreen_on.is_none())
+}
+
+/// Whether the client's current state is maximized or fullscreen.
+pub fn is_tiled(window: &Window) -> bool {
     let Some(toplevel) = window.toplevel() else {
         return false;
     };
     // Read in place: `current_state` clones the whole state, capability set
     // included, which showed in profiles for a check made every frame.
-    let tiled = with_states(toplevel.wl_surface(), |states| {
+    with_states(toplevel.wl_surface(), |states| {
         states
             .data_map
             .get::<XdgToplevelSurfaceData>()
@@ -281,8 +286,7 @@ fn is_floating(window: &Window) -> bool {
                 states.contains(xdg_toplevel::State::Maximized)
                     || states.contains(xdg_toplevel::State::Fullscreen)
             })
-    });
-    !tiled && meta(window, |m| m.fullscreen_on.is_none())
+    })
 }
 
 /// Whether a texture's `src` lands on `dst` texel for pixel: the same size once

@@ -19,13 +19,16 @@ use std::hash::{Hash, Hasher};
 /// What a window's place on the outputs, and what a still pointer over it hits,
 /// depend on besides its location: its bounding box with popups, its window
 /// geometry, its input region, and whether it has subsurfaces (whose own
-/// commits and destruction are seen anyway).
+/// commits and destruction are seen anyway). Also whether it is tiled
+/// (maximized or fullscreen, which takes its focus border away): with its
+/// buffer, what a commit can change of how the window looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Extent {
     bbox: Rectangle<i32, Logical>,
     geometry: Rectangle<i32, Logical>,
     input: u64,
     subsurfaces: bool,
+    tiled: bool,
 }
 
 impl Extent {
@@ -36,6 +39,7 @@ impl Extent {
             input: input_region_key(root),
             subsurfaces: !get_children(root).is_empty()
                 || PopupManager::popups_for_surface(root).next().is_some(),
+            tiled: crate::render::is_tiled(window),
         }
     }
 

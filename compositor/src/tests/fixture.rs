@@ -50,7 +50,9 @@ impl Fixture {
 
     /// Runs the compositor side once: client requests, timers, flush.
     pub fn dispatch(&mut self) {
-        self.display.dispatch_clients(&mut self.state).unwrap();
+        // As the session's display source does.
+        let requests = self.display.dispatch_clients(&mut self.state).unwrap();
+        self.state.requests_dispatched(requests);
         self.event_loop
             .dispatch(Some(Duration::ZERO), &mut self.state)
             .unwrap();

@@ -10,6 +10,7 @@ mod fixture;
 mod frames;
 mod fuzz;
 mod hostile;
+mod idle;
 mod kept;
 mod lock;
 mod sandbox;
