@@ -44,7 +44,9 @@ pub fn run(
             Event::Closed => state.quit(),
         })
         .map_err(|e| anyhow::anyhow!("command channel: {e}"))?;
+    // As the session's loop does: what a turn changed reaches the outputs.
     event_loop.run(None, &mut state, |state| {
+        state.wake_outputs();
         let _ = state.display_handle.flush_clients();
     })?;
     Ok(())
