@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wayland_client::protocol::{
     wl_buffer, wl_callback, wl_compositor, wl_data_device, wl_data_device_manager, wl_data_offer,
     wl_data_source, wl_keyboard, wl_output, wl_pointer, wl_registry, wl_seat, wl_shm, wl_shm_pool,
-    wl_subcompositor, wl_surface, wl_touch,
+    wl_subcompositor, wl_subsurface, wl_surface, wl_touch,
 };
 use wayland_client::{Connection, Dispatch, EventQueue, Proxy, QueueHandle, WEnum, delegate_noop};
 use wayland_protocols::ext::session_lock::v1::client::{
@@ -209,6 +209,26 @@ impl TestClient {
     pub fn surface(&self) -> wl_surface::WlSurface {
         let compositor = self.data.compositor.as_ref().unwrap();
         compositor.create_surface(&self.qh(), ())
+    }
+
+    /// A subsurface of `parent` at `at`, with a `w`x`h` buffer of `argb`
+    /// attached, damaged and committed: it shows once the parent commits.
+    pub fn subsurface(
+        &mut self,
+        parent: &wl_surface::WlSurface,
+        at: (i32, i32),
+        (w, h): (i32, i32),
+        argb: u32,
+    ) -> (wl_surface::WlSurface, wl_subsurface::WlSubsurface) {
+        let surface = self.surface();
+        let subcompositor = self.data.subcompositor.clone().unwrap();
+        let sub = subcompositor.get_subsurface(&surface, parent, &self.qh(), ());
+        sub.set_position(at.0, at.1);
+        let buffer = self.buffer(w, h, argb);
+        surface.attach(Some(&buffer), 0, 0);
+        surface.damage_buffer(0, 0, w, h);
+        surface.commit();
+        (surface, sub)
     }
 
     /// A toplevel surface without a buffer; the caller commits.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use wayland_client::protocol::wl_surface::WlSurface;
 
-use super::client::TestClient;
+use super::client::{TestClient, Toplevel};
 use super::fixture::Fixture;
 use super::scenes::{GREEN, GREY, floating, rgba, window_location};
 
@@ -45,15 +45,20 @@ fn drawn(fx: &Fixture) -> u64 {
     fx.state.frames_rendered
 }
 
+/// New contents for the 200x150 window `t`, all of it damaged, committed.
+fn paint(c: &mut TestClient, t: &Toplevel, argb: u32) {
+    let b = c.buffer(200, 150, argb);
+    t.surface.attach(Some(&b), 0, 0);
+    t.surface.damage_buffer(0, 0, 200, 150);
+    t.surface.commit();
+}
+
 #[test]
 fn an_idle_output_draws_nothing_and_every_change_draws_again() {
     let mut fx = Fixture::new();
     let (mut c, _) = fx.add_client();
     let t = floating(&mut fx, &mut c, "w", 200, 150);
-    let b = c.buffer(200, 150, GREY);
-    t.surface.attach(Some(&b), 0, 0);
-    t.surface.damage_buffer(0, 0, 200, 150);
-    t.surface.commit();
+    paint(&mut c, &t, GREY);
     run_for(&mut fx, &mut c, 100);
     let settled = drawn(&fx);
     assert!(settled > 0, "the window was never drawn");
@@ -66,10 +71,7 @@ fn an_idle_output_draws_nothing_and_every_change_draws_again() {
     assert_eq!(drawn(&fx), settled, "an empty commit drew a frame");
 
     // New contents draw, and the output settles again after them.
-    let b = c.buffer(200, 150, GREEN);
-    t.surface.attach(Some(&b), 0, 0);
-    t.surface.damage_buffer(0, 0, 200, 150);
-    t.surface.commit();
+    paint(&mut c, &t, GREEN);
     run_for(&mut fx, &mut c, 100);
     let changed = drawn(&fx);
     assert!(changed > settled, "new contents were not drawn");
@@ -141,22 +143,8 @@ fn a_request_that_changes_the_screen_without_a_commit_draws() {
     let mut fx = Fixture::new();
     let (mut c, _) = fx.add_client();
     let t = floating(&mut fx, &mut c, "w", 200, 150);
-    let b = c.buffer(200, 150, GREY);
-    t.surface.attach(Some(&b), 0, 0);
-    t.surface.damage_buffer(0, 0, 200, 150);
-    let qh = c.qh();
-    let above = c.data.compositor.clone().unwrap().create_surface(&qh, ());
-    let sub = c
-        .data
-        .subcompositor
-        .clone()
-        .unwrap()
-        .get_subsurface(&above, &t.surface, &qh, ());
-    sub.set_position(20, 20);
-    let green = c.buffer(40, 40, GREEN);
-    above.attach(Some(&green), 0, 0);
-    above.damage_buffer(0, 0, 40, 40);
-    above.commit();
+    paint(&mut c, &t, GREY);
+    let (_above, sub) = c.subsurface(&t.surface, (20, 20), (40, 40), GREEN);
     t.surface.commit();
     run_for(&mut fx, &mut c, 100);
     let frame = fx.screenshot();

@@ -62,7 +62,6 @@ fn a_still_window_is_kept_and_every_change_shows() {
     assert_eq!(at(&fx, &frame, "still", 10, 10), rgba(GREY));
 
     // A popup opening shows, and closing (no commit of the window) goes.
-    let qh = c.qh();
     let super::client::Popup {
         surface,
         xdg_surface: xdg,
@@ -91,18 +90,7 @@ fn a_still_window_is_kept_and_every_change_shows() {
 
     // A subsurface shows; its role destroyed (the surface kept, nothing
     // committed) takes it away at once.
-    let above = c.data.compositor.clone().unwrap().create_surface(&qh, ());
-    let sub = c
-        .data
-        .subcompositor
-        .clone()
-        .unwrap()
-        .get_subsurface(&above, &t.surface, &qh, ());
-    sub.set_position(100, 100);
-    let b = c.buffer(40, 40, GREY);
-    above.attach(Some(&b), 0, 0);
-    above.damage_buffer(0, 0, 40, 40);
-    above.commit();
+    let (_above, sub) = c.subsurface(&t.surface, (100, 100), (40, 40), GREY);
     t.surface.commit();
     fx.roundtrip(&mut c);
     let frame = fx.screenshot();
