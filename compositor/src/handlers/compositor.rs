@@ -64,9 +64,6 @@ impl CompositorHandler for Tessera {
         self.retire_replaced_buffers(surface);
         let shown = Shown::of(surface);
         on_commit_buffer_handler::<Self>(surface);
-        // Taken back below by a commit that changes nothing on screen.
-        let redraw_before = self.needs_redraw;
-        self.needs_redraw = true;
         let mut root = surface.clone();
         while let Some(parent) = get_parent(&root) {
             root = parent;
@@ -96,9 +93,10 @@ impl CompositorHandler for Tessera {
                 if same && before == Some(extent) {
                     // Nothing it shows changed (contents, place, size, shape,
                     // tiling): it wants its frame callback, not a frame.
-                    self.needs_redraw = redraw_before;
                     self.needs_frame = true;
                     self.quiet_requests += 1 + frame_requests;
+                } else {
+                    self.needs_redraw = true;
                 }
                 // A mapped toplevel: not a popup, a layer or a window to map,
                 // and the commit every animating client makes every frame.
@@ -139,6 +137,9 @@ impl CompositorHandler for Tessera {
                 }
             }
         }
+        // Not a mapped toplevel's own commit: a popup, a subsurface, a layer
+        // or a window about to map, each of which may change the screen.
+        self.needs_redraw = true;
         if &root == surface {
             self.initial_configure(surface);
             self.map_if_ready(surface);
