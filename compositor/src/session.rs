@@ -103,6 +103,8 @@ pub fn insert_display_source(
 pub fn run(args: &Args) -> Result<(), StartError> {
     let (config, config_path) = crate::config::load(args.config.as_deref())
         .map_err(|e| StartError::Config(format!("{e:#}")))?;
+    // Before anything can start a thread or load a GL driver.
+    crate::render::llvmpipe::apply(config.renderer.llvmpipe_threads);
     let backend = resolve_backend(args.backend);
     let renderer = match args.renderer {
         Renderer::Pixman => RendererChoice::Pixman,

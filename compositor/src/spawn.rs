@@ -19,6 +19,9 @@ pub fn spawn(state: &Tessera, cmd: &str) {
         .env("XDG_CURRENT_DESKTOP", "Tessera")
         .envs(state.cursor.environment());
     c.env_remove("DISPLAY");
+    if crate::render::llvmpipe::set_by_session() {
+        c.env_remove(crate::render::llvmpipe::VAR);
+    }
     // Readiness is tessera's to report (NotifyAccess=main), not its children's.
     c.env_remove("NOTIFY_SOCKET");
     match c.spawn() {

@@ -242,3 +242,47 @@ fn text_bands(c: &tessera::backend::Capture, bg: [u8; 4]) -> Vec<(u32, u32)> {
     }
     bands
 }
+
+/// llvmpipe rasterizes on as many threads as `renderer.llvmpipe_threads` says (0:
+/// none, on the compositor's own thread), and the clients the session starts do
+/// not inherit the variable that carries it to Mesa.
+#[test]
+fn llvmpipe_raster_threads_follow_the_config_and_stay_out_of_clients() {
+    for threads in [0usize, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let env_file = dir.path().join("client-env");
+        let config = dir.path().join("compositor.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[renderer]\nllvmpipe_threads = {threads}\n[binds]\n\"Super+e\" = \"spawn env > {}\"\n",
+                env_file.display()
+            ),
+        )
+        .unwrap();
+        let session =
+            Session::start_with("gles", "640x480", &["--config", config.to_str().unwrap()]);
+        // A screenshot is read back from GL, so the driver is loaded and has drawn.
+        session.screenshot(dir.path(), "first");
+        let raster: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", session.pid()))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+            .map(|c| c.trim().to_owned())
+            .filter(|c| c.starts_with("llvmpipe-"))
+            .collect();
+        assert_eq!(raster.len(), threads, "{threads} configured: {raster:?}");
+        assert!(
+            session
+                .msg(Request::Key {
+                    combo: "Super+e".into()
+                })
+                .ok
+        );
+        let env = poll("the spawned client's environment", || {
+            std::fs::read_to_string(&env_file)
+                .ok()
+                .filter(|e| e.contains("WAYLAND_DISPLAY="))
+        });
+        assert!(!env.contains("LP_NUM_THREADS"), "{env}");
+    }
+}

@@ -238,6 +238,8 @@ pub struct RendererConfig {
     pub focus_border_width: BorderWidth,
     /// How much a window is darkened while a dialog it owns is open, 0 to 1.
     pub dialog_dim: Fraction,
+    /// Raster threads of Mesa's software GL (llvmpipe), where GLES has no GPU.
+    pub llvmpipe_threads: RasterThreads,
 }
 
 impl Default for RendererConfig {
@@ -248,6 +250,40 @@ impl Default for RendererConfig {
             focus_border: Colour([0x52, 0x94, 0xe2]),
             focus_border_width: BorderWidth(2),
             dialog_dim: Fraction(0.4),
+            llvmpipe_threads: RasterThreads::Auto,
+        }
+    }
+}
+
+/// How many threads llvmpipe rasterizes on: `"auto"`, or a count from 0 (on the
+/// compositor's own thread) to 32 (llvmpipe's limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RasterThreads {
+    #[default]
+    Auto,
+    Count(u8),
+}
+
+impl<'de> Deserialize<'de> for RasterThreads {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(i64),
+            Word(String),
+        }
+        let bad = |what: String| {
+            serde::de::Error::custom(format!(
+                "{what} is not a thread count, expected \"auto\" or 0 to 32"
+            ))
+        };
+        match Raw::deserialize(d)? {
+            Raw::Word(w) if w == "auto" => Ok(RasterThreads::Auto),
+            Raw::Word(w) => Err(bad(format!("\"{w}\""))),
+            Raw::Count(n) => match u8::try_from(n) {
+                Ok(n) if n <= 32 => Ok(RasterThreads::Count(n)),
+                _ => Err(bad(n.to_string())),
+            },
         }
     }
 }
@@ -656,5 +692,32 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(bad.contains("focus_border_width"), "{bad}");
+    }
+
+    #[test]
+    fn llvmpipe_threads_take_auto_or_a_count_and_name_the_key_otherwise() {
+        let threads = |v: &str| {
+            crate::parse::<CompositorConfig>(
+                &format!("[renderer]\nllvmpipe_threads = {v}\n"),
+                std::path::Path::new("t.toml"),
+            )
+            .map(|c| c.renderer.llvmpipe_threads)
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(threads("\"auto\""), Ok(RasterThreads::Auto));
+        assert_eq!(threads("0"), Ok(RasterThreads::Count(0)));
+        assert_eq!(threads("32"), Ok(RasterThreads::Count(32)));
+        for bad in ["33", "-1", "\"many\"", "1.5"] {
+            let e = threads(bad).unwrap_err();
+            assert!(
+                e.contains("t.toml:2") && e.contains("llvmpipe_threads"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(
+            threads("\"many\"")
+                .unwrap_err()
+                .contains("\"auto\" or 0 to 32")
+        );
     }
 }

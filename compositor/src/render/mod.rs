@@ -4,6 +4,7 @@
 pub mod damage;
 pub mod decoration;
 pub mod kept;
+pub mod llvmpipe;
 pub mod planes;
 pub mod shaders;
 pub mod timing;

@@ -40,6 +40,8 @@ impl Session {
             .env("TESSERA_NO_EXPORT", "1")
             .env("RUST_LOG", "warn")
             .env_remove("WAYLAND_DISPLAY")
+            // The config's llvmpipe_threads decides, as in a session.
+            .env_remove("LP_NUM_THREADS")
             .stdout(Stdio::piped())
             .spawn()
             .expect("tessera starts");
