@@ -7,8 +7,10 @@
 //! than the drawing: on the 2-core development machine, drawing on the
 //! compositor's own thread took the one-small-change frame from about 560 to about
 //! 450 µs of CPU, and full redraws did not get slower, since the raster threads
-//! were competing with the clients for the same two cores. On a big machine the
-//! threads do shorten full redraws of large outputs, so `auto` keeps them there.
+//! were competing with the clients for the same two cores. Where cores are
+//! plentiful the threads can shorten full redraws of large outputs, so `auto`
+//! keeps Mesa's default above four cores. That threshold is a judgement, not a
+//! measurement: only the 2-core machine was measured.
 //!
 //! llvmpipe reads its count only from `LP_NUM_THREADS`, once, when the driver
 //! loads; so the session sets it before any backend starts, and takes it back out
