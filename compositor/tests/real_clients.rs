@@ -283,6 +283,6 @@ fn llvmpipe_raster_threads_follow_the_config_and_stay_out_of_clients() {
                 .ok()
                 .filter(|e| e.contains("WAYLAND_DISPLAY="))
         });
-        assert!(!env.contains("LP_NUM_THREADS"), "{env}");
+        assert!(!env.contains(tessera::render::llvmpipe::VAR), "{env}");
     }
 }

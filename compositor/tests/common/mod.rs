@@ -41,7 +41,7 @@ impl Session {
             .env("RUST_LOG", "warn")
             .env_remove("WAYLAND_DISPLAY")
             // The config's llvmpipe_threads decides, as in a session.
-            .env_remove("LP_NUM_THREADS")
+            .env_remove(tessera::render::llvmpipe::VAR)
             .stdout(Stdio::piped())
             .spawn()
             .expect("tessera starts");
