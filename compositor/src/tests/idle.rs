@@ -53,12 +53,18 @@ fn paint(c: &mut TestClient, t: &Toplevel, argb: u32) {
     t.surface.commit();
 }
 
-#[test]
-fn an_idle_output_draws_nothing_and_every_change_draws_again() {
+/// A fixture with one client and its floating 200x150 window `w`, painted grey.
+fn grey_window() -> (Fixture, TestClient, Toplevel) {
     let mut fx = Fixture::new();
     let (mut c, _) = fx.add_client();
     let t = floating(&mut fx, &mut c, "w", 200, 150);
     paint(&mut c, &t, GREY);
+    (fx, c, t)
+}
+
+#[test]
+fn an_idle_output_draws_nothing_and_every_change_draws_again() {
+    let (mut fx, mut c, t) = grey_window();
     run_for(&mut fx, &mut c, 100);
     let settled = drawn(&fx);
     assert!(settled > 0, "the window was never drawn");
@@ -140,10 +146,7 @@ fn an_animated_theme_cursor_keeps_the_output_drawing() {
 
 #[test]
 fn a_request_that_changes_the_screen_without_a_commit_draws() {
-    let mut fx = Fixture::new();
-    let (mut c, _) = fx.add_client();
-    let t = floating(&mut fx, &mut c, "w", 200, 150);
-    paint(&mut c, &t, GREY);
+    let (mut fx, mut c, t) = grey_window();
     let (_above, sub) = c.subsurface(&t.surface, (20, 20), (40, 40), GREEN);
     t.surface.commit();
     run_for(&mut fx, &mut c, 100);
