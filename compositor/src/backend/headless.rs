@@ -127,6 +127,11 @@ impl Headless {
         self.settled.clear();
     }
 
+    /// The vblanks `output` has had: the presentation sequence number.
+    pub fn vblanks(&self, output: &str) -> u64 {
+        self.seq.get(output).copied().unwrap_or(0)
+    }
+
     pub fn renderer_name(&self) -> &'static str {
         match self.renderers {
             Renderers::Pixman(_) => "pixman",
@@ -263,8 +268,12 @@ impl Tessera {
         Ok(output)
     }
 
-    /// One refresh cycle of a virtual output: render unless nothing changed
-    /// since its last frame, then tell clients.
+    /// One refresh cycle of a virtual output. The vblank shows what clients
+    /// committed before it, so their frame callbacks and presentation feedback
+    /// go out first and the frame is drawn after (unless nothing changed since
+    /// the last one). Clients then draw their next frame while this one is
+    /// composed, and the commits that land meanwhile are read in one wake
+    /// rather than one each once the compositor slept.
     fn on_vblank(&mut self, output: &Output) {
         // What this turn of the loop changed before the timer fired has not
         // reached the outputs yet (that is done after the turn).
@@ -275,20 +284,26 @@ impl Tessera {
         let settled = !self.debug_rerender
             && matches!(&self.backend, Backend::Headless(h) if h.settled.contains(&name));
         if !settled {
-            match self.render_headless(output, false, true) {
-                Ok(_) => {
-                    if let Backend::Headless(h) = &mut self.backend {
-                        h.settled.insert(name.clone());
-                    }
-                }
-                Err(err) => tracing::warn!(output = name, %err, "frame failed"),
-            }
+            // A window mapped since the last frame is on the output, and owed
+            // its first callback, before the callbacks go out.
+            self.settle_layout(output);
         }
         if let Backend::Headless(h) = &mut self.backend {
-            *h.seq.entry(name).or_default() += 1;
+            *h.seq.entry(name.clone()).or_default() += 1;
         }
         self.frame_done(output);
         let _ = self.display_handle.flush_clients();
+        if settled {
+            return;
+        }
+        match self.render_settled(output, false, true) {
+            Ok(_) => {
+                if let Backend::Headless(h) = &mut self.backend {
+                    h.settled.insert(name);
+                }
+            }
+            Err(err) => tracing::warn!(output = name, %err, "frame failed"),
+        }
     }
 
     /// Renders `output`, with the pointer when `cursor`; with `capture`, also
@@ -299,8 +314,18 @@ impl Tessera {
         capture: bool,
         cursor: bool,
     ) -> Result<Option<Capture>, String> {
-        let started = Instant::now();
         self.settle_layout(output);
+        self.render_settled(output, capture, cursor)
+    }
+
+    /// `render_headless` once the layout is settled (`settle_layout`).
+    fn render_settled(
+        &mut self,
+        output: &Output,
+        capture: bool,
+        cursor: bool,
+    ) -> Result<Option<Capture>, String> {
+        let started = Instant::now();
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
         let mut shown = false;
         let result = match &mut backend {
@@ -359,7 +384,7 @@ impl Tessera {
         let (refresh, seq) = match &self.backend {
             Backend::Headless(h) => (
                 h.outputs.iter().find(|(o, _)| o == output).map(|(_, r)| *r),
-                h.seq.get(&output.name()).copied().unwrap_or(0),
+                h.vblanks(&output.name()),
             ),
             _ => (None, 0),
         };

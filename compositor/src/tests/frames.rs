@@ -226,6 +226,29 @@ fn a_frame_walks_only_windows_that_committed_and_every_callback_arrives() {
     );
 }
 
+#[test]
+fn a_new_window_gets_its_first_callback_from_the_first_vblank_after_its_commit() {
+    let mut fx = Fixture::new();
+    let (mut c, _) = fx.add_client();
+    let t = c.create_toplevel("new");
+    t.surface.commit();
+    fx.roundtrip(&mut c);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    t.surface.frame(&c.qh(), done.clone());
+    c.attach_configured(&t.surface, (200, 100), 0xff00_ff00);
+    requests_only(&mut fx, &mut c);
+    let output = fx.state.outputs()[0].name();
+    let vblanks = |fx: &Fixture| match &fx.state.backend {
+        crate::backend::Backend::Headless(h) => h.vblanks(&output),
+        _ => unreachable!("the fixture runs headless"),
+    };
+    let before = vblanks(&fx);
+    assert!(until_done(&mut fx, &mut c, &done), "no frame callback");
+    // The vblank's callbacks go out before it draws, and the window joins its
+    // output as that frame is planned: the first frame must not skip it.
+    assert_eq!(vblanks(&fx) - before, 1, "the callback waited a vblank");
+}
+
 /// The root surface id of the window `app_id`.
 fn window_of(fx: &Fixture, app_id: &str) -> smithay::reexports::wayland_server::backend::ObjectId {
     use smithay::reexports::wayland_server::Resource;
