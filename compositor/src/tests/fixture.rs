@@ -138,6 +138,19 @@ pub fn pixel(c: &Capture, x: u32, y: u32) -> [u8; 4] {
 }
 
 impl Fixture {
+    /// Creates a toplevel and lets it take its first configure: the initial
+    /// commit, with no buffer, and the compositor's answer.
+    pub fn configured_toplevel(
+        &mut self,
+        client: &mut TestClient,
+        app_id: &str,
+    ) -> super::client::Toplevel {
+        let t = client.create_toplevel(app_id);
+        t.surface.commit();
+        self.roundtrip(client);
+        t
+    }
+
     /// Creates a toplevel, lets it take its first configure and maps it with a
     /// buffer of the configured size (or `fallback`) in one colour.
     pub fn map_toplevel(
@@ -147,9 +160,7 @@ impl Fixture {
         fallback: (i32, i32),
         argb: u32,
     ) -> super::client::Toplevel {
-        let t = client.create_toplevel(app_id);
-        t.surface.commit();
-        self.roundtrip(client);
+        let t = self.configured_toplevel(client, app_id);
         client.attach_configured(&t.surface, fallback, argb);
         self.roundtrip(client);
         t

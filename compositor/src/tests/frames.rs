@@ -230,9 +230,7 @@ fn a_frame_walks_only_windows_that_committed_and_every_callback_arrives() {
 fn a_new_window_gets_its_first_callback_from_the_first_vblank_after_its_commit() {
     let mut fx = Fixture::new();
     let (mut c, _) = fx.add_client();
-    let t = c.create_toplevel("new");
-    t.surface.commit();
-    fx.roundtrip(&mut c);
+    let t = fx.configured_toplevel(&mut c, "new");
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     t.surface.frame(&c.qh(), done.clone());
     c.attach_configured(&t.surface, (200, 100), 0xff00_ff00);

@@ -195,9 +195,7 @@ fn perform(fx: &mut Fixture, c: &mut TestClient, op: &Op, dir: &std::path::Path)
             let spb = c.data.single_pixel.clone().unwrap();
             let buffer = spb.create_u32_rgba_buffer(rgba[0], rgba[1], rgba[2], rgba[3], &qh, ());
             let surface = if *toplevel {
-                let t = c.create_toplevel("fuzz");
-                t.surface.commit();
-                fx.roundtrip(c);
+                let t = fx.configured_toplevel(c, "fuzz");
                 t.surface
             } else {
                 c.data.compositor.clone().unwrap().create_surface(&qh, ())

@@ -42,9 +42,7 @@ fn an_invalid_request_is_a_protocol_error_for_that_client_only() {
 fn a_client_that_disconnects_mid_commit_is_cleaned_up() {
     let mut fx = Fixture::new();
     let (mut c, handle) = fx.add_client();
-    let t = c.create_toplevel("leaver");
-    t.surface.commit();
-    fx.roundtrip(&mut c);
+    let t = fx.configured_toplevel(&mut c, "leaver");
     let buffer = c.buffer(1280, 720, 0xffff_0000);
     t.surface.attach(Some(&buffer), 0, 0);
     // The commit is sent but the client vanishes before the compositor reads it.

@@ -12,9 +12,7 @@ const ACTIVATED: u32 = State::Activated as u32;
 fn a_new_toplevel_is_configured_maximized_then_activated() {
     let mut fx = Fixture::new();
     let (mut c, _) = fx.add_client();
-    let t = c.create_toplevel("app.one");
-    t.surface.commit();
-    fx.roundtrip(&mut c);
+    let t = fx.configured_toplevel(&mut c, "app.one");
     // The first configure already carries the maximized size: no resize flash.
     let first = c.configures_of(&t.surface);
     assert_eq!(first.len(), 1, "{first:?}");
