@@ -268,12 +268,11 @@ impl Tessera {
         Ok(output)
     }
 
-    /// One refresh cycle of a virtual output. The vblank shows what clients
-    /// committed before it, so their frame callbacks and presentation feedback
-    /// go out first and the frame is drawn after (unless nothing changed since
-    /// the last one). Clients then draw their next frame while this one is
-    /// composed, and the commits that land meanwhile are read in one wake
-    /// rather than one each once the compositor slept.
+    /// One refresh cycle of a virtual output: render unless nothing changed
+    /// since its last frame, then tell clients. Not the other way round, though
+    /// clients would then draw while this frame is composed: a buffer that
+    /// fails as it is drawn (an shm file truncated under it) must end in the
+    /// client's protocol error, never in a frame callback that says it showed.
     fn on_vblank(&mut self, output: &Output) {
         // What this turn of the loop changed before the timer fired has not
         // reached the outputs yet (that is done after the turn).
@@ -284,26 +283,20 @@ impl Tessera {
         let settled = !self.debug_rerender
             && matches!(&self.backend, Backend::Headless(h) if h.settled.contains(&name));
         if !settled {
-            // A window mapped since the last frame is on the output, and owed
-            // its first callback, before the callbacks go out.
-            self.settle_layout(output);
+            match self.render_headless(output, false, true) {
+                Ok(_) => {
+                    if let Backend::Headless(h) = &mut self.backend {
+                        h.settled.insert(name.clone());
+                    }
+                }
+                Err(err) => tracing::warn!(output = name, %err, "frame failed"),
+            }
         }
         if let Backend::Headless(h) = &mut self.backend {
-            *h.seq.entry(name.clone()).or_default() += 1;
+            *h.seq.entry(name).or_default() += 1;
         }
         self.frame_done(output);
         let _ = self.display_handle.flush_clients();
-        if settled {
-            return;
-        }
-        match self.render_settled(output, false, true) {
-            Ok(_) => {
-                if let Backend::Headless(h) = &mut self.backend {
-                    h.settled.insert(name);
-                }
-            }
-            Err(err) => tracing::warn!(output = name, %err, "frame failed"),
-        }
     }
 
     /// Renders `output`, with the pointer when `cursor`; with `capture`, also
@@ -314,18 +307,8 @@ impl Tessera {
         capture: bool,
         cursor: bool,
     ) -> Result<Option<Capture>, String> {
-        self.settle_layout(output);
-        self.render_settled(output, capture, cursor)
-    }
-
-    /// `render_headless` once the layout is settled (`settle_layout`).
-    fn render_settled(
-        &mut self,
-        output: &Output,
-        capture: bool,
-        cursor: bool,
-    ) -> Result<Option<Capture>, String> {
         let started = Instant::now();
+        self.settle_layout(output);
         let mut backend = std::mem::replace(&mut self.backend, Backend::None);
         let mut shown = false;
         let result = match &mut backend {

@@ -242,8 +242,8 @@ fn a_new_window_gets_its_first_callback_from_the_first_vblank_after_its_commit()
     };
     let before = vblanks(&fx);
     assert!(until_done(&mut fx, &mut c, &done), "no frame callback");
-    // The vblank's callbacks go out before it draws, and the window joins its
-    // output as that frame is planned: the first frame must not skip it.
+    // The window joins its output as that vblank's frame is planned, and the
+    // callbacks go out after: its first frame must not be a vblank late.
     assert_eq!(vblanks(&fx) - before, 1, "the callback waited a vblank");
 }
 
