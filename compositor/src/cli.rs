@@ -95,6 +95,9 @@ pub enum MsgCommand {
     /// overlay, cursor) or why it was composited, counters since start, and
     /// the recent frames' render times (the first frame apart).
     Planes,
+    /// The seat: input devices (name, event node, capabilities, tap and
+    /// natural scrolling), where the pointer is, and the fingers down.
+    Inputs,
     /// Focus (and unminimize) a window by id.
     Focus { id: u64 },
     /// Write a PNG of what an output shows, read back from the renderer.

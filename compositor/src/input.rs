@@ -103,6 +103,14 @@ pub fn keysym_lower(sym: Keysym) -> Keysym {
     }
 }
 
+/// The VT an `XF86Switch_VT_N` keysym asks for (xkb gives it for Ctrl+Alt+FN
+/// with the usual `srvrkeys`).
+fn switch_vt_keysym(sym: Keysym) -> Option<u8> {
+    let first = xkb::keysyms::KEY_XF86Switch_VT_1;
+    let n = sym.raw().checked_sub(first)?;
+    (n < 12).then(|| n as u8 + 1)
+}
+
 fn mods_of(state: &ModifiersState) -> Mods {
     Mods {
         ctrl: state.ctrl,
@@ -160,9 +168,18 @@ impl Tessera {
             serial,
             time,
             |st, mods, handle| {
-                if !pressed || locked {
-                    // While locked, every key goes to the lock surface; only VT
-                    // switching would be allowed, and it is handled by the kms backend.
+                if !pressed {
+                    return FilterResult::Forward;
+                }
+                // The keymap's VT keys switch VTs whatever the bindings say and
+                // even while locked, as on a text console (and in sway): a
+                // session with a broken locker or an empty [binds] can still be
+                // left for a console.
+                if let Some(vt) = switch_vt_keysym(handle.modified_sym()) {
+                    return FilterResult::Intercept(Action::SwitchVt(vt));
+                }
+                if locked {
+                    // While locked, every other key goes to the lock surface.
                     return FilterResult::Forward;
                 }
                 let sym = handle
@@ -397,6 +414,17 @@ impl Tessera {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vt_keysyms_name_vts_1_to_12_and_nothing_else_does() {
+        let vt = |raw: u32| switch_vt_keysym(Keysym::new(raw));
+        let first = xkb::keysyms::KEY_XF86Switch_VT_1;
+        assert_eq!(vt(first), Some(1));
+        assert_eq!(vt(xkb::keysyms::KEY_XF86Switch_VT_12), Some(12));
+        assert_eq!(vt(first + 12), None);
+        assert_eq!(vt(first - 1), None);
+        assert_eq!(vt(xkb::keysyms::KEY_F2), None);
+    }
 
     fn us() -> KeyTable {
         KeyTable::new(&XkbConfig {

@@ -70,6 +70,7 @@ fn msg_main(msg: &tessera::cli::MsgArgs) -> i32 {
         MsgCommand::Windows => Request::Windows,
         MsgCommand::Clients => Request::Clients,
         MsgCommand::Planes => Request::Planes,
+        MsgCommand::Inputs => Request::Inputs,
         MsgCommand::Focus { id } => Request::Focus { id: *id },
         MsgCommand::Screenshot {
             output,

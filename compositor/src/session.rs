@@ -299,6 +299,7 @@ impl Tessera {
         // Feedback follows on the next frame, when surfaces are planned again.
         self.scanout.switches = crate::config::switches(&config);
         self.cursor.configure(&config.cursor);
+        self.backend.configure_inputs(&config.input);
         self.keys = keys;
         self.bindings = bindings;
         self.config = config;

@@ -12,14 +12,15 @@ use serde::{Deserialize, Deserializer};
 use tessera_protocols::PrivilegeClass;
 
 /// The whole of `compositor.toml`. Every field has a default, so an empty file is valid.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompositorConfig {
     /// Per-output settings, keyed by connector name (`Virtual-1`, `HDMI-A-1`, `eDP-1`).
     pub output: BTreeMap<String, OutputConfig>,
     pub input: InputConfig,
     pub cursor: CursorConfig,
-    /// Key combo → action, e.g. `"Super+Return" = "spawn foot"`.
+    /// Key combo → action, e.g. `"Super+Return" = "spawn foot"`. A file with a
+    /// `[binds]` table has exactly those; one without has the shipped ones.
     pub binds: BTreeMap<KeyCombo, Action>,
     pub autostart: Autostart,
     pub renderer: RendererConfig,
@@ -27,6 +28,37 @@ pub struct CompositorConfig {
     pub shell: ShellConfig,
     pub lock: LockConfig,
     pub security: SecurityConfig,
+}
+
+impl Default for CompositorConfig {
+    fn default() -> Self {
+        Self {
+            output: BTreeMap::new(),
+            input: InputConfig::default(),
+            cursor: CursorConfig::default(),
+            binds: shipped_binds(),
+            autostart: Autostart::default(),
+            renderer: RendererConfig::default(),
+            scanout: ScanoutConfig::default(),
+            shell: ShellConfig::default(),
+            lock: LockConfig::default(),
+            security: SecurityConfig::default(),
+        }
+    }
+}
+
+/// The `[binds]` of the shipped defaults: a vendor or user file that says
+/// nothing of bindings (the appliance's says only what to autostart) still gets
+/// a session one can switch VTs and cycle windows in.
+pub fn shipped_binds() -> BTreeMap<KeyCombo, Action> {
+    #[derive(Deserialize)]
+    struct BindsOnly {
+        binds: BTreeMap<KeyCombo, Action>,
+    }
+    // The shipped file is checked by `shipped_defaults_parse_and_bind_the_basics`.
+    toml::from_str::<BindsOnly>(DEFAULT_TOML)
+        .map(|b| b.binds)
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -149,7 +181,7 @@ pub struct TouchpadConfig {
     pub tap: bool,
     pub natural_scroll: bool,
     /// libinput pointer acceleration, -1.0 ..= 1.0.
-    pub accel_speed: f64,
+    pub accel_speed: AccelSpeed,
     pub disable_while_typing: bool,
 }
 
@@ -158,7 +190,7 @@ impl Default for TouchpadConfig {
         Self {
             tap: true,
             natural_scroll: true,
-            accel_speed: 0.0,
+            accel_speed: AccelSpeed(0.0),
             disable_while_typing: true,
         }
     }
@@ -168,7 +200,24 @@ impl Default for TouchpadConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MouseConfig {
     pub natural_scroll: bool,
-    pub accel_speed: f64,
+    pub accel_speed: AccelSpeed,
+}
+
+/// libinput's normalized pointer speed: -1.0 (slowest) to 1.0 (fastest), 0.0 being
+/// the device's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AccelSpeed(pub f64);
+
+impl<'de> Deserialize<'de> for AccelSpeed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !(-1.0..=1.0).contains(&v) {
+            return Err(serde::de::Error::custom(format!(
+                "{v} is out of range, expected -1.0 to 1.0"
+            )));
+        }
+        Ok(AccelSpeed(v))
+    }
 }
 
 /// The pointer's image.
@@ -612,8 +661,36 @@ mod tests {
     }
 
     #[test]
+    fn pointer_settings_parse_and_an_accel_speed_out_of_range_names_line_and_key() {
+        let c = parse(
+            "[input.touchpad]\ntap = false\naccel_speed = -0.25\n[input.mouse]\nnatural_scroll = true\naccel_speed = 1\n",
+        )
+        .unwrap();
+        assert!(!c.input.touchpad.tap && c.input.touchpad.disable_while_typing);
+        assert_eq!(c.input.touchpad.accel_speed, AccelSpeed(-0.25));
+        assert!(c.input.mouse.natural_scroll);
+        assert_eq!(c.input.mouse.accel_speed, AccelSpeed(1.0));
+        let e = parse("[input.mouse]\n\naccel_speed = 1.5\n").unwrap_err();
+        let loc = e.location().unwrap();
+        assert_eq!((loc.line, loc.key.as_str()), (3, "input.mouse.accel_speed"));
+        assert!(e.to_string().contains("expected -1.0 to 1.0"), "{e}");
+    }
+
+    #[test]
     fn empty_file_is_the_default() {
         assert_eq!(parse("").unwrap(), CompositorConfig::default());
+    }
+
+    #[test]
+    fn a_file_without_binds_has_the_shipped_ones_and_a_binds_table_replaces_them() {
+        let shipped = parse(DEFAULT_TOML).unwrap().binds;
+        assert!(shipped.len() > 10, "{shipped:?}");
+        let c = parse("[autostart]\ncommands = [\"foot\"]\n").unwrap();
+        assert_eq!(c.binds, shipped);
+        let c = parse("[binds]\n\"Super+t\" = \"spawn foot\"\n").unwrap();
+        assert_eq!(c.binds.len(), 1, "{:?}", c.binds);
+        let c = parse("[binds]\n").unwrap();
+        assert!(c.binds.is_empty(), "an empty table means no bindings");
     }
 
     #[test]

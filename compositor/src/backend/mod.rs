@@ -81,6 +81,22 @@ impl Backend {
         }
     }
 
+    /// The input devices for `msg inputs`: libinput's on kms; none elsewhere
+    /// (nested reads its window, headless the IPC).
+    pub fn input_devices(&self) -> Vec<crate::ipc::proto::InputDeviceInfo> {
+        match self {
+            Backend::Kms(k) => k.describe_inputs(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Applies a reloaded `[input]` to the devices there are.
+    pub fn configure_inputs(&mut self, input: &tessera_config::compositor::InputConfig) {
+        if let Backend::Kms(k) = self {
+            k.configure_inputs(input);
+        }
+    }
+
     pub fn dmabuf_formats(&self) -> crate::render::planes::FormatSet {
         match self {
             Backend::Headless(h) => h.dmabuf_formats(),

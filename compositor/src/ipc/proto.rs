@@ -10,6 +10,8 @@ pub enum Request {
     Windows,
     Clients,
     Planes,
+    /// The seat: its input devices, the pointer and the fingers down.
+    Inputs,
     Focus {
         id: u64,
     },
@@ -143,6 +145,44 @@ pub struct SurfaceInfo {
     pub keyboard_focus: bool,
     /// The attached buffer's size in pixels.
     pub buffer: Option<[i32; 2]>,
+}
+
+/// The seat as `msg inputs` shows it, like sway's `get_inputs` and `get_seats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeatInfo {
+    /// The devices the backend reads, in the order they appeared. Headless has
+    /// none: its input comes through this IPC.
+    pub devices: Vec<InputDeviceInfo>,
+    /// Where the pointer is, in global logical coordinates.
+    pub pointer: [f64; 2],
+    /// The fingers down, by touch slot.
+    pub touch: Vec<TouchPointInfo>,
+}
+
+/// One input device, as libinput names and classifies it, with the settings in
+/// effect (absent where the device has no such setting).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputDeviceInfo {
+    pub name: String,
+    /// The kernel's name for its event node (`event3`).
+    pub sysname: String,
+    /// What it can do: `keyboard`, `pointer`, `touch`, `tablet-tool`, `tablet-pad`,
+    /// `gesture`, `switch`.
+    pub capabilities: Vec<String>,
+    /// For pointers, which config section applies: `touchpad` or `mouse`.
+    pub kind: Option<String>,
+    pub tap: Option<bool>,
+    pub natural_scroll: Option<bool>,
+    pub accel_speed: Option<f64>,
+    pub disable_while_typing: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TouchPointInfo {
+    /// libinput's slot; none for a single-touch device.
+    pub slot: Option<u32>,
+    pub x: f64,
+    pub y: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,7 +14,8 @@ use smithay::wayland::compositor::{SurfaceAttributes, with_states};
 use smithay::wayland::shell::xdg::{ToplevelSurface, XdgToplevelSurfaceData};
 
 use super::proto::{
-    OutputInfo, PointerButton, Request, Response, SurfaceInfo, VersionInfo, WindowInfo,
+    OutputInfo, PointerButton, Request, Response, SeatInfo, SurfaceInfo, TouchPointInfo,
+    VersionInfo, WindowInfo,
 };
 use crate::handlers::compositor::CommitStamp;
 use crate::input::{BTN_LEFT, BTN_MIDDLE, BTN_RIGHT};
@@ -129,6 +130,7 @@ pub fn handle(state: &mut Tessera, request: Request) -> Response {
         Request::Windows => Response::ok(windows(state)),
         Request::Clients => Response::ok(state.client_infos()),
         Request::Planes => Response::ok(state.scanout.report()),
+        Request::Inputs => Response::ok(seat(state)),
         Request::Focus { id } => {
             let w = state
                 .shell
@@ -220,6 +222,24 @@ fn outputs(state: &Tessera) -> Vec<OutputInfo> {
             }
         })
         .collect()
+}
+
+fn seat(state: &Tessera) -> SeatInfo {
+    let mut touch: Vec<TouchPointInfo> = state
+        .touch_points
+        .iter()
+        .map(|(slot, at)| TouchPointInfo {
+            slot: *slot,
+            x: at.x,
+            y: at.y,
+        })
+        .collect();
+    touch.sort_by_key(|t| t.slot);
+    SeatInfo {
+        devices: state.backend.input_devices(),
+        pointer: [state.pointer_location.x, state.pointer_location.y],
+        touch,
+    }
 }
 
 fn windows(state: &Tessera) -> Vec<WindowInfo> {

@@ -142,3 +142,68 @@ fn locking_takes_every_finger_away_and_touch_then_reaches_only_the_lock_surface(
         "{seen:?}"
     );
 }
+
+/// `msg inputs` shows where the pointer is and every finger down, by slot, as
+/// the IPC's own touches put them; headless has no devices of its own.
+#[test]
+fn msg_inputs_shows_the_pointer_and_the_fingers_down() {
+    use crate::ipc::proto::{Request, SeatInfo, TouchPointInfo};
+
+    fn seat(fx: &mut Fixture) -> SeatInfo {
+        let answer = crate::ipc::server::handle(&mut fx.state, Request::Inputs);
+        assert!(answer.ok, "{answer:?}");
+        serde_json::from_value(answer.data).unwrap()
+    }
+
+    let mut fx = Fixture::new();
+    let request = |fx: &mut Fixture, r: Request| {
+        let answer = crate::ipc::server::handle(&mut fx.state, r);
+        assert!(answer.ok, "{answer:?}");
+    };
+    request(&mut fx, Request::PointerMove { x: 100.5, y: 40.0 });
+    request(
+        &mut fx,
+        Request::TouchDown {
+            slot: 1,
+            x: 300.0,
+            y: 200.0,
+        },
+    );
+    request(
+        &mut fx,
+        Request::TouchDown {
+            slot: 0,
+            x: 10.0,
+            y: 20.0,
+        },
+    );
+    request(
+        &mut fx,
+        Request::TouchMove {
+            slot: 1,
+            x: 310.0,
+            y: 220.0,
+        },
+    );
+    let s = seat(&mut fx);
+    assert!(s.devices.is_empty(), "{s:?}");
+    assert_eq!(s.pointer, [100.5, 40.0]);
+    assert_eq!(
+        s.touch,
+        [
+            TouchPointInfo {
+                slot: Some(0),
+                x: 10.0,
+                y: 20.0
+            },
+            TouchPointInfo {
+                slot: Some(1),
+                x: 310.0,
+                y: 220.0
+            }
+        ]
+    );
+    request(&mut fx, Request::TouchUp { slot: 1 });
+    request(&mut fx, Request::TouchUp { slot: 0 });
+    assert!(seat(&mut fx).touch.is_empty());
+}

@@ -8,15 +8,67 @@ use smithay::backend::input::{
 };
 use smithay::backend::libinput::LibinputInputBackend;
 use smithay::input::pointer::AxisFrame;
-use smithay::reexports::input::{self as libinput, DeviceCapability};
+use smithay::reexports::input as libinput;
 use smithay::utils::{Logical, Point, Rectangle};
 
+use super::devices;
 use crate::state::Tessera;
 
 impl Tessera {
+    /// Reads everything libinput has queued. This, not smithay's event source,
+    /// reads libinput, because that source reads only when libinput's fd wakes,
+    /// and libinput queues events that never wake it: the devices found when
+    /// the seat is taken, and the devices gone (with every key and button
+    /// released) when it suspends for a VT switch. Those waited for the next
+    /// key or motion, so `msg inputs` showed no devices on an untouched session
+    /// and a device was set up from the config only once it was first used.
+    pub(super) fn drain_libinput(&mut self) {
+        let Some(mut libinput) = self.kms().map(|k| k.libinput.clone()) else {
+            return;
+        };
+        if let Err(e) = libinput.dispatch() {
+            tracing::warn!(%e, "libinput dispatch");
+        }
+        let mut any = false;
+        for event in &mut libinput {
+            if let Some(event) = smithay_event(event) {
+                self.process_libinput(event);
+                any = true;
+            }
+        }
+        // Whatever it was (a device, a key the shell took), one look at the
+        // screen costs less than a change that never shows.
+        if any {
+            self.needs_redraw = true;
+        }
+    }
+
     pub fn process_libinput(&mut self, event: InputEvent<LibinputInputBackend>) {
         match event {
-            InputEvent::DeviceAdded { mut device } => configure(&mut device),
+            InputEvent::DeviceAdded { mut device } => {
+                devices::configure(&mut device, &self.config.input);
+                tracing::info!(
+                    name = device.name(),
+                    sysname = device.sysname(),
+                    "input device added"
+                );
+                if let Some(kms) = self.kms_mut() {
+                    kms.input_devices
+                        .retain(|d| d.sysname() != device.sysname());
+                    kms.input_devices.push(device);
+                }
+            }
+            InputEvent::DeviceRemoved { device } => {
+                tracing::info!(
+                    name = device.name(),
+                    sysname = device.sysname(),
+                    "input device removed"
+                );
+                if let Some(kms) = self.kms_mut() {
+                    kms.input_devices
+                        .retain(|d| d.sysname() != device.sysname());
+                }
+            }
             InputEvent::PointerMotion { event } => {
                 let wanted = self.pointer_location + event.delta();
                 let layout: Vec<_> = self
@@ -111,21 +163,50 @@ impl Tessera {
     }
 }
 
+/// libinput's event as smithay's backend would have given it, for the kinds
+/// the session acts on (gestures, tablet tools and switches it leaves alone).
+fn smithay_event(event: libinput::Event) -> Option<InputEvent<LibinputInputBackend>> {
+    use libinput::event::{DeviceEvent, EventTrait, KeyboardEvent, PointerEvent, TouchEvent};
+    use smithay::backend::libinput::PointerScrollAxis;
+    Some(match event {
+        libinput::Event::Device(DeviceEvent::Added(e)) => {
+            InputEvent::DeviceAdded { device: e.device() }
+        }
+        libinput::Event::Device(DeviceEvent::Removed(e)) => {
+            InputEvent::DeviceRemoved { device: e.device() }
+        }
+        libinput::Event::Keyboard(KeyboardEvent::Key(event)) => InputEvent::Keyboard { event },
+        libinput::Event::Pointer(p) => match p {
+            PointerEvent::Motion(event) => InputEvent::PointerMotion { event },
+            PointerEvent::MotionAbsolute(event) => InputEvent::PointerMotionAbsolute { event },
+            PointerEvent::Button(event) => InputEvent::PointerButton { event },
+            PointerEvent::ScrollWheel(e) => InputEvent::PointerAxis {
+                event: PointerScrollAxis::Wheel(e),
+            },
+            PointerEvent::ScrollFinger(e) => InputEvent::PointerAxis {
+                event: PointerScrollAxis::Finger(e),
+            },
+            PointerEvent::ScrollContinuous(e) => InputEvent::PointerAxis {
+                event: PointerScrollAxis::Continuous(e),
+            },
+            // The deprecated axis event: libinput sends the scroll events too.
+            _ => return None,
+        },
+        libinput::Event::Touch(t) => match t {
+            TouchEvent::Down(event) => InputEvent::TouchDown { event },
+            TouchEvent::Motion(event) => InputEvent::TouchMotion { event },
+            TouchEvent::Up(event) => InputEvent::TouchUp { event },
+            TouchEvent::Cancel(event) => InputEvent::TouchCancel { event },
+            TouchEvent::Frame(event) => InputEvent::TouchFrame { event },
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
 /// The slot number libinput gave a finger, if any (single-touch devices give none).
 fn slot(slot: smithay::backend::input::TouchSlot) -> Option<u32> {
     u32::try_from(i32::from(slot)).ok()
-}
-
-/// Tap-to-click and natural scrolling on touchpads, as users of every other
-/// session expect them out of the box.
-fn configure(device: &mut libinput::Device) {
-    if device.config_tap_finger_count() > 0 {
-        let _ = device.config_tap_set_enabled(true);
-    }
-    if device.has_capability(DeviceCapability::Pointer) && device.config_tap_finger_count() > 0 {
-        let _ = device.config_scroll_set_natural_scroll_enabled(true);
-    }
-    tracing::info!(name = device.name(), "input device added");
 }
 
 /// Keeps a pointer moved by relative motion inside the union of the outputs:

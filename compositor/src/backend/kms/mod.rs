@@ -7,6 +7,7 @@
 
 pub mod caps;
 pub mod connectors;
+mod devices;
 mod input;
 mod outputs;
 
@@ -24,7 +25,7 @@ use smithay::backend::drm::{
     DrmDevice, DrmDeviceFd, DrmDeviceNotifier, DrmEvent, DrmNode, NodeType, PlaneInfo,
 };
 use smithay::backend::egl::{EGLContext, EGLDisplay};
-use smithay::backend::libinput::{LibinputInputBackend, LibinputSessionInterface};
+use smithay::backend::libinput::LibinputSessionInterface;
 use smithay::backend::renderer::ImportDma;
 use smithay::backend::renderer::gles::{GlesRenderbuffer, GlesRenderer};
 use smithay::backend::session::libseat::{LibSeatSession, LibSeatSessionNotifier};
@@ -32,7 +33,8 @@ use smithay::backend::session::{Event as SessionEvent, Session};
 use smithay::backend::udev::{UdevBackend, UdevEvent};
 use smithay::desktop::utils::OutputPresentationFeedback;
 use smithay::output::Output;
-use smithay::reexports::calloop::RegistrationToken;
+use smithay::reexports::calloop::generic::Generic;
+use smithay::reexports::calloop::{Interest, Mode, PostAction, RegistrationToken};
 use smithay::reexports::drm::Device as _;
 use smithay::reexports::drm::control::{Device as _, crtc, plane, property};
 use smithay::reexports::input::Libinput;
@@ -87,6 +89,8 @@ pub struct Kms {
     programs: Box<Programs>,
     surfaces: HashMap<crtc::Handle, Surface>,
     libinput: Libinput,
+    /// The input devices libinput reported, kept to be set up again on reload.
+    input_devices: Vec<smithay::reexports::input::Device>,
     /// The planes as read at start; `kms_start` hands them to the plane policy
     /// (`Tessera::scanout`), which every frame then reads.
     caps: DeviceCaps,
@@ -97,7 +101,6 @@ pub struct KmsSources {
     session: LibSeatSessionNotifier,
     drm: DrmDeviceNotifier,
     udev: UdevBackend,
-    input: LibinputInputBackend,
 }
 
 /// Why the kms backend could not start; each names what to check.
@@ -118,6 +121,16 @@ pub enum KmsError {
 }
 
 impl Kms {
+    pub fn describe_inputs(&self) -> Vec<crate::ipc::proto::InputDeviceInfo> {
+        self.input_devices.iter().map(devices::describe).collect()
+    }
+
+    pub fn configure_inputs(&mut self, input: &tessera_config::compositor::InputConfig) {
+        for device in &mut self.input_devices {
+            devices::configure(device, input);
+        }
+    }
+
     /// Opens the session, the primary GPU and the input devices.
     pub fn open() -> Result<(Kms, KmsSources), KmsError> {
         let (mut session, session_notifier) =
@@ -163,7 +176,6 @@ impl Kms {
         libinput
             .udev_assign_seat(&seat)
             .map_err(|()| KmsError::Session(format!("libinput cannot take seat {seat}")))?;
-        let input = LibinputInputBackend::new(libinput.clone());
 
         let driver = drm
             .get_driver()
@@ -187,13 +199,13 @@ impl Kms {
             programs: Box::new(programs),
             surfaces: HashMap::new(),
             libinput,
+            input_devices: Vec::new(),
             caps,
         };
         let sources = KmsSources {
             session: session_notifier,
             drm: drm_notifier,
             udev,
-            input,
         };
         Ok((kms, sources))
     }
@@ -380,14 +392,22 @@ impl Tessera {
                 }
             })
             .map_err(|e| anyhow::anyhow!("udev source: {e}"))?;
-        handle
-            .insert_source(sources.input, |event, _, state| {
-                state.process_libinput(event);
-                // Whatever it was (a device, a key the shell took), one look at
-                // the screen costs less than a change that never shows.
-                state.needs_redraw = true;
-            })
-            .map_err(|e| anyhow::anyhow!("libinput source: {e}"))?;
+        let libinput = self.kms().map(|k| k.libinput.clone());
+        if let Some(libinput) = libinput {
+            handle
+                .insert_source(
+                    Generic::new(libinput, Interest::READ, Mode::Level),
+                    |_, _, state| {
+                        state.drain_libinput();
+                        Ok(PostAction::Continue)
+                    },
+                )
+                .map_err(|e| anyhow::anyhow!("libinput source: {e}"))?;
+            // The devices found when the seat was taken are already queued,
+            // and nothing will wake the fd for them until a device sends
+            // something.
+            handle.insert_idle(|state| state.drain_libinput());
+        }
         if let Some(caps) = self.kms().map(|k| k.caps.clone()) {
             let source = caps.driver.clone();
             self.scanout = crate::scanout::Scanout::new(caps, source, self.scanout.switches);
@@ -426,6 +446,10 @@ impl Tessera {
                 s.queued = false;
             }
         }
+        // libinput let go of every key and button still down, and of the
+        // devices: the clients hear of the releases now, not at the first key
+        // after the session comes back.
+        self.drain_libinput();
     }
 
     /// The seat is ours again: reclaim the devices and redraw everything, since
@@ -438,6 +462,11 @@ impl Tessera {
         if kms.libinput.resume().is_err() {
             tracing::error!("libinput did not resume; input stays off");
         }
+        let handle = self.loop_handle.clone();
+        handle.insert_idle(|state| state.drain_libinput());
+        let Some(kms) = self.kms_mut() else {
+            return;
+        };
         if let Err(err) = kms.drm.activate(false) {
             tracing::error!(%err, "cannot take the DRM device back");
             return;
