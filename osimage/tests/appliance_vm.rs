@@ -6,7 +6,10 @@
 //!    signature of /usr's root hash and sets /usr up from `usrhash=`; `osimage
 //!    firstboot` creates root, home and swap as LUKS2 bound to the vTPM;
 //!    systemd-cryptsetup unlocks root through our `systemd-tpm2` token; Tessera is
-//!    the session on virtio-gpu with foot;
+//!    the session on virtio-gpu with foot; QEMU's virtio keyboard, mouse and
+//!    tablet, and a touch screen plugged in through uinput, reach it by libinput
+//!    (`support/session_input.rs`); Ctrl+Alt+F2 leaves it for tty2 and Ctrl+Alt+F1
+//!    brings it back with its devices;
 //! 2. `osimage boot bless` drops the counter after boot-complete.target;
 //! 3. `osimage update` fetches v2 from nginx on the host and writes the `_empty` B
 //!    slot; v2 boots, unlocks root with no re-enrollment, and is blessed;
@@ -21,6 +24,8 @@
 //! The console is driven like a person would: log in on the serial getty (root's
 //! password comes from an SMBIOS credential that systemd-sysusers applies) and type.
 
+#[path = "support/session_input.rs"]
+mod session_input;
 #[path = "support/appliance.rs"]
 mod support;
 
@@ -60,6 +65,7 @@ fn config(disk: &Path, tpm: &Swtpm) -> VmConfig {
         .with_user_net()
         .with_credential("passwd.plaintext-password.root", PASSWORD)
         .with_typed_console()
+        .with_input()
 }
 
 /// Logs in on this boot's console; no boot may ever ask for a passphrase.
@@ -181,6 +187,8 @@ fn appliance_first_boot_update_rollback_factory_reset_and_tamper() {
     login(&mut vm);
     first_boot_checks(&mut vm);
     foot_on_screen(&mut vm, "first boot");
+    session_input::session_input(&mut vm);
+    session_input::vt_switch_and_back(&mut vm);
     // 2. Blessing: systemd-boot counted this boot (3 → 2 left, 1 done); the bless
     // unit then dropped the counter once boot-complete.target was reached.
     wait_blessed(&mut vm, "1.0");

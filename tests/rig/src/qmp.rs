@@ -69,6 +69,35 @@ impl Qmp {
         .map(drop)
     }
 
+    /// Presses QEMU key codes together and lets them go (`["shift", "a"]` is an
+    /// `A`): the names are QAPI's `QKeyCode`s.
+    pub fn send_key(&mut self, keys: &[&str]) -> Result<()> {
+        let keys: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({ "type": "qcode", "data": k }))
+            .collect();
+        self.execute("send-key", json!({ "keys": keys })).map(drop)
+    }
+
+    /// Types `text` key by key; it knows lower-case letters, digits, space,
+    /// `/`, `-`, `.` and `\n`.
+    pub fn type_text(&mut self, text: &str) -> Result<()> {
+        for c in text.chars() {
+            let name =
+                qcode(c).ok_or_else(|| RigError::Failed(format!("no QEMU key for {c:?}")))?;
+            self.send_key(&[name])?;
+        }
+        Ok(())
+    }
+
+    /// `input-send-event`: pointer events as QAPI's `InputEvent`s, e.g.
+    /// `{"type": "abs", "data": {"axis": "x", "value": 16384}}` (0 to 32767
+    /// across the screen) or `{"type": "rel", …}`, then a sync.
+    pub fn input_events(&mut self, events: Value) -> Result<()> {
+        self.execute("input-send-event", json!({ "events": events }))
+            .map(drop)
+    }
+
     /// Presses the virtual power button (ACPI), as a user would.
     pub fn powerdown(&mut self) -> Result<()> {
         self.execute("system_powerdown", json!({})).map(drop)
@@ -93,6 +122,25 @@ impl Qmp {
     }
 }
 
+/// The `QKeyCode` that types `c` on a US layout without modifiers.
+fn qcode(c: char) -> Option<&'static str> {
+    const LETTERS: [&str; 26] = [
+        "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r",
+        "s", "t", "u", "v", "w", "x", "y", "z",
+    ];
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match c {
+        'a'..='z' => Some(LETTERS[c as usize - 'a' as usize]),
+        '0'..='9' => Some(DIGITS[c as usize - '0' as usize]),
+        ' ' => Some("spc"),
+        '/' => Some("slash"),
+        '-' => Some("minus"),
+        '.' => Some("dot"),
+        '\n' => Some("ret"),
+        _ => None,
+    }
+}
+
 /// Width and height of a PNG, from its IHDR chunk.
 pub fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
     if bytes.len() < 24 || &bytes[..8] != b"\x89PNG\r\n\x1a\n" || &bytes[12..16] != b"IHDR" {
@@ -101,4 +149,26 @@ pub fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
     let w = u32::from_be_bytes(bytes[16..20].try_into().ok()?);
     let h = u32::from_be_bytes(bytes[20..24].try_into().ok()?);
     Some((w, h))
+}
+
+#[cfg(test)]
+mod qcode_tests {
+    use super::qcode;
+
+    #[test]
+    fn a_shell_command_types_with_plain_keys() {
+        let keys: Option<Vec<_>> = "touch /tmp/x-1.y\n".chars().map(qcode).collect();
+        assert_eq!(
+            keys.unwrap(),
+            [
+                "t", "o", "u", "c", "h", "spc", "slash", "t", "m", "p", "slash", "x", "minus", "1",
+                "dot", "y", "ret"
+            ]
+        );
+        assert_eq!(
+            qcode('A'),
+            None,
+            "capitals need shift, which type_text does not press"
+        );
+    }
 }

@@ -48,6 +48,9 @@ pub struct VmConfig {
     /// QEMU user networking (virtio-net): the guest reaches the host's loopback
     /// at 10.0.2.2.
     pub user_net: bool,
+    /// virtio keyboard, mouse and tablet, driven through QMP (`Qmp::send_key`,
+    /// `Qmp::input_events`) as a person at the machine would.
+    pub input: bool,
 }
 
 impl VmConfig {
@@ -67,6 +70,7 @@ impl VmConfig {
             credentials: Vec::new(),
             typed_console: false,
             user_net: false,
+            input: false,
         }
     }
 
@@ -82,6 +86,7 @@ impl VmConfig {
             credentials: Vec::new(),
             typed_console: false,
             user_net: false,
+            input: false,
         }
     }
 
@@ -112,6 +117,13 @@ impl VmConfig {
     /// the host's 127.0.0.1 as 10.0.2.2 (how it reaches the rig's nginx).
     pub fn with_user_net(mut self) -> VmConfig {
         self.user_net = true;
+        self
+    }
+
+    /// A virtio keyboard, a relative mouse and an absolute tablet: the guest's
+    /// libinput sees three devices, and QMP events reach them.
+    pub fn with_input(mut self) -> VmConfig {
+        self.input = true;
         self
     }
 
@@ -210,6 +222,15 @@ impl VmConfig {
                 "-device".into(),
                 format!("virtio-gpu-pci,xres={w},yres={h}"),
             ]);
+        }
+        if self.input {
+            for device in [
+                "virtio-keyboard-pci",
+                "virtio-mouse-pci",
+                "virtio-tablet-pci",
+            ] {
+                a.extend(["-device".into(), device.into()]);
+            }
         }
         if let Some(sock) = &self.tpm_socket {
             a.extend([
@@ -600,6 +621,22 @@ mod tests {
         let args = VmConfig::firmware(Path::new("/tmp/x/disk.img")).qemu_args(Path::new("/tmp/x"));
         let at = args.iter().position(|a| a == "virtio-rng-pci");
         assert!(at.is_some_and(|i| args[i - 1] == "-device"), "{args:?}");
+    }
+
+    #[test]
+    fn input_devices_are_there_only_when_asked_for() {
+        let plain = VmConfig::firmware(Path::new("/tmp/x/disk.img"));
+        let args = plain.qemu_args(Path::new("/tmp/x"));
+        assert!(!args.iter().any(|a| a.starts_with("virtio-keyboard")));
+        let args = plain.with_input().qemu_args(Path::new("/tmp/x"));
+        for device in [
+            "virtio-keyboard-pci",
+            "virtio-mouse-pci",
+            "virtio-tablet-pci",
+        ] {
+            let at = args.iter().position(|a| a == device);
+            assert!(at.is_some_and(|i| args[i - 1] == "-device"), "{args:?}");
+        }
     }
 
     #[test]

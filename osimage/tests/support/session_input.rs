@@ -1,0 +1,312 @@
+//! The session's input on the kms backend, end to end (`appliance_vm.rs`): QEMU's
+//! virtio keyboard, mouse and tablet, and a touch screen made inside the guest
+//! through uinput with evemu (Debian's QEMU 7.2 has no virtio-multitouch). Each
+//! reaches tessera the way a real device does: the kernel's evdev node, udev's
+//! classification, logind handing the node to libinput through libseat. What
+//! tessera made of them is read back with `tessera msg inputs`, and the keys are
+//! checked by their effect: a command typed at the keyboard runs in foot's shell.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tessera_rig::Vm;
+
+use crate::support::{json as guest_json, sh, sh_rc};
+
+/// `tessera msg` at the session's socket, as root on the console.
+const MSG: &str =
+    "tessera msg --json --socket \"$(ls /run/user/*/tessera-wayland-*.sock | head -n1)\"";
+
+/// The touch screen: multi-touch (slots, tracking ids) with the single-touch
+/// axes beside them, `INPUT_PROP_DIRECT` so udev calls it a touch screen, 4096
+/// units a side at 16 units per mm.
+const TOUCHSCREEN: &str = "# EVEMU 1.3\n\
+N: tessera-test touchscreen\n\
+I: 0003 1d6b 0001 0001\n\
+P: 02 00 00 00 00 00 00 00\n\
+B: 00 0b 00 00 00 00 00 00 00\n\
+B: 01 00 00 00 00 00 00 00 00\n\
+B: 01 00 00 00 00 00 00 00 00\n\
+B: 01 00 00 00 00 00 00 00 00\n\
+B: 01 00 00 00 00 00 00 00 00\n\
+B: 01 00 00 00 00 00 00 00 00\n\
+B: 01 00 04 00 00 00 00 00 00\n\
+B: 03 03 00 00 00 00 80 60 02\n\
+A: 00 0 4095 0 0 16\n\
+A: 01 0 4095 0 0 16\n\
+A: 2f 0 9 0 0 0\n\
+A: 35 0 4095 0 0 16\n\
+A: 36 0 4095 0 0 16\n\
+A: 39 0 65535 0 0 0\n";
+
+fn inputs(vm: &mut Vm) -> Value {
+    let answer = guest_json(vm, &format!("{MSG} inputs"));
+    assert_eq!(answer["ok"], true, "{answer}");
+    answer["data"].clone()
+}
+
+/// Asks `msg inputs` again until `ok` holds for its answer (60 s at most).
+fn wait_inputs(vm: &mut Vm, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..60 {
+        last = inputs(vm);
+        if ok(&last) {
+            return last;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let journal = sh(
+        vm,
+        "journalctl -b -o cat SYSLOG_IDENTIFIER=tessera + _SYSTEMD_UNIT=tessera.service | grep -i -e input -e libinput | tail -n 30; ls -l /dev/input; true",
+    );
+    panic!("{what}: `msg inputs` said {last:#}\n{journal}");
+}
+
+fn device<'a>(seat: &'a Value, name: &str) -> Option<&'a Value> {
+    seat["devices"]
+        .as_array()?
+        .iter()
+        .find(|d| d["name"] == name)
+}
+
+fn pointer(seat: &Value) -> (f64, f64) {
+    let p = &seat["pointer"];
+    (
+        p[0].as_f64().unwrap_or(f64::NAN),
+        p[1].as_f64().unwrap_or(f64::NAN),
+    )
+}
+
+/// The whole check; the output is 1280x800 and foot has the keyboard focus.
+pub fn session_input(vm: &mut Vm) {
+    // QEMU's devices, as libinput classified them and as the config set them:
+    // the mouse is a `[input.mouse]` pointer with acceleration, the tablet an
+    // absolute pointer without.
+    let seat = wait_inputs(vm, "QEMU's virtio input devices", |s| {
+        [
+            "QEMU Virtio Keyboard",
+            "QEMU Virtio Mouse",
+            "QEMU Virtio Tablet",
+        ]
+        .iter()
+        .all(|n| device(s, n).is_some())
+    });
+    let keyboard = device(&seat, "QEMU Virtio Keyboard").unwrap();
+    assert_eq!(keyboard["capabilities"], json!(["keyboard"]), "{seat:#}");
+    let mouse = device(&seat, "QEMU Virtio Mouse").unwrap();
+    assert_eq!(mouse["capabilities"], json!(["pointer"]), "{seat:#}");
+    assert_eq!(mouse["kind"], "mouse", "{seat:#}");
+    assert_eq!(mouse["accel_speed"], 0.0, "{seat:#}");
+    assert_eq!(mouse["natural_scroll"], false, "{seat:#}");
+    let tablet = device(&seat, "QEMU Virtio Tablet").unwrap();
+    assert_eq!(tablet["capabilities"], json!(["pointer"]), "{seat:#}");
+    assert_eq!(tablet["accel_speed"], Value::Null, "{seat:#}");
+
+    // The tablet spans the first output: the middle of its range is the middle
+    // of the 1280x800 screen.
+    let mut qmp = vm.qmp().unwrap();
+    qmp.input_events(json!([
+        { "type": "abs", "data": { "axis": "x", "value": 16384 } },
+        { "type": "abs", "data": { "axis": "y", "value": 16384 } },
+    ]))
+    .unwrap();
+    let seat = wait_inputs(vm, "the tablet at the middle of the screen", |s| {
+        let (x, y) = pointer(s);
+        (x - 640.0).abs() < 1.0 && (y - 400.0).abs() < 1.0
+    });
+    // The mouse moves it from there, right and down (accelerated, so not by
+    // exactly the counts).
+    let (x0, y0) = pointer(&seat);
+    qmp.input_events(json!([
+        { "type": "rel", "data": { "axis": "x", "value": 40 } },
+        { "type": "rel", "data": { "axis": "y", "value": 30 } },
+    ]))
+    .unwrap();
+    wait_inputs(vm, "the mouse moving the pointer", |s| {
+        let (x, y) = pointer(s);
+        x > x0 + 5.0 && y > y0 + 5.0 && x < 1280.0 && y < 800.0
+    });
+
+    // The keyboard: a command typed into foot runs in its shell.
+    let _ = sh_rc(vm, "rm -f /tmp/typed-at-the-keyboard");
+    qmp.type_text("touch /tmp/typed-at-the-keyboard\n").unwrap();
+    let typed = (0..30).any(|_| {
+        sh_rc(vm, "test -e /tmp/typed-at-the-keyboard").1 == 0 || {
+            std::thread::sleep(Duration::from_secs(1));
+            false
+        }
+    });
+    assert!(
+        typed,
+        "keys typed at QEMU's keyboard did not reach foot's shell:\n{}",
+        sh(vm, &format!("{MSG} windows; {MSG} inputs; true"))
+    );
+
+    // A touch screen plugged in while the session runs.
+    // (The image has no procps: the daemon's pid is kept to stop it. Started
+    // from a subshell, it is no job of the console's shell, which would
+    // otherwise print its end into the next command's output.)
+    let (out, rc) = sh_rc(
+        vm,
+        &format!(
+            "modprobe uinput && printf '{}' > /tmp/touchscreen.evemu",
+            TOUCHSCREEN.replace('\n', "\\n")
+        ),
+    );
+    assert_eq!(rc, 0, "uinput: {out}");
+    sh(
+        vm,
+        "(nohup evemu-device /tmp/touchscreen.evemu > /tmp/touchscreen.node 2>&1 & echo $! > /tmp/touchscreen.pid)",
+    );
+    let mut said = String::new();
+    let node = (0..30)
+        .find_map(|_| {
+            said = sh(vm, "cat /tmp/touchscreen.node");
+            let node = said
+                .split_whitespace()
+                .find(|w| w.starts_with("/dev/input/event"))
+                .map(str::to_owned);
+            if node.is_none() {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            node
+        })
+        .unwrap_or_else(|| panic!("evemu-device named no node: {said}"));
+    let seat = wait_inputs(vm, "the uinput touch screen", |s| {
+        device(s, "tessera-test touchscreen").is_some()
+    });
+    let screen = device(&seat, "tessera-test touchscreen").unwrap();
+    assert_eq!(screen["capabilities"], json!(["touch"]), "{seat:#}");
+    assert_eq!(
+        format!(
+            "/dev/input/{}",
+            screen["sysname"].as_str().unwrap_or_default()
+        ),
+        node
+    );
+
+    // A finger down at a quarter across and half down: (320, 400) on the screen.
+    let event = |kind: &str, code: &str, value: i32| {
+        format!("evemu-event {node} --type {kind} --code {code} --value {value}")
+    };
+    let down = [
+        event("EV_ABS", "ABS_MT_SLOT", 0),
+        event("EV_ABS", "ABS_MT_TRACKING_ID", 7),
+        event("EV_ABS", "ABS_MT_POSITION_X", 1024),
+        event("EV_ABS", "ABS_MT_POSITION_Y", 2048),
+        event("EV_KEY", "BTN_TOUCH", 1),
+        event("EV_ABS", "ABS_X", 1024),
+        format!("{} --sync", event("EV_ABS", "ABS_Y", 2048)),
+    ];
+    let (out, rc) = sh_rc(vm, &down.join(" && "));
+    assert_eq!(rc, 0, "evemu-event: {out}");
+    wait_inputs(vm, "a finger on the touch screen", |s| {
+        let touch = s["touch"].as_array().cloned().unwrap_or_default();
+        touch.len() == 1
+            && (touch[0]["x"].as_f64().unwrap_or(f64::NAN) - 320.0).abs() < 1.0
+            && (touch[0]["y"].as_f64().unwrap_or(f64::NAN) - 400.0).abs() < 1.0
+    });
+    let up = [
+        event("EV_ABS", "ABS_MT_TRACKING_ID", -1),
+        format!("{} --sync", event("EV_KEY", "BTN_TOUCH", 0)),
+    ];
+    let (out, rc) = sh_rc(vm, &up.join(" && "));
+    assert_eq!(rc, 0, "evemu-event: {out}");
+    wait_inputs(vm, "the finger lifted", |s| {
+        s["touch"].as_array().is_some_and(Vec::is_empty)
+    });
+
+    // Unplugged: it leaves the seat.
+    let (out, rc) = sh_rc(vm, "kill $(cat /tmp/touchscreen.pid)");
+    assert_eq!(rc, 0, "{out}");
+    wait_inputs(vm, "the touch screen unplugged", |s| {
+        device(s, "tessera-test touchscreen").is_none()
+    });
+}
+
+/// Ctrl+Alt+F2 at the keyboard leaves the session for tty2 (tessera's `vt 2`
+/// binding, through logind), and Ctrl+Alt+F1 there (the kernel console's own
+/// binding) comes back. Back on its VT, the session has its devices again
+/// with nothing touched, takes keys again, and draws again.
+pub fn vt_switch_and_back(vm: &mut Vm) {
+    let active = |vm: &mut Vm| sh(vm, "cat /sys/class/tty/tty0/active").trim().to_owned();
+    let wait_vt = |vm: &mut Vm, want: &str| {
+        let mut seen = String::new();
+        let ok = (0..30).any(|_| {
+            seen = active(vm);
+            seen == want || {
+                std::thread::sleep(Duration::from_secs(1));
+                false
+            }
+        });
+        assert!(
+            ok,
+            "the console is on {seen}, not {want}:\n{}",
+            sh(
+                vm,
+                "journalctl -b -o cat SYSLOG_IDENTIFIER=tessera + _SYSTEMD_UNIT=tessera.service | grep -v -e Extensions -e 'GL ' | tail -n 30; journalctl -b -o cat -u systemd-logind | tail -n 5; true"
+            )
+        );
+    };
+    assert_eq!(active(vm), "tty1");
+    let mut qmp = vm.qmp().unwrap();
+    qmp.send_key(&["ctrl", "alt", "f2"]).unwrap();
+    wait_vt(vm, "tty2");
+    let (paused, _) = sh_rc(
+        vm,
+        "journalctl -b -o cat SYSLOG_IDENTIFIER=tessera + _SYSTEMD_UNIT=tessera.service | grep -c 'session paused'",
+    );
+    assert_eq!(paused.trim(), "1", "tessera did not pause");
+
+    qmp.send_key(&["ctrl", "alt", "f1"]).unwrap();
+    wait_vt(vm, "tty1");
+    let seat = wait_inputs(vm, "the devices after the session came back", |s| {
+        [
+            "QEMU Virtio Keyboard",
+            "QEMU Virtio Mouse",
+            "QEMU Virtio Tablet",
+        ]
+        .iter()
+        .all(|n| device(s, n).is_some())
+    });
+    let mouse = device(&seat, "QEMU Virtio Mouse").unwrap();
+    assert_eq!(mouse["accel_speed"], 0.0, "{seat:#}");
+    let commits = |vm: &mut Vm| {
+        let planes = guest_json(vm, &format!("{MSG} planes"));
+        planes["data"]["outputs"][0]["kms"]["commits"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = commits(vm);
+    let _ = sh_rc(vm, "rm -f /tmp/typed-after-the-vt-switch");
+    qmp.type_text("touch /tmp/typed-after-the-vt-switch\n")
+        .unwrap();
+    let typed = (0..30).any(|_| {
+        sh_rc(vm, "test -e /tmp/typed-after-the-vt-switch").1 == 0 || {
+            std::thread::sleep(Duration::from_secs(1));
+            false
+        }
+    });
+    assert!(
+        typed,
+        "keys typed after the VT switch did not reach foot's shell:\n{}",
+        sh(
+            vm,
+            &format!(
+                "{MSG} windows; {MSG} planes; journalctl -b -o cat SYSLOG_IDENTIFIER=tessera + _SYSTEMD_UNIT=tessera.service | tail -n 40; true"
+            )
+        )
+    );
+    // foot drew what was typed, and the output put it on the screen.
+    let drawn = (0..30).any(|_| {
+        commits(vm) > before || {
+            std::thread::sleep(Duration::from_secs(1));
+            false
+        }
+    });
+    assert!(
+        drawn,
+        "no commit since the session came back:\n{}",
+        sh(vm, &format!("{MSG} planes; true"))
+    );
+}
