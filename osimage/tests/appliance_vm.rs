@@ -33,7 +33,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{BootFigures, Scenario, foot_on_screen, json, sh, sh_rc};
+use support::{BootFigures, Scenario, foot_on_screen, json, sh, sh_rc, until};
 use tessera_rig::appliance::ExtraUnit;
 use tessera_rig::{Nginx, Swtpm, Vm, VmConfig};
 
@@ -87,12 +87,9 @@ fn version(vm: &mut Vm) -> String {
 /// Waits until the bless unit dropped the counter of `version`'s UKI.
 fn wait_blessed(vm: &mut Vm, version: &str) {
     let name = format!("tessera_{version}.efi");
-    let blessed = (0..90).any(|_| {
+    let blessed = until(90, Duration::from_secs(2), || {
         let out = sh(vm, "ls /efi/EFI/Linux");
-        out.split_whitespace().any(|f| f == name) || {
-            std::thread::sleep(Duration::from_secs(2));
-            false
-        }
+        out.split_whitespace().any(|f| f == name)
     });
     assert!(
         blessed,

@@ -93,6 +93,20 @@ pub fn make_disk(image: PathBuf, disk: &Path) {
     std::fs::remove_file(&image).unwrap();
 }
 
+/// `tessera msg` at the session's socket, as root on the console.
+pub const MSG: &str =
+    "tessera msg --json --socket \"$(ls /run/user/*/tessera-wayland-*.sock | head -n1)\"";
+
+/// Asks `ok` up to `tries` times, `every` apart, until it says yes.
+pub fn until(tries: u32, every: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    (0..tries).any(|_| {
+        ok() || {
+            std::thread::sleep(every);
+            false
+        }
+    })
+}
+
 /// Runs `command` in the guest; returns its output and exit status.
 pub fn sh_rc(vm: &mut Vm, command: &str) -> (String, i32) {
     vm.shell(command, Duration::from_secs(600)).unwrap()
@@ -174,13 +188,10 @@ fn tessera_screenshot(vm: &mut Vm, text: &str, when: &str) -> String {
 /// maximized. What QEMU scans out is checked against foot's configured colours,
 /// and `msg planes` says what the commits put on the primary plane.
 pub fn foot_on_screen(vm: &mut Vm, when: &str) {
-    let msg = "tessera msg --json --socket \"$(ls /run/user/*/tessera-wayland-*.sock | head -n1)\"";
-    let windows = (0..120).any(|_| {
+    let msg = MSG;
+    let windows = until(120, Duration::from_secs(2), || {
         let (out, rc) = sh_rc(vm, &format!("{msg} windows"));
-        rc == 0 && out.contains("\"foot\"") || {
-            std::thread::sleep(Duration::from_secs(2));
-            false
-        }
+        rc == 0 && out.contains("\"foot\"")
     });
     assert!(
         windows,

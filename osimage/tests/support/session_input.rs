@@ -11,11 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tessera_rig::Vm;
 
-use crate::support::{json as guest_json, sh, sh_rc};
-
-/// `tessera msg` at the session's socket, as root on the console.
-const MSG: &str =
-    "tessera msg --json --socket \"$(ls /run/user/*/tessera-wayland-*.sock | head -n1)\"";
+use crate::support::{MSG, json as guest_json, sh, sh_rc, until};
 
 /// The touch screen: multi-touch (slots, tracking ids) with the single-touch
 /// axes beside them, `INPUT_PROP_DIRECT` so udev calls it a touch screen, 4096
@@ -62,6 +58,37 @@ fn wait_inputs(vm: &mut Vm, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
     panic!("{what}: `msg inputs` said {last:#}\n{journal}");
 }
 
+/// The devices QEMU gives the guest (`VmConfig::with_input`).
+const QEMU_DEVICES: [&str; 3] = [
+    "QEMU Virtio Keyboard",
+    "QEMU Virtio Mouse",
+    "QEMU Virtio Tablet",
+];
+
+fn has_qemu_devices(seat: &Value) -> bool {
+    QEMU_DEVICES.iter().all(|n| device(seat, n).is_some())
+}
+
+/// Types `touch FILE` and Return at QEMU's keyboard, and waits for the file:
+/// the keys went through libinput and tessera to foot, and its shell ran them.
+fn type_into_foot(vm: &mut Vm, qmp: &mut tessera_rig::qmp::Qmp, file: &str, when: &str) {
+    let _ = sh_rc(vm, &format!("rm -f {file}"));
+    qmp.type_text(&format!("touch {file}\n")).unwrap();
+    let typed = until(30, Duration::from_secs(1), || {
+        sh_rc(vm, &format!("test -e {file}")).1 == 0
+    });
+    assert!(
+        typed,
+        "{when}: keys typed at QEMU's keyboard did not reach foot's shell:\n{}",
+        sh(
+            vm,
+            &format!(
+                "{MSG} windows; {MSG} inputs; journalctl -b -o cat SYSLOG_IDENTIFIER=tessera + _SYSTEMD_UNIT=tessera.service | tail -n 40; true"
+            )
+        )
+    );
+}
+
 fn device<'a>(seat: &'a Value, name: &str) -> Option<&'a Value> {
     seat["devices"]
         .as_array()?
@@ -82,15 +109,7 @@ pub fn session_input(vm: &mut Vm) {
     // QEMU's devices, as libinput classified them and as the config set them:
     // the mouse is a `[input.mouse]` pointer with acceleration, the tablet an
     // absolute pointer without.
-    let seat = wait_inputs(vm, "QEMU's virtio input devices", |s| {
-        [
-            "QEMU Virtio Keyboard",
-            "QEMU Virtio Mouse",
-            "QEMU Virtio Tablet",
-        ]
-        .iter()
-        .all(|n| device(s, n).is_some())
-    });
+    let seat = wait_inputs(vm, "QEMU's virtio input devices", has_qemu_devices);
     let keyboard = device(&seat, "QEMU Virtio Keyboard").unwrap();
     assert_eq!(keyboard["capabilities"], json!(["keyboard"]), "{seat:#}");
     let mouse = device(&seat, "QEMU Virtio Mouse").unwrap();
@@ -128,19 +147,7 @@ pub fn session_input(vm: &mut Vm) {
     });
 
     // The keyboard: a command typed into foot runs in its shell.
-    let _ = sh_rc(vm, "rm -f /tmp/typed-at-the-keyboard");
-    qmp.type_text("touch /tmp/typed-at-the-keyboard\n").unwrap();
-    let typed = (0..30).any(|_| {
-        sh_rc(vm, "test -e /tmp/typed-at-the-keyboard").1 == 0 || {
-            std::thread::sleep(Duration::from_secs(1));
-            false
-        }
-    });
-    assert!(
-        typed,
-        "keys typed at QEMU's keyboard did not reach foot's shell:\n{}",
-        sh(vm, &format!("{MSG} windows; {MSG} inputs; true"))
-    );
+    type_into_foot(vm, &mut qmp, "/tmp/typed-at-the-keyboard", "first typing");
 
     // A touch screen plugged in while the session runs.
     // (The image has no procps: the daemon's pid is kept to stop it. Started
@@ -232,12 +239,9 @@ pub fn vt_switch_and_back(vm: &mut Vm) {
     let active = |vm: &mut Vm| sh(vm, "cat /sys/class/tty/tty0/active").trim().to_owned();
     let wait_vt = |vm: &mut Vm, want: &str| {
         let mut seen = String::new();
-        let ok = (0..30).any(|_| {
+        let ok = until(30, Duration::from_secs(1), || {
             seen = active(vm);
-            seen == want || {
-                std::thread::sleep(Duration::from_secs(1));
-                false
-            }
+            seen == want
         });
         assert!(
             ok,
@@ -260,15 +264,11 @@ pub fn vt_switch_and_back(vm: &mut Vm) {
 
     qmp.send_key(&["ctrl", "alt", "f1"]).unwrap();
     wait_vt(vm, "tty1");
-    let seat = wait_inputs(vm, "the devices after the session came back", |s| {
-        [
-            "QEMU Virtio Keyboard",
-            "QEMU Virtio Mouse",
-            "QEMU Virtio Tablet",
-        ]
-        .iter()
-        .all(|n| device(s, n).is_some())
-    });
+    let seat = wait_inputs(
+        vm,
+        "the devices after the session came back",
+        has_qemu_devices,
+    );
     let mouse = device(&seat, "QEMU Virtio Mouse").unwrap();
     assert_eq!(mouse["accel_speed"], 0.0, "{seat:#}");
     let commits = |vm: &mut Vm| {
@@ -278,32 +278,14 @@ pub fn vt_switch_and_back(vm: &mut Vm) {
             .unwrap_or(0)
     };
     let before = commits(vm);
-    let _ = sh_rc(vm, "rm -f /tmp/typed-after-the-vt-switch");
-    qmp.type_text("touch /tmp/typed-after-the-vt-switch\n")
-        .unwrap();
-    let typed = (0..30).any(|_| {
-        sh_rc(vm, "test -e /tmp/typed-after-the-vt-switch").1 == 0 || {
-            std::thread::sleep(Duration::from_secs(1));
-            false
-        }
-    });
-    assert!(
-        typed,
-        "keys typed after the VT switch did not reach foot's shell:\n{}",
-        sh(
-            vm,
-            &format!(
-                "{MSG} windows; {MSG} planes; journalctl -b -o cat SYSLOG_IDENTIFIER=tessera + _SYSTEMD_UNIT=tessera.service | tail -n 40; true"
-            )
-        )
+    type_into_foot(
+        vm,
+        &mut qmp,
+        "/tmp/typed-after-the-vt-switch",
+        "after the VT switch",
     );
     // foot drew what was typed, and the output put it on the screen.
-    let drawn = (0..30).any(|_| {
-        commits(vm) > before || {
-            std::thread::sleep(Duration::from_secs(1));
-            false
-        }
-    });
+    let drawn = until(30, Duration::from_secs(1), || commits(vm) > before);
     assert!(
         drawn,
         "no commit since the session came back:\n{}",

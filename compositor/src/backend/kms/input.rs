@@ -47,28 +47,9 @@ impl Tessera {
         match event {
             InputEvent::DeviceAdded { mut device } => {
                 devices::configure(&mut device, &self.config.input);
-                tracing::info!(
-                    name = device.name(),
-                    sysname = device.sysname(),
-                    "input device added"
-                );
-                if let Some(kms) = self.kms_mut() {
-                    kms.input_devices
-                        .retain(|d| d.sysname() != device.sysname());
-                    kms.input_devices.push(device);
-                }
+                self.track_input(device, true);
             }
-            InputEvent::DeviceRemoved { device } => {
-                tracing::info!(
-                    name = device.name(),
-                    sysname = device.sysname(),
-                    "input device removed"
-                );
-                if let Some(kms) = self.kms_mut() {
-                    kms.input_devices
-                        .retain(|d| d.sysname() != device.sysname());
-                }
-            }
+            InputEvent::DeviceRemoved { device } => self.track_input(device, false),
             InputEvent::PointerMotion { event } => {
                 let wanted = self.pointer_location + event.delta();
                 let layout: Vec<_> = self
@@ -79,6 +60,23 @@ impl Tessera {
                 self.pointer_move(clamp_to_layout(wanted, &layout));
             }
             other => self.process_input(other),
+        }
+    }
+
+    /// Keeps the devices libinput has, for `msg inputs` and for reloads.
+    fn track_input(&mut self, device: libinput::Device, present: bool) {
+        tracing::info!(
+            name = device.name(),
+            sysname = device.sysname(),
+            "input device {}",
+            if present { "added" } else { "removed" }
+        );
+        if let Some(kms) = self.kms_mut() {
+            kms.input_devices
+                .retain(|d| d.sysname() != device.sysname());
+            if present {
+                kms.input_devices.push(device);
+            }
         }
     }
 
