@@ -142,6 +142,30 @@ impl Bindings {
     pub fn find(&self, mods: Mods, sym: Keysym) -> Option<&Action> {
         self.map.get(&(mods, keysym_lower(sym).raw()))
     }
+
+    /// What a key press does before any client sees it. `sym` is the key
+    /// without its modifiers' effect (bindings are written that way), `modified`
+    /// the keysym the keymap gives with them.
+    ///
+    /// The keymap's VT keys switch VTs whatever the bindings say and even while
+    /// locked, as on a text console (and in sway): a session with a broken
+    /// locker or an empty `[binds]` can still be left for a console. While
+    /// locked, every other key goes to the lock surface.
+    pub fn intercept(
+        &self,
+        locked: bool,
+        mods: Mods,
+        sym: Keysym,
+        modified: Keysym,
+    ) -> Option<Action> {
+        if let Some(vt) = switch_vt_keysym(modified) {
+            return Some(Action::SwitchVt(vt));
+        }
+        if locked {
+            return None;
+        }
+        self.find(mods, sym).cloned()
+    }
 }
 
 impl Tessera {
@@ -171,22 +195,14 @@ impl Tessera {
                 if !pressed {
                     return FilterResult::Forward;
                 }
-                // The keymap's VT keys switch VTs whatever the bindings say and
-                // even while locked, as on a text console (and in sway): a
-                // session with a broken locker or an empty [binds] can still be
-                // left for a console.
-                if let Some(vt) = switch_vt_keysym(handle.modified_sym()) {
-                    return FilterResult::Intercept(Action::SwitchVt(vt));
-                }
-                if locked {
-                    // While locked, every other key goes to the lock surface.
-                    return FilterResult::Forward;
-                }
                 let sym = handle
                     .raw_latin_sym_or_raw_current_sym()
                     .unwrap_or_else(|| handle.modified_sym());
-                match st.bindings.find(mods_of(mods), sym) {
-                    Some(action) => FilterResult::Intercept(action.clone()),
+                match st
+                    .bindings
+                    .intercept(locked, mods_of(mods), sym, handle.modified_sym())
+                {
+                    Some(action) => FilterResult::Intercept(action),
                     None => FilterResult::Forward,
                 }
             },
@@ -414,6 +430,37 @@ impl Tessera {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn vt_keys_switch_even_while_locked_and_other_bindings_wait_for_the_unlock() {
+        let mut binds = std::collections::BTreeMap::new();
+        binds.insert(KeyCombo::from_str("Super+q").unwrap(), Action::Close);
+        let b = Bindings::new(&binds).unwrap();
+        let ctrl_alt = Mods {
+            ctrl: true,
+            alt: true,
+            ..Mods::default()
+        };
+        let super_ = Mods {
+            logo: true,
+            ..Mods::default()
+        };
+        let f3 = Keysym::new(xkb::keysyms::KEY_F3);
+        let vt3 = Keysym::new(xkb::keysyms::KEY_XF86Switch_VT_1 + 2);
+        let q = Keysym::new(xkb::keysyms::KEY_q);
+        for locked in [false, true] {
+            // Not in [binds], and still a VT switch.
+            assert_eq!(
+                b.intercept(locked, ctrl_alt, f3, vt3),
+                Some(Action::SwitchVt(3))
+            );
+            // A plain F3 goes to the client.
+            assert_eq!(b.intercept(locked, Mods::default(), f3, f3), None);
+        }
+        assert_eq!(b.intercept(false, super_, q, q), Some(Action::Close));
+        assert_eq!(b.intercept(true, super_, q, q), None, "locked");
+    }
 
     #[test]
     fn the_vt_keysyms_name_vts_1_to_12_and_nothing_else_does() {
