@@ -106,6 +106,14 @@ fn pointer(seat: &Value) -> (f64, f64) {
 
 /// The whole check; the output is 1280x800 and foot has the keyboard focus.
 pub fn session_input(vm: &mut Vm) {
+    // udev gave the event nodes to the `input` group, which the image's
+    // sysusers.d makes (Debian makes it at install time, which /usr never sees).
+    let groups = sh(vm, "stat -c '%n %G' /dev/input/event*");
+    assert!(
+        groups.lines().all(|l| l.ends_with(" input")),
+        "event nodes not in the input group:\n{groups}\n{}",
+        sh(vm, "getent group input; true")
+    );
     // QEMU's devices, as libinput classified them and as the config set them:
     // the mouse is a `[input.mouse]` pointer with acceleration, the tablet an
     // absolute pointer without.
