@@ -8,7 +8,8 @@
 //!    systemd-cryptsetup unlocks root through our `systemd-tpm2` token; Tessera is
 //!    the session on virtio-gpu with foot; QEMU's virtio keyboard, mouse and
 //!    tablet, and a touch screen plugged in through uinput, reach it by libinput
-//!    (`support/session_input.rs`); Ctrl+Alt+F2 leaves it for tty2 and Ctrl+Alt+F1
+//!    (`support/session_input.rs`), and a reload sets them from the new file;
+//!    Ctrl+Alt+F2 leaves it for tty2 and Ctrl+Alt+F1
 //!    brings it back with its devices;
 //! 2. `osimage boot bless` drops the counter after boot-complete.target;
 //! 3. `osimage update` fetches v2 from nginx on the host and writes the `_empty` B

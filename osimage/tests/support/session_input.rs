@@ -154,6 +154,27 @@ pub fn session_input(vm: &mut Vm) {
         x > x0 + 5.0 && y > y0 + 5.0 && x < 1280.0 && y < 800.0
     });
 
+    // A reload sets the devices there are from the new file. The vendor file
+    // is on the read-only /usr; a bind mount stands in for an edited one.
+    let (out, rc) = sh_rc(
+        vm,
+        "printf '[autostart]\\ncommands = []\\n[input.mouse]\\naccel_speed = 0.5\\nnatural_scroll = true\\n' > /tmp/compositor.toml && mount --bind /tmp/compositor.toml /usr/share/tessera/compositor.toml",
+    );
+    assert_eq!(rc, 0, "{out}");
+    let reload = guest_json(vm, &format!("{MSG} reload"));
+    assert_eq!(reload["ok"], true, "{reload}");
+    wait_inputs(vm, "the mouse after a reload", |s| {
+        device(s, "QEMU Virtio Mouse")
+            .is_some_and(|m| m["accel_speed"] == 0.5 && m["natural_scroll"] == true)
+    });
+    sh(vm, "umount /usr/share/tessera/compositor.toml");
+    let reload = guest_json(vm, &format!("{MSG} reload"));
+    assert_eq!(reload["ok"], true, "{reload}");
+    wait_inputs(vm, "the mouse after reloading the vendor file", |s| {
+        device(s, "QEMU Virtio Mouse")
+            .is_some_and(|m| m["accel_speed"] == 0.0 && m["natural_scroll"] == false)
+    });
+
     // The keyboard: a command typed into foot runs in its shell.
     type_into_foot(vm, &mut qmp, "/tmp/typed-at-the-keyboard", "first typing");
 
