@@ -203,6 +203,26 @@ pub struct MouseConfig {
     pub accel_speed: AccelSpeed,
 }
 
+/// A number read from the file that must lie in `range`; out of it, the error
+/// says what was expected (the loader adds the file, line and key).
+fn in_range<'de, D, T>(
+    d: D,
+    range: std::ops::RangeInclusive<T>,
+    expected: &str,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + PartialOrd + std::fmt::Display,
+{
+    let v = T::deserialize(d)?;
+    if !range.contains(&v) {
+        return Err(serde::de::Error::custom(format!(
+            "{v} is out of range, expected {expected}"
+        )));
+    }
+    Ok(v)
+}
+
 /// libinput's normalized pointer speed: -1.0 (slowest) to 1.0 (fastest), 0.0 being
 /// the device's default.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -210,13 +230,7 @@ pub struct AccelSpeed(pub f64);
 
 impl<'de> Deserialize<'de> for AccelSpeed {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = f64::deserialize(d)?;
-        if !(-1.0..=1.0).contains(&v) {
-            return Err(serde::de::Error::custom(format!(
-                "{v} is out of range, expected -1.0 to 1.0"
-            )));
-        }
-        Ok(AccelSpeed(v))
+        in_range(d, -1.0..=1.0, "-1.0 to 1.0").map(AccelSpeed)
     }
 }
 
@@ -249,13 +263,7 @@ pub struct CursorSize(pub u32);
 
 impl<'de> Deserialize<'de> for CursorSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = u32::deserialize(d)?;
-        if !(8..=256).contains(&v) {
-            return Err(serde::de::Error::custom(format!(
-                "{v} is out of range, expected 8 to 256 pixels"
-            )));
-        }
-        Ok(CursorSize(v))
+        in_range(d, 8..=256, "8 to 256 pixels").map(CursorSize)
     }
 }
 
@@ -343,13 +351,7 @@ pub struct Fraction(pub f32);
 
 impl<'de> Deserialize<'de> for Fraction {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = f64::deserialize(d)?;
-        if !(0.0..=1.0).contains(&v) {
-            return Err(serde::de::Error::custom(format!(
-                "{v} is out of range, expected a number from 0 to 1"
-            )));
-        }
-        Ok(Fraction(v as f32))
+        in_range(d, 0.0..=1.0, "a number from 0 to 1").map(|v: f64| Fraction(v as f32))
     }
 }
 
@@ -359,13 +361,7 @@ pub struct BorderWidth(pub u32);
 
 impl<'de> Deserialize<'de> for BorderWidth {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = u32::deserialize(d)?;
-        if v > 64 {
-            return Err(serde::de::Error::custom(format!(
-                "{v} is out of range, expected 0 to 64 pixels"
-            )));
-        }
-        Ok(BorderWidth(v))
+        in_range(d, 0..=64, "0 to 64 pixels").map(BorderWidth)
     }
 }
 

@@ -63,8 +63,8 @@ pub fn configure(device: &mut libinput::Device, input: &InputConfig) {
     };
     let want = PointerSettings::for_kind(kind, input);
     let mut refused = Vec::new();
+    // Only a touchpad wants tapping, and being one means it can tap.
     if let Some(tap) = want.tap
-        && device.config_tap_finger_count() > 0
         && device.config_tap_set_enabled(tap).is_err()
     {
         refused.push("tap");

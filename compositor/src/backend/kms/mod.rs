@@ -456,17 +456,14 @@ impl Tessera {
     /// whoever had the CRTCs left their own state on them.
     fn kms_resume(&mut self) {
         tracing::info!("session resumed");
+        // The devices libinput finds again are queued without waking its fd.
+        self.loop_handle.insert_idle(|state| state.drain_libinput());
         let Some(kms) = self.kms_mut() else {
             return;
         };
         if kms.libinput.resume().is_err() {
             tracing::error!("libinput did not resume; input stays off");
         }
-        let handle = self.loop_handle.clone();
-        handle.insert_idle(|state| state.drain_libinput());
-        let Some(kms) = self.kms_mut() else {
-            return;
-        };
         if let Err(err) = kms.drm.activate(false) {
             tracing::error!(%err, "cannot take the DRM device back");
             return;
