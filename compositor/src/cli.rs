@@ -95,9 +95,10 @@ pub enum MsgCommand {
     /// overlay, cursor) or why it was composited, counters since start, and
     /// the recent frames' render times (the first frame apart).
     Planes,
-    /// The seat: input devices (name, event node, capabilities, and for
-    /// pointers the config section and the settings in effect), where the
-    /// pointer is, and the fingers down.
+    /// The seat: input devices (name, event node, capabilities, built in or
+    /// external, the config tables that apply and the settings in effect, and
+    /// for touch screens and tablets the output they span), where the pointer
+    /// is, and the fingers down.
     Inputs,
     /// Focus (and unminimize) a window by id.
     Focus { id: u64 },

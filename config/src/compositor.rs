@@ -11,6 +11,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer};
 use tessera_protocols::PrivilegeClass;
 
+mod input;
+pub use input::*;
+
 /// The whole of `compositor.toml`. Every field has a default, so an empty file is valid.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -139,73 +142,9 @@ impl FromStr for Mode {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct InputConfig {
-    pub keyboard: KeyboardConfig,
-    pub touchpad: TouchpadConfig,
-    pub mouse: MouseConfig,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KeyboardConfig {
-    pub rules: String,
-    pub model: String,
-    pub layout: String,
-    pub variant: String,
-    pub options: String,
-    /// Keys per second.
-    pub repeat_rate: i32,
-    /// Milliseconds before repeating starts.
-    pub repeat_delay: i32,
-}
-
-impl Default for KeyboardConfig {
-    fn default() -> Self {
-        Self {
-            rules: String::new(),
-            model: String::new(),
-            layout: "us".into(),
-            variant: String::new(),
-            options: String::new(),
-            repeat_rate: 25,
-            repeat_delay: 600,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TouchpadConfig {
-    pub tap: bool,
-    pub natural_scroll: bool,
-    /// libinput pointer acceleration, -1.0 ..= 1.0.
-    pub accel_speed: AccelSpeed,
-    pub disable_while_typing: bool,
-}
-
-impl Default for TouchpadConfig {
-    fn default() -> Self {
-        Self {
-            tap: true,
-            natural_scroll: true,
-            accel_speed: AccelSpeed(0.0),
-            disable_while_typing: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MouseConfig {
-    pub natural_scroll: bool,
-    pub accel_speed: AccelSpeed,
-}
-
 /// A number read from the file that must lie in `range`; out of it, the error
 /// says what was expected (the loader adds the file, line and key).
-fn in_range<'de, D, T>(
+pub(crate) fn in_range<'de, D, T>(
     d: D,
     range: std::ops::RangeInclusive<T>,
     expected: &str,
@@ -221,17 +160,6 @@ where
         )));
     }
     Ok(v)
-}
-
-/// libinput's normalized pointer speed: -1.0 (slowest) to 1.0 (fastest), 0.0 being
-/// the device's default.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct AccelSpeed(pub f64);
-
-impl<'de> Deserialize<'de> for AccelSpeed {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        in_range(d, -1.0..=1.0, "-1.0 to 1.0").map(AccelSpeed)
-    }
 }
 
 /// The pointer's image.

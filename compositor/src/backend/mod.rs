@@ -83,9 +83,13 @@ impl Backend {
 
     /// The input devices for `msg inputs`: libinput's on kms; none elsewhere
     /// (nested reads its window, headless the IPC).
-    pub fn input_devices(&self) -> Vec<crate::ipc::proto::InputDeviceInfo> {
+    pub fn input_devices(
+        &self,
+        input: &tessera_config::compositor::InputConfig,
+        outputs: &[String],
+    ) -> Vec<crate::ipc::proto::InputDeviceInfo> {
         match self {
-            Backend::Kms(k) => k.describe_inputs(),
+            Backend::Kms(k) => k.describe_inputs(input, outputs),
             _ => Vec::new(),
         }
     }

@@ -171,6 +171,17 @@ pub struct InputDeviceInfo {
     pub capabilities: Vec<String>,
     /// For pointers, which config section applies: `touchpad` or `mouse`.
     pub kind: Option<String>,
+    /// `built-in`, or `external` (USB, Bluetooth): what picks the output an
+    /// absolute device spans when the config names none.
+    pub placement: String,
+    /// The config tables that set it, the last winning: `input.touchpad`,
+    /// `input.device."Elan Touchpad"`.
+    pub sections: Vec<String>,
+    /// libinput's send-events mode in effect: `enabled`, `disabled`,
+    /// `disabled-on-external-mouse`.
+    pub send_events: String,
+    /// For touch screens and absolute pointers, the output their range spans.
+    pub output: Option<String>,
     pub tap: Option<bool>,
     pub natural_scroll: Option<bool>,
     pub accel_speed: Option<f64>,

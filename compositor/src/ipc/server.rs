@@ -236,7 +236,9 @@ fn seat(state: &Tessera) -> SeatInfo {
         .collect();
     touch.sort_by_key(|t| t.slot);
     SeatInfo {
-        devices: state.backend.input_devices(),
+        devices: state
+            .backend
+            .input_devices(&state.config.input, &state.output_names()),
         pointer: [state.pointer_location.x, state.pointer_location.y],
         touch,
     }

@@ -35,6 +35,19 @@ A: 35 0 4095 0 0 16\n\
 A: 36 0 4095 0 0 16\n\
 A: 39 0 65535 0 0 0\n";
 
+/// The edited config a reload reads: every mouse, then QEMU's mouse by name
+/// over it, key by key; QEMU's tablet switched off.
+const EDITED: &str = r#"[autostart]
+commands = []
+[input.mouse]
+accel_speed = 0.5
+natural_scroll = true
+[input.device."QEMU Virtio Mouse"]
+accel_speed = -0.5
+[input.device."QEMU Virtio Tablet"]
+enabled = false
+"#;
+
 fn inputs(vm: &mut Vm) -> Value {
     let answer = guest_json(vm, &format!("{MSG} inputs"));
     assert_eq!(answer["ok"], true, "{answer}");
@@ -114,6 +127,15 @@ pub fn session_input(vm: &mut Vm) {
         "event nodes not in the input group:\n{groups}\n{}",
         sh(vm, "getent group input; true")
     );
+    // The TPM's nodes are tss's, as tpm-udev's rule says, with the user the
+    // image's sysusers.d makes (Debian's postinst makes it at install time).
+    let tpm = sh(vm, "stat -c '%n %U %G' /dev/tpmrm0");
+    assert_eq!(
+        tpm.trim(),
+        "/dev/tpmrm0 tss tss",
+        "{}",
+        sh(vm, "getent passwd tss; true")
+    );
     // QEMU's devices, as libinput classified them and as the config set them:
     // the mouse is a `[input.mouse]` pointer with acceleration, the tablet an
     // absolute pointer without.
@@ -125,9 +147,22 @@ pub fn session_input(vm: &mut Vm) {
     assert_eq!(mouse["kind"], "mouse", "{seat:#}");
     assert_eq!(mouse["accel_speed"], 0.0, "{seat:#}");
     assert_eq!(mouse["natural_scroll"], false, "{seat:#}");
+    assert_eq!(mouse["sections"], json!(["input.mouse"]), "{seat:#}");
+    assert_eq!(mouse["send_events"], "enabled", "{seat:#}");
+    assert_eq!(mouse["output"], Value::Null, "{seat:#}");
+    // virtio is no USB: built in, as a laptop's own devices are.
+    assert_eq!(mouse["placement"], "built-in", "{seat:#}");
+    // The tablet reports where it is, not how far it moved: `[input.tablet]`
+    // maps it, onto the only output there is.
     let tablet = device(&seat, "QEMU Virtio Tablet").unwrap();
     assert_eq!(tablet["capabilities"], json!(["pointer"]), "{seat:#}");
     assert_eq!(tablet["accel_speed"], Value::Null, "{seat:#}");
+    assert_eq!(
+        tablet["sections"],
+        json!(["input.mouse", "input.tablet"]),
+        "{seat:#}"
+    );
+    assert_eq!(tablet["output"], "Virtual-1", "{seat:#}");
 
     // The tablet spans the first output: the middle of its range is the middle
     // of the 1280x800 screen.
@@ -158,22 +193,61 @@ pub fn session_input(vm: &mut Vm) {
     // is on the read-only /usr; a bind mount stands in for an edited one.
     let (out, rc) = sh_rc(
         vm,
-        "printf '[autostart]\\ncommands = []\\n[input.mouse]\\naccel_speed = 0.5\\nnatural_scroll = true\\n' > /tmp/compositor.toml && mount --bind /tmp/compositor.toml /usr/share/tessera/compositor.toml",
+        &format!(
+            "printf '{}' > /tmp/compositor.toml && mount --bind /tmp/compositor.toml /usr/share/tessera/compositor.toml",
+            EDITED.replace('\n', "\\n")
+        ),
     );
     assert_eq!(rc, 0, "{out}");
     let reload = guest_json(vm, &format!("{MSG} reload"));
     assert_eq!(reload["ok"], true, "{reload}");
-    wait_inputs(vm, "the mouse after a reload", |s| {
-        device(s, "QEMU Virtio Mouse")
-            .is_some_and(|m| m["accel_speed"] == 0.5 && m["natural_scroll"] == true)
+    let seat = wait_inputs(vm, "the mouse and tablet after a reload", |s| {
+        let mouse = device(s, "QEMU Virtio Mouse")
+            .is_some_and(|m| m["accel_speed"] == -0.5 && m["natural_scroll"] == true);
+        let tablet =
+            device(s, "QEMU Virtio Tablet").is_some_and(|t| t["send_events"] == "disabled");
+        mouse && tablet
+    });
+    assert_eq!(
+        device(&seat, "QEMU Virtio Mouse").unwrap()["sections"],
+        json!(["input.mouse", "input.device.\"QEMU Virtio Mouse\""]),
+        "{seat:#}"
+    );
+    // The tablet, switched off, moves nothing: after it, the mouse moves the
+    // pointer on from where it was, not from the tablet's top-left quarter.
+    let (x0, y0) = pointer(&seat);
+    qmp.input_events(json!([
+        { "type": "abs", "data": { "axis": "x", "value": 8192 } },
+        { "type": "abs", "data": { "axis": "y", "value": 8192 } },
+    ]))
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    qmp.input_events(json!([
+        { "type": "rel", "data": { "axis": "x", "value": 10 } },
+        { "type": "rel", "data": { "axis": "y", "value": 10 } },
+    ]))
+    .unwrap();
+    wait_inputs(vm, "the mouse, with the tablet switched off", |s| {
+        let (x, y) = pointer(s);
+        x > x0 + 1.0 && y > y0 + 1.0 && x < 1280.0 && y < 800.0
     });
     sh(vm, "umount /usr/share/tessera/compositor.toml");
     let reload = guest_json(vm, &format!("{MSG} reload"));
     assert_eq!(reload["ok"], true, "{reload}");
-    wait_inputs(vm, "the mouse after reloading the vendor file", |s| {
-        device(s, "QEMU Virtio Mouse")
-            .is_some_and(|m| m["accel_speed"] == 0.0 && m["natural_scroll"] == false)
-    });
+    wait_inputs(
+        vm,
+        "the mouse and tablet after reloading the vendor file",
+        |s| {
+            let mouse = device(s, "QEMU Virtio Mouse").is_some_and(|m| {
+                m["accel_speed"] == 0.0
+                    && m["natural_scroll"] == false
+                    && m["sections"] == json!(["input.mouse"])
+            });
+            let tablet =
+                device(s, "QEMU Virtio Tablet").is_some_and(|t| t["send_events"] == "enabled");
+            mouse && tablet
+        },
+    );
 
     // The keyboard: a command typed into foot runs in its shell.
     type_into_foot(vm, &mut qmp, "/tmp/typed-at-the-keyboard", "first typing");
@@ -213,6 +287,11 @@ pub fn session_input(vm: &mut Vm) {
     });
     let screen = device(&seat, "tessera-test touchscreen").unwrap();
     assert_eq!(screen["capabilities"], json!(["touch"]), "{seat:#}");
+    // On USB (its evemu description says bus 0003): external, and so mapped
+    // to the first output that is no built-in panel, the only one there is.
+    assert_eq!(screen["placement"], "external", "{seat:#}");
+    assert_eq!(screen["sections"], json!(["input.touch"]), "{seat:#}");
+    assert_eq!(screen["output"], "Virtual-1", "{seat:#}");
     assert_eq!(
         format!(
             "/dev/input/{}",

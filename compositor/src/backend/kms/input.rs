@@ -45,11 +45,41 @@ impl Tessera {
 
     pub fn process_libinput(&mut self, event: InputEvent<LibinputInputBackend>) {
         match event {
-            InputEvent::DeviceAdded { mut device } => {
-                devices::configure(&mut device, &self.config.input);
-                self.track_input(device, true);
+            InputEvent::DeviceAdded { device } => {
+                let facts = devices::DeviceFacts::read(device.sysname());
+                let mut tracked = devices::TrackedDevice { device, facts };
+                devices::configure(&mut tracked, &self.config.input);
+                self.track_input(Some(tracked), None);
             }
-            InputEvent::DeviceRemoved { device } => self.track_input(device, false),
+            InputEvent::DeviceRemoved { device } => self.track_input(None, Some(&device)),
+            // Absolute positions land on the output the device spans.
+            InputEvent::PointerMotionAbsolute { event } => {
+                let at =
+                    self.on_mapped_output(&event.device(), devices::AbsoluteKind::Tablet, |size| {
+                        event.position_transformed(size)
+                    });
+                if let Some(at) = at {
+                    self.pointer_move(at);
+                }
+            }
+            InputEvent::TouchDown { event } => {
+                let at =
+                    self.on_mapped_output(&event.device(), devices::AbsoluteKind::Touch, |size| {
+                        event.position_transformed(size)
+                    });
+                if let Some(at) = at {
+                    self.touch_down(slot(event.slot()), at, event.time_msec());
+                }
+            }
+            InputEvent::TouchMotion { event } => {
+                let at =
+                    self.on_mapped_output(&event.device(), devices::AbsoluteKind::Touch, |size| {
+                        event.position_transformed(size)
+                    });
+                if let Some(at) = at {
+                    self.touch_motion(slot(event.slot()), at, event.time_msec());
+                }
+            }
             InputEvent::PointerMotion { event } => {
                 let wanted = self.pointer_location + event.delta();
                 let layout: Vec<_> = self
@@ -63,25 +93,59 @@ impl Tessera {
         }
     }
 
-    /// Keeps the devices libinput has, for `msg inputs` and for reloads.
-    fn track_input(&mut self, device: libinput::Device, present: bool) {
-        tracing::info!(
-            name = device.name(),
-            sysname = device.sysname(),
-            "input device {}",
-            if present { "added" } else { "removed" }
-        );
+    /// Keeps the devices libinput has, for `msg inputs`, for reloads and for
+    /// mapping their positions: `added` comes, `removed` goes.
+    fn track_input(
+        &mut self,
+        added: Option<devices::TrackedDevice>,
+        removed: Option<&libinput::Device>,
+    ) {
+        let Some(device) = added.as_ref().map(|t| &t.device).or(removed) else {
+            return;
+        };
+        let sysname = device.sysname().to_owned();
+        match &added {
+            Some(t) => tracing::info!(
+                name = device.name(),
+                sysname,
+                placement = t.facts.placement.name(),
+                "input device added"
+            ),
+            None => tracing::info!(name = device.name(), sysname, "input device removed"),
+        }
         if let Some(kms) = self.kms_mut() {
-            kms.input_devices
-                .retain(|d| d.sysname() != device.sysname());
-            if present {
-                kms.input_devices.push(device);
-            }
+            kms.input_devices.retain(|d| d.device.sysname() != sysname);
+            kms.input_devices.extend(added);
         }
     }
 
+    /// A position on the output `device` spans (`devices::output_for`), from
+    /// the device's `transformed` answer for that output's size.
+    fn on_mapped_output(
+        &self,
+        device: &libinput::Device,
+        kind: devices::AbsoluteKind,
+        transformed: impl FnOnce(smithay::utils::Size<i32, Logical>) -> Point<f64, Logical>,
+    ) -> Option<Point<f64, Logical>> {
+        let outputs = self.output_names();
+        let tracked = self
+            .kms()?
+            .input_devices
+            .iter()
+            .find(|d| d.device.sysname() == device.sysname());
+        let name = match tracked {
+            Some(t) => devices::output_for(t, kind, &self.config.input, &outputs)?,
+            // An event from a device not yet announced: the first output.
+            None => outputs.first()?,
+        };
+        let output = self.space.outputs().find(|o| o.name() == name)?;
+        let geo = self.space.output_geometry(output)?;
+        Some(transformed(geo.size) + geo.loc.to_f64())
+    }
+
     /// The events every input backend delivers alike (libinput on kms, the
-    /// window on nested): keys, absolute motion, buttons and scrolling.
+    /// window on nested): keys, buttons and scrolling; and absolute motion and
+    /// touch from the nested window.
     pub(crate) fn process_input<B: InputBackend>(&mut self, event: InputEvent<B>) {
         match event {
             InputEvent::Keyboard { event } => {
@@ -91,8 +155,8 @@ impl Tessera {
                 self.handle_key(code, pressed, event.time_msec());
             }
             InputEvent::PointerMotionAbsolute { event } => {
-                // Tablets, QEMU's usb-tablet and a nested window: the device spans
-                // the first output.
+                // The nested window: it shows the first output. (libinput's
+                // absolute devices are mapped in `process_libinput`.)
                 if let Some(at) = self.on_first_output(|size| event.position_transformed(size)) {
                     self.pointer_move(at);
                 }
@@ -101,7 +165,7 @@ impl Tessera {
                 self.pointer_button(event.button_code(), event.state() == ButtonState::Pressed);
             }
             InputEvent::PointerAxis { event } => self.pointer_axis::<B>(&event),
-            // A touch screen spans the first output, as the absolute pointer does.
+            // Touch in the nested window, on the first output, as above.
             InputEvent::TouchDown { event } => {
                 if let Some(at) = self.on_first_output(|size| event.position_transformed(size)) {
                     self.touch_down(slot(event.slot()), at, event.time_msec());

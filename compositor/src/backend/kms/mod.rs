@@ -9,6 +9,7 @@ pub mod caps;
 pub mod connectors;
 mod devices;
 mod input;
+mod mapping;
 mod outputs;
 
 use std::collections::HashMap;
@@ -90,7 +91,7 @@ pub struct Kms {
     surfaces: HashMap<crtc::Handle, Surface>,
     libinput: Libinput,
     /// The input devices libinput reported, kept to be set up again on reload.
-    input_devices: Vec<smithay::reexports::input::Device>,
+    input_devices: Vec<devices::TrackedDevice>,
     /// The planes as read at start; `kms_start` hands them to the plane policy
     /// (`Tessera::scanout`), which every frame then reads.
     caps: DeviceCaps,
@@ -121,8 +122,16 @@ pub enum KmsError {
 }
 
 impl Kms {
-    pub fn describe_inputs(&self) -> Vec<crate::ipc::proto::InputDeviceInfo> {
-        self.input_devices.iter().map(devices::describe).collect()
+    /// `outputs` are the output names in layout order.
+    pub fn describe_inputs(
+        &self,
+        input: &tessera_config::compositor::InputConfig,
+        outputs: &[String],
+    ) -> Vec<crate::ipc::proto::InputDeviceInfo> {
+        self.input_devices
+            .iter()
+            .map(|d| devices::describe(d, input, outputs))
+            .collect()
     }
 
     pub fn configure_inputs(&mut self, input: &tessera_config::compositor::InputConfig) {
