@@ -361,6 +361,10 @@ impl Tessera {
         let Some(pointer) = self.seat.get_pointer() else {
             return;
         };
+        self.pointer_buttons.retain(|b| *b != button);
+        if pressed {
+            self.pointer_buttons.push(button);
+        }
         let serial = SERIAL_COUNTER.next_serial();
         if pressed && !pointer.is_grabbed() && !self.lock.is_locked() {
             let window = self

@@ -103,6 +103,8 @@ pub struct Tessera {
     pub keys: KeyTable,
     pub bindings: Bindings,
     pub pointer_location: Point<f64, Logical>,
+    /// The pointer buttons held down, in the order pressed (`msg inputs`).
+    pub pointer_buttons: Vec<u32>,
     /// The surface under the pointer and its origin as last told to clients, so a
     /// layout change under a still pointer can be noticed (`pointer_rebase`).
     pub pointer_under: Option<(WlSurface, Point<f64, Logical>)>,
@@ -235,6 +237,7 @@ impl Tessera {
             keys,
             bindings,
             pointer_location: Point::from((0.0, 0.0)),
+            pointer_buttons: Vec::new(),
             pointer_under: None,
             cursor_status: CursorImageStatus::default_named(),
             touch_points: Default::default(),

@@ -155,6 +155,9 @@ pub struct SeatInfo {
     pub devices: Vec<InputDeviceInfo>,
     /// Where the pointer is, in global logical coordinates.
     pub pointer: [f64; 2],
+    /// The pointer buttons held down (evdev codes: 272 left, 273 right, 274
+    /// middle), in the order pressed.
+    pub buttons: Vec<u32>,
     /// The fingers down, by touch slot.
     pub touch: Vec<TouchPointInfo>,
 }

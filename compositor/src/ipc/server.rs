@@ -240,6 +240,7 @@ fn seat(state: &Tessera) -> SeatInfo {
             .backend
             .input_devices(&state.config.input, &state.output_names()),
         pointer: [state.pointer_location.x, state.pointer_location.y],
+        buttons: state.pointer_buttons.clone(),
         touch,
     }
 }

@@ -143,10 +143,11 @@ fn locking_takes_every_finger_away_and_touch_then_reaches_only_the_lock_surface(
     );
 }
 
-/// `msg inputs` shows where the pointer is and every finger down, by slot, as
-/// the IPC's own touches put them; headless has no devices of its own.
+/// `msg inputs` shows where the pointer is, the buttons held and every finger
+/// down, by slot, as the IPC's own touches put them; headless has no devices
+/// of its own.
 #[test]
-fn msg_inputs_shows_the_pointer_and_the_fingers_down() {
+fn msg_inputs_shows_the_pointer_its_buttons_and_the_fingers_down() {
     use crate::ipc::proto::{Request, SeatInfo, TouchPointInfo};
 
     fn seat(fx: &mut Fixture) -> SeatInfo {
@@ -185,9 +186,17 @@ fn msg_inputs_shows_the_pointer_and_the_fingers_down() {
             y: 220.0,
         },
     );
+    // A button held (a drag, a stylus's tip down) shows until released.
+    fx.state.pointer_button(crate::input::BTN_LEFT, true);
+    fx.state.pointer_button(crate::input::BTN_RIGHT, true);
     let s = seat(&mut fx);
     assert!(s.devices.is_empty(), "{s:?}");
     assert_eq!(s.pointer, [100.5, 40.0]);
+    assert_eq!(s.buttons, [0x110, 0x111]);
+    fx.state.pointer_button(crate::input::BTN_LEFT, false);
+    assert_eq!(seat(&mut fx).buttons, [0x111]);
+    fx.state.pointer_button(crate::input::BTN_RIGHT, false);
+    assert!(seat(&mut fx).buttons.is_empty());
     assert_eq!(
         s.touch,
         [

@@ -48,6 +48,25 @@ accel_speed = -0.5
 enabled = false
 "#;
 
+/// A stylus on USB, as a pen display is: the pen tool, its tip (`BTN_TOUCH`)
+/// and two buttons; x, y and pressure; 4096 units a side at 16 units per mm
+/// (libinput takes no tablet without a resolution).
+const PEN: &str = "# EVEMU 1.3\n\
+N: tessera-test pen\n\
+I: 0003 1d6b 0002 0001\n\
+P: 02 00 00 00 00 00 00 00\n\
+B: 00 0b 00 00 00 00 00 00 00\n\
+B: 01 00 00 00 00 00 00 00 00\n\
+B: 01 00 00 00 00 00 00 00 00\n\
+B: 01 00 00 00 00 00 00 00 00\n\
+B: 01 00 00 00 00 00 00 00 00\n\
+B: 01 00 00 00 00 00 00 00 00\n\
+B: 01 01 1c 00 00 00 00 00 00\n\
+B: 03 03 00 00 01 00 00 00 00\n\
+A: 00 0 4095 0 0 16\n\
+A: 01 0 4095 0 0 16\n\
+A: 18 0 2047 0 0 0\n";
+
 fn inputs(vm: &mut Vm) -> Value {
     let answer = guest_json(vm, &format!("{MSG} inputs"));
     assert_eq!(answer["ok"], true, "{answer}");
@@ -253,35 +272,7 @@ pub fn session_input(vm: &mut Vm) {
     type_into_foot(vm, &mut qmp, "/tmp/typed-at-the-keyboard", "first typing");
 
     // A touch screen plugged in while the session runs.
-    // (The image has no procps: the daemon's pid is kept to stop it. Started
-    // from a subshell, it is no job of the console's shell, which would
-    // otherwise print its end into the next command's output.)
-    let (out, rc) = sh_rc(
-        vm,
-        &format!(
-            "modprobe uinput && printf '{}' > /tmp/touchscreen.evemu",
-            TOUCHSCREEN.replace('\n', "\\n")
-        ),
-    );
-    assert_eq!(rc, 0, "uinput: {out}");
-    sh(
-        vm,
-        "(nohup evemu-device /tmp/touchscreen.evemu > /tmp/touchscreen.node 2>&1 & echo $! > /tmp/touchscreen.pid)",
-    );
-    let mut said = String::new();
-    let node = (0..30)
-        .find_map(|_| {
-            said = sh(vm, "cat /tmp/touchscreen.node");
-            let node = said
-                .split_whitespace()
-                .find(|w| w.starts_with("/dev/input/event"))
-                .map(str::to_owned);
-            if node.is_none() {
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            node
-        })
-        .unwrap_or_else(|| panic!("evemu-device named no node: {said}"));
+    let node = evemu_plug(vm, "touchscreen", TOUCHSCREEN);
     let seat = wait_inputs(vm, "the uinput touch screen", |s| {
         device(s, "tessera-test touchscreen").is_some()
     });
@@ -301,9 +292,7 @@ pub fn session_input(vm: &mut Vm) {
     );
 
     // A finger down at a quarter across and half down: (320, 400) on the screen.
-    let event = |kind: &str, code: &str, value: i32| {
-        format!("evemu-event {node} --type {kind} --code {code} --value {value}")
-    };
+    let event = |kind: &str, code: &str, value: i32| evemu_event(&node, kind, code, value);
     let down = [
         event("EV_ABS", "ABS_MT_SLOT", 0),
         event("EV_ABS", "ABS_MT_TRACKING_ID", 7),
@@ -332,11 +321,142 @@ pub fn session_input(vm: &mut Vm) {
     });
 
     // Unplugged: it leaves the seat.
-    let (out, rc) = sh_rc(vm, "kill $(cat /tmp/touchscreen.pid)");
-    assert_eq!(rc, 0, "{out}");
+    evemu_unplug(vm, "touchscreen");
     wait_inputs(vm, "the touch screen unplugged", |s| {
         device(s, "tessera-test touchscreen").is_none()
     });
+
+    stylus(vm);
+}
+
+/// A stylus plugged in: it drives the pointer on the output it spans, its tip
+/// is the left button and its first button the right one.
+fn stylus(vm: &mut Vm) {
+    let node = evemu_plug(vm, "pen", PEN);
+    let seat = wait_inputs(vm, "the uinput pen", |s| {
+        device(s, "tessera-test pen").is_some()
+    });
+    let pen = device(&seat, "tessera-test pen").unwrap();
+    assert_eq!(pen["capabilities"], json!(["tablet-tool"]), "{seat:#}");
+    assert_eq!(pen["sections"], json!(["input.tablet"]), "{seat:#}");
+    assert_eq!(pen["placement"], "external", "{seat:#}");
+    assert_eq!(pen["output"], "Virtual-1", "{seat:#}");
+    let event = |kind: &str, code: &str, value: i32| evemu_event(&node, kind, code, value);
+    let frame = |vm: &mut Vm, events: &[String]| {
+        let mut events = events.to_vec();
+        if let Some(last) = events.last_mut() {
+            last.push_str(" --sync");
+        }
+        let (out, rc) = sh_rc(vm, &events.join(" && "));
+        assert_eq!(rc, 0, "evemu-event: {out}");
+    };
+    // Into proximity three quarters across, a quarter down: (960, 200).
+    frame(
+        vm,
+        &[
+            event("EV_ABS", "ABS_X", 3072),
+            event("EV_ABS", "ABS_Y", 1024),
+            event("EV_ABS", "ABS_PRESSURE", 0),
+            event("EV_KEY", "BTN_TOOL_PEN", 1),
+        ],
+    );
+    wait_inputs(vm, "the pen in proximity", |s| {
+        let (x, y) = pointer(s);
+        (x - 960.0).abs() < 1.0 && (y - 200.0).abs() < 1.0 && s["buttons"] == json!([])
+    });
+    // The tip down, with pressure, moved a little: the left button, held.
+    frame(
+        vm,
+        &[
+            event("EV_ABS", "ABS_X", 3200),
+            event("EV_ABS", "ABS_PRESSURE", 1500),
+            event("EV_KEY", "BTN_TOUCH", 1),
+        ],
+    );
+    wait_inputs(vm, "the pen's tip down", |s| {
+        let (x, _) = pointer(s);
+        (x - 1000.0).abs() < 1.0 && s["buttons"] == json!([272])
+    });
+    frame(
+        vm,
+        &[
+            event("EV_ABS", "ABS_PRESSURE", 0),
+            event("EV_KEY", "BTN_TOUCH", 0),
+        ],
+    );
+    wait_inputs(vm, "the pen's tip up", |s| s["buttons"] == json!([]));
+    // Its first button, hovering: the right button. A real pen streams its
+    // position every few ms; libinput takes 50 ms of silence for a pen gone
+    // out of range without saying so, and wants motion to bring it back. So
+    // the pen moves a little with each button.
+    frame(
+        vm,
+        &[
+            event("EV_ABS", "ABS_X", 3216),
+            event("EV_KEY", "BTN_STYLUS", 1),
+        ],
+    );
+    wait_inputs(vm, "the pen's button down", |s| {
+        s["buttons"] == json!([273])
+    });
+    frame(
+        vm,
+        &[
+            event("EV_ABS", "ABS_X", 3232),
+            event("EV_KEY", "BTN_STYLUS", 0),
+        ],
+    );
+    wait_inputs(vm, "the pen's button up", |s| s["buttons"] == json!([]));
+    frame(vm, &[event("EV_KEY", "BTN_TOOL_PEN", 0)]);
+    evemu_unplug(vm, "pen");
+    wait_inputs(vm, "the pen unplugged", |s| {
+        device(s, "tessera-test pen").is_none()
+    });
+}
+
+/// Makes a uinput device from an evemu description (`/tmp/STEM.evemu`) and
+/// returns its event node. The image has no procps: the daemon's pid is kept
+/// (`/tmp/STEM.pid`) to stop it. Started from a subshell, it is no job of the
+/// console's shell, which would otherwise print its end into the next
+/// command's output.
+fn evemu_plug(vm: &mut Vm, stem: &str, description: &str) -> String {
+    let (out, rc) = sh_rc(
+        vm,
+        &format!(
+            "modprobe uinput && printf '{}' > /tmp/{stem}.evemu",
+            description.replace('\n', "\\n")
+        ),
+    );
+    assert_eq!(rc, 0, "uinput: {out}");
+    sh(
+        vm,
+        &format!(
+            "(nohup evemu-device /tmp/{stem}.evemu > /tmp/{stem}.node 2>&1 & echo $! > /tmp/{stem}.pid)"
+        ),
+    );
+    let mut said = String::new();
+    (0..30)
+        .find_map(|_| {
+            said = sh(vm, &format!("cat /tmp/{stem}.node"));
+            let node = said
+                .split_whitespace()
+                .find(|w| w.starts_with("/dev/input/event"))
+                .map(str::to_owned);
+            if node.is_none() {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            node
+        })
+        .unwrap_or_else(|| panic!("evemu-device named no node for {stem}: {said}"))
+}
+
+fn evemu_unplug(vm: &mut Vm, stem: &str) {
+    let (out, rc) = sh_rc(vm, &format!("kill $(cat /tmp/{stem}.pid)"));
+    assert_eq!(rc, 0, "{out}");
+}
+
+fn evemu_event(node: &str, kind: &str, code: &str, value: i32) -> String {
+    format!("evemu-event {node} --type {kind} --code {code} --value {value}")
 }
 
 /// Ctrl+Alt+F2 at the keyboard leaves the session for tty2 (tessera's `vt 2`

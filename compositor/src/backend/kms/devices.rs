@@ -8,6 +8,7 @@ use smithay::reexports::input::{self as libinput, DeviceCapability, SendEventsMo
 use tessera_config::compositor::{DeviceConfig, InputConfig};
 
 use super::mapping::{self, Placement};
+use crate::input::{BTN_MIDDLE, BTN_RIGHT};
 use crate::ipc::proto::InputDeviceInfo;
 
 /// libinput has no device class: a pointer that can tap is a touchpad (sway and
@@ -26,6 +27,21 @@ pub enum AbsoluteKind {
     /// `[input.tablet]`: a tablet tool, or a pointer with absolute axes (a
     /// virtual machine's tablet).
     Tablet,
+}
+
+/// linux/input-event-codes.h: a stylus's own buttons.
+const BTN_STYLUS: u32 = 0x14b;
+const BTN_STYLUS2: u32 = 0x14c;
+
+/// The pointer button a stylus's button clicks: its first is the right
+/// button, its second the middle one (wlroots' and libinput's tablet-mode
+/// pointer emulation agree); anything else goes through as it is.
+pub fn stylus_button(code: u32) -> u32 {
+    match code {
+        BTN_STYLUS => BTN_RIGHT,
+        BTN_STYLUS2 => BTN_MIDDLE,
+        other => other,
+    }
 }
 
 /// What the kernel says of a device, which libinput 1.22 does not: read from
@@ -325,6 +341,7 @@ pub fn describe(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::BTN_LEFT;
     use tessera_config::compositor::{AbsoluteConfig, AccelSpeed, OutputName};
 
     #[test]
@@ -432,6 +449,15 @@ mod tests {
             SendEvents::resolve(pad, Some(&on), &input),
             SendEvents::Enabled
         );
+    }
+
+    #[test]
+    fn stylus_buttons_click_right_and_middle() {
+        assert_eq!(stylus_button(BTN_STYLUS), BTN_RIGHT);
+        assert_eq!(stylus_button(BTN_STYLUS2), BTN_MIDDLE);
+        // BTN_STYLUS3 and a pad's own buttons pass through.
+        assert_eq!(stylus_button(0x149), 0x149);
+        assert_eq!(stylus_button(BTN_LEFT), BTN_LEFT);
     }
 
     #[test]

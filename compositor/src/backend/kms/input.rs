@@ -4,7 +4,7 @@
 use smithay::backend::input::{
     AbsolutePositionEvent, Axis, AxisSource, ButtonState, Event, InputBackend, InputEvent,
     KeyState, KeyboardKeyEvent, PointerAxisEvent, PointerButtonEvent, PointerMotionEvent,
-    TouchEvent,
+    TabletToolButtonEvent, TabletToolTipEvent, TabletToolTipState, TouchEvent,
 };
 use smithay::backend::libinput::LibinputInputBackend;
 use smithay::input::pointer::AxisFrame;
@@ -54,31 +54,45 @@ impl Tessera {
             InputEvent::DeviceRemoved { device } => self.track_input(None, Some(&device)),
             // Absolute positions land on the output the device spans.
             InputEvent::PointerMotionAbsolute { event } => {
-                let at =
-                    self.on_mapped_output(&event.device(), devices::AbsoluteKind::Tablet, |size| {
-                        event.position_transformed(size)
-                    });
-                if let Some(at) = at {
+                if let Some(at) = self.mapped(&event, devices::AbsoluteKind::Tablet) {
                     self.pointer_move(at);
                 }
             }
             InputEvent::TouchDown { event } => {
-                let at =
-                    self.on_mapped_output(&event.device(), devices::AbsoluteKind::Touch, |size| {
-                        event.position_transformed(size)
-                    });
-                if let Some(at) = at {
+                if let Some(at) = self.mapped(&event, devices::AbsoluteKind::Touch) {
                     self.touch_down(slot(event.slot()), at, event.time_msec());
                 }
             }
             InputEvent::TouchMotion { event } => {
-                let at =
-                    self.on_mapped_output(&event.device(), devices::AbsoluteKind::Touch, |size| {
-                        event.position_transformed(size)
-                    });
-                if let Some(at) = at {
+                if let Some(at) = self.mapped(&event, devices::AbsoluteKind::Touch) {
                     self.touch_motion(slot(event.slot()), at, event.time_msec());
                 }
+            }
+            // A stylus drives the pointer, as every compositor does for a
+            // client without tablet-v2: the tip is the left button, the
+            // stylus's buttons the right and middle ones.
+            InputEvent::TabletToolProximity { event } => {
+                if let Some(at) = self.mapped(&event, devices::AbsoluteKind::Tablet) {
+                    self.pointer_move(at);
+                }
+            }
+            InputEvent::TabletToolAxis { event } => {
+                if let Some(at) = self.mapped(&event, devices::AbsoluteKind::Tablet) {
+                    self.pointer_move(at);
+                }
+            }
+            InputEvent::TabletToolTip { event } => {
+                if let Some(at) = self.mapped(&event, devices::AbsoluteKind::Tablet) {
+                    self.pointer_move(at);
+                }
+                let down = TabletToolTipEvent::tip_state(&event) == TabletToolTipState::Down;
+                self.pointer_button(crate::input::BTN_LEFT, down);
+            }
+            InputEvent::TabletToolButton { event } => {
+                // smithay's traits, not libinput's own methods of the same names.
+                let button = devices::stylus_button(TabletToolButtonEvent::button(&event));
+                let pressed = TabletToolButtonEvent::button_state(&event) == ButtonState::Pressed;
+                self.pointer_button(button, pressed);
             }
             InputEvent::PointerMotion { event } => {
                 let wanted = self.pointer_location + event.delta();
@@ -119,14 +133,14 @@ impl Tessera {
         }
     }
 
-    /// A position on the output `device` spans (`devices::output_for`), from
-    /// the device's `transformed` answer for that output's size.
-    fn on_mapped_output(
+    /// Where an absolute event lands: on the output its device spans
+    /// (`devices::output_for`), scaled to that output's size.
+    fn mapped<E: AbsolutePositionEvent<LibinputInputBackend>>(
         &self,
-        device: &libinput::Device,
+        event: &E,
         kind: devices::AbsoluteKind,
-        transformed: impl FnOnce(smithay::utils::Size<i32, Logical>) -> Point<f64, Logical>,
     ) -> Option<Point<f64, Logical>> {
+        let device = event.device();
         let outputs = self.output_names();
         let tracked = self
             .kms()?
@@ -140,7 +154,7 @@ impl Tessera {
         };
         let output = self.space.outputs().find(|o| o.name() == name)?;
         let geo = self.space.output_geometry(output)?;
-        Some(transformed(geo.size) + geo.loc.to_f64())
+        Some(event.position_transformed(geo.size) + geo.loc.to_f64())
     }
 
     /// The events every input backend delivers alike (libinput on kms, the
@@ -228,7 +242,9 @@ impl Tessera {
 /// libinput's event as smithay's backend would have given it, for the kinds
 /// the session acts on (gestures, tablet tools and switches it leaves alone).
 fn smithay_event(event: libinput::Event) -> Option<InputEvent<LibinputInputBackend>> {
-    use libinput::event::{DeviceEvent, EventTrait, KeyboardEvent, PointerEvent, TouchEvent};
+    use libinput::event::{
+        DeviceEvent, EventTrait, KeyboardEvent, PointerEvent, TabletToolEvent, TouchEvent,
+    };
     use smithay::backend::libinput::PointerScrollAxis;
     Some(match event {
         libinput::Event::Device(DeviceEvent::Added(e)) => {
@@ -252,6 +268,13 @@ fn smithay_event(event: libinput::Event) -> Option<InputEvent<LibinputInputBacke
                 event: PointerScrollAxis::Continuous(e),
             },
             // The deprecated axis event: libinput sends the scroll events too.
+            _ => return None,
+        },
+        libinput::Event::Tablet(t) => match t {
+            TabletToolEvent::Axis(event) => InputEvent::TabletToolAxis { event },
+            TabletToolEvent::Proximity(event) => InputEvent::TabletToolProximity { event },
+            TabletToolEvent::Tip(event) => InputEvent::TabletToolTip { event },
+            TabletToolEvent::Button(event) => InputEvent::TabletToolButton { event },
             _ => return None,
         },
         libinput::Event::Touch(t) => match t {
