@@ -7,8 +7,9 @@
 //!    firstboot` creates root, home and swap as LUKS2 bound to the vTPM;
 //!    systemd-cryptsetup unlocks root through our `systemd-tpm2` token; Tessera is
 //!    the session on virtio-gpu with foot; QEMU's virtio keyboard, mouse and
-//!    tablet, and a touch screen plugged in through uinput, reach it by libinput
-//!    (`support/session_input.rs`), and a reload sets them from the new file;
+//!    tablet, and a touch screen and a stylus plugged in through uinput, reach it
+//!    by libinput (`support/session_input.rs`), and a reload sets them from the
+//!    new file, a device's own table over its kind's;
 //!    Ctrl+Alt+F2 leaves it for tty2 and Ctrl+Alt+F1
 //!    brings it back with its devices;
 //! 2. `osimage boot bless` drops the counter after boot-complete.target;

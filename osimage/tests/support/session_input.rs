@@ -1,6 +1,7 @@
 //! The session's input on the kms backend, end to end (`appliance_vm.rs`): QEMU's
-//! virtio keyboard, mouse and tablet, and a touch screen made inside the guest
-//! through uinput with evemu (Debian's QEMU 7.2 has no virtio-multitouch). Each
+//! virtio keyboard, mouse and tablet, and a touch screen and a stylus made inside
+//! the guest through uinput with evemu (Debian's QEMU 7.2 has no
+//! virtio-multitouch, nor any pen). Each
 //! reaches tessera the way a real device does: the kernel's evdev node, udev's
 //! classification, logind handing the node to libinput through libseat. What
 //! tessera made of them is read back with `tessera msg inputs`, and the keys are
