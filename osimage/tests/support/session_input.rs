@@ -14,27 +14,97 @@ use tessera_rig::Vm;
 
 use crate::support::{MSG, json as guest_json, sh, sh_rc, until};
 
+/// A device evemu-device makes through uinput, on USB (bus 0003, vendor 1d6b)
+/// as a touch monitor or a pen display is.
+struct Evemu {
+    name: &'static str,
+    product: u16,
+    /// `INPUT_PROP_*` codes.
+    props: &'static [u16],
+    /// `EV_KEY` codes.
+    keys: &'static [u16],
+    /// `EV_ABS` codes with their minimum, maximum and resolution (units per mm).
+    axes: &'static [(u16, i32, i32, i32)],
+}
+
+impl Evemu {
+    /// The description `evemu-device` reads: each bitmap in lines of 8 bytes.
+    fn description(&self) -> String {
+        fn bitmap(prefix: &str, codes: &[u16]) -> String {
+            let bytes = codes.iter().map(|c| *c as usize / 8 + 1).max().unwrap_or(1);
+            let mut bits = vec![0u8; bytes.div_ceil(8) * 8];
+            for c in codes {
+                bits[*c as usize / 8] |= 1 << (c % 8);
+            }
+            bits.chunks(8)
+                .map(|line| {
+                    let hex: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();
+                    format!("{prefix}{}\n", hex.join(" "))
+                })
+                .collect()
+        }
+        let abs: Vec<u16> = self.axes.iter().map(|a| a.0).collect();
+        let mut text = format!(
+            "# EVEMU 1.3\nN: {}\nI: 0003 1d6b {:04x} 0001\n",
+            self.name, self.product
+        );
+        text += &bitmap("P: ", self.props);
+        // EV_SYN, EV_KEY, EV_ABS.
+        text += &bitmap("B: 00 ", &[0x00, 0x01, 0x03]);
+        text += &bitmap("B: 01 ", self.keys);
+        text += &bitmap("B: 03 ", &abs);
+        for (code, min, max, res) in self.axes {
+            text += &format!("A: {code:02x} {min} {max} 0 0 {res}\n");
+        }
+        text
+    }
+}
+
+const INPUT_PROP_DIRECT: u16 = 0x01;
+const BTN_TOOL_PEN: u16 = 0x140;
+const BTN_TOUCH: u16 = 0x14a;
+const BTN_STYLUS: u16 = 0x14b;
+const BTN_STYLUS2: u16 = 0x14c;
+const ABS_X: u16 = 0x00;
+const ABS_Y: u16 = 0x01;
+const ABS_PRESSURE: u16 = 0x18;
+const ABS_MT_SLOT: u16 = 0x2f;
+const ABS_MT_POSITION_X: u16 = 0x35;
+const ABS_MT_POSITION_Y: u16 = 0x36;
+const ABS_MT_TRACKING_ID: u16 = 0x39;
+
 /// The touch screen: multi-touch (slots, tracking ids) with the single-touch
 /// axes beside them, `INPUT_PROP_DIRECT` so udev calls it a touch screen, 4096
 /// units a side at 16 units per mm.
-const TOUCHSCREEN: &str = "# EVEMU 1.3\n\
-N: tessera-test touchscreen\n\
-I: 0003 1d6b 0001 0001\n\
-P: 02 00 00 00 00 00 00 00\n\
-B: 00 0b 00 00 00 00 00 00 00\n\
-B: 01 00 00 00 00 00 00 00 00\n\
-B: 01 00 00 00 00 00 00 00 00\n\
-B: 01 00 00 00 00 00 00 00 00\n\
-B: 01 00 00 00 00 00 00 00 00\n\
-B: 01 00 00 00 00 00 00 00 00\n\
-B: 01 00 04 00 00 00 00 00 00\n\
-B: 03 03 00 00 00 00 80 60 02\n\
-A: 00 0 4095 0 0 16\n\
-A: 01 0 4095 0 0 16\n\
-A: 2f 0 9 0 0 0\n\
-A: 35 0 4095 0 0 16\n\
-A: 36 0 4095 0 0 16\n\
-A: 39 0 65535 0 0 0\n";
+const TOUCHSCREEN: Evemu = Evemu {
+    name: "tessera-test touchscreen",
+    product: 1,
+    props: &[INPUT_PROP_DIRECT],
+    keys: &[BTN_TOUCH],
+    axes: &[
+        (ABS_X, 0, 4095, 16),
+        (ABS_Y, 0, 4095, 16),
+        (ABS_MT_SLOT, 0, 9, 0),
+        (ABS_MT_POSITION_X, 0, 4095, 16),
+        (ABS_MT_POSITION_Y, 0, 4095, 16),
+        (ABS_MT_TRACKING_ID, 0, 65535, 0),
+    ],
+};
+
+/// A stylus on a pen display: the pen tool, its tip (`BTN_TOUCH`) and two
+/// buttons; x, y and pressure; 4096 units a side at 16 units per mm (libinput
+/// takes no tablet without a resolution).
+const PEN: Evemu = Evemu {
+    name: "tessera-test pen",
+    product: 2,
+    props: &[INPUT_PROP_DIRECT],
+    keys: &[BTN_TOOL_PEN, BTN_TOUCH, BTN_STYLUS, BTN_STYLUS2],
+    axes: &[
+        (ABS_X, 0, 4095, 16),
+        (ABS_Y, 0, 4095, 16),
+        (ABS_PRESSURE, 0, 2047, 0),
+    ],
+};
 
 /// The edited config a reload reads: every mouse, then QEMU's mouse by name
 /// over it, key by key; QEMU's tablet switched off.
@@ -48,25 +118,6 @@ accel_speed = -0.5
 [input.device."QEMU Virtio Tablet"]
 enabled = false
 "#;
-
-/// A stylus on USB, as a pen display is: the pen tool, its tip (`BTN_TOUCH`)
-/// and two buttons; x, y and pressure; 4096 units a side at 16 units per mm
-/// (libinput takes no tablet without a resolution).
-const PEN: &str = "# EVEMU 1.3\n\
-N: tessera-test pen\n\
-I: 0003 1d6b 0002 0001\n\
-P: 02 00 00 00 00 00 00 00\n\
-B: 00 0b 00 00 00 00 00 00 00\n\
-B: 01 00 00 00 00 00 00 00 00\n\
-B: 01 00 00 00 00 00 00 00 00\n\
-B: 01 00 00 00 00 00 00 00 00\n\
-B: 01 00 00 00 00 00 00 00 00\n\
-B: 01 00 00 00 00 00 00 00 00\n\
-B: 01 01 1c 00 00 00 00 00 00\n\
-B: 03 03 00 00 01 00 00 00 00\n\
-A: 00 0 4095 0 0 16\n\
-A: 01 0 4095 0 0 16\n\
-A: 18 0 2047 0 0 0\n";
 
 fn inputs(vm: &mut Vm) -> Value {
     let answer = guest_json(vm, &format!("{MSG} inputs"));
@@ -273,7 +324,7 @@ pub fn session_input(vm: &mut Vm) {
     type_into_foot(vm, &mut qmp, "/tmp/typed-at-the-keyboard", "first typing");
 
     // A touch screen plugged in while the session runs.
-    let node = evemu_plug(vm, "touchscreen", TOUCHSCREEN);
+    let node = evemu_plug(vm, "touchscreen", &TOUCHSCREEN);
     let seat = wait_inputs(vm, "the uinput touch screen", |s| {
         device(s, "tessera-test touchscreen").is_some()
     });
@@ -333,7 +384,7 @@ pub fn session_input(vm: &mut Vm) {
 /// A stylus plugged in: it drives the pointer on the output it spans, its tip
 /// is the left button and its first button the right one.
 fn stylus(vm: &mut Vm) {
-    let node = evemu_plug(vm, "pen", PEN);
+    let node = evemu_plug(vm, "pen", &PEN);
     let seat = wait_inputs(vm, "the uinput pen", |s| {
         device(s, "tessera-test pen").is_some()
     });
@@ -420,12 +471,12 @@ fn stylus(vm: &mut Vm) {
 /// (`/tmp/STEM.pid`) to stop it. Started from a subshell, it is no job of the
 /// console's shell, which would otherwise print its end into the next
 /// command's output.
-fn evemu_plug(vm: &mut Vm, stem: &str, description: &str) -> String {
+fn evemu_plug(vm: &mut Vm, stem: &str, device: &Evemu) -> String {
     let (out, rc) = sh_rc(
         vm,
         &format!(
             "modprobe uinput && printf '{}' > /tmp/{stem}.evemu",
-            description.replace('\n', "\\n")
+            device.description().replace('\n', "\\n")
         ),
     );
     assert_eq!(rc, 0, "uinput: {out}");
