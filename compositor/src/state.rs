@@ -263,13 +263,13 @@ impl Tessera {
         self.space.outputs().cloned().collect()
     }
 
-    /// The output holding the keyboard focus, else the one under the pointer, else the first.
     /// The outputs' names in layout order, the first being the one devices
     /// fall back to.
     pub fn output_names(&self) -> Vec<String> {
         self.space.outputs().map(|o| o.name()).collect()
     }
 
+    /// The output holding the keyboard focus, else the one under the pointer, else the first.
     pub fn focused_output(&self) -> Option<Output> {
         let focus = self.seat.get_keyboard().and_then(|k| k.current_focus());
         if let Some(surface) = focus

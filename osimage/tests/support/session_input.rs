@@ -173,6 +173,24 @@ fn type_into_foot(vm: &mut Vm, qmp: &mut tessera_rig::qmp::Qmp, file: &str, when
     );
 }
 
+/// QEMU's tablet to (x, y) of its 0..32767 range.
+fn tablet_to(qmp: &mut tessera_rig::qmp::Qmp, x: i32, y: i32) {
+    qmp_pair(qmp, "abs", x, y);
+}
+
+/// QEMU's mouse by (dx, dy) counts.
+fn mouse_by(qmp: &mut tessera_rig::qmp::Qmp, dx: i32, dy: i32) {
+    qmp_pair(qmp, "rel", dx, dy);
+}
+
+fn qmp_pair(qmp: &mut tessera_rig::qmp::Qmp, kind: &str, x: i32, y: i32) {
+    qmp.input_events(json!([
+        { "type": kind, "data": { "axis": "x", "value": x } },
+        { "type": kind, "data": { "axis": "y", "value": y } },
+    ]))
+    .unwrap();
+}
+
 fn device<'a>(seat: &'a Value, name: &str) -> Option<&'a Value> {
     seat["devices"]
         .as_array()?
@@ -238,11 +256,7 @@ pub fn session_input(vm: &mut Vm) {
     // The tablet spans the first output: the middle of its range is the middle
     // of the 1280x800 screen.
     let mut qmp = vm.qmp().unwrap();
-    qmp.input_events(json!([
-        { "type": "abs", "data": { "axis": "x", "value": 16384 } },
-        { "type": "abs", "data": { "axis": "y", "value": 16384 } },
-    ]))
-    .unwrap();
+    tablet_to(&mut qmp, 16384, 16384);
     let seat = wait_inputs(vm, "the tablet at the middle of the screen", |s| {
         let (x, y) = pointer(s);
         (x - 640.0).abs() < 1.0 && (y - 400.0).abs() < 1.0
@@ -250,11 +264,7 @@ pub fn session_input(vm: &mut Vm) {
     // The mouse moves it from there, right and down (accelerated, so not by
     // exactly the counts).
     let (x0, y0) = pointer(&seat);
-    qmp.input_events(json!([
-        { "type": "rel", "data": { "axis": "x", "value": 40 } },
-        { "type": "rel", "data": { "axis": "y", "value": 30 } },
-    ]))
-    .unwrap();
+    mouse_by(&mut qmp, 40, 30);
     wait_inputs(vm, "the mouse moving the pointer", |s| {
         let (x, y) = pointer(s);
         x > x0 + 5.0 && y > y0 + 5.0 && x < 1280.0 && y < 800.0
@@ -287,17 +297,9 @@ pub fn session_input(vm: &mut Vm) {
     // The tablet, switched off, moves nothing: after it, the mouse moves the
     // pointer on from where it was, not from the tablet's top-left quarter.
     let (x0, y0) = pointer(&seat);
-    qmp.input_events(json!([
-        { "type": "abs", "data": { "axis": "x", "value": 8192 } },
-        { "type": "abs", "data": { "axis": "y", "value": 8192 } },
-    ]))
-    .unwrap();
+    tablet_to(&mut qmp, 8192, 8192);
     std::thread::sleep(Duration::from_secs(1));
-    qmp.input_events(json!([
-        { "type": "rel", "data": { "axis": "x", "value": 10 } },
-        { "type": "rel", "data": { "axis": "y", "value": 10 } },
-    ]))
-    .unwrap();
+    mouse_by(&mut qmp, 10, 10);
     wait_inputs(vm, "the mouse, with the tablet switched off", |s| {
         let (x, y) = pointer(s);
         x > x0 + 1.0 && y > y0 + 1.0 && x < 1280.0 && y < 800.0

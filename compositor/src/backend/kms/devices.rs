@@ -19,6 +19,16 @@ pub enum PointerKind {
     Mouse,
 }
 
+impl PointerKind {
+    /// Its config section, `[input.NAME]`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PointerKind::Touchpad => "touchpad",
+            PointerKind::Mouse => "mouse",
+        }
+    }
+}
+
 /// A device that reports absolute positions, and so spans one output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AbsoluteKind {
@@ -27,6 +37,16 @@ pub enum AbsoluteKind {
     /// `[input.tablet]`: a tablet tool, or a pointer with absolute axes (a
     /// virtual machine's tablet).
     Tablet,
+}
+
+impl AbsoluteKind {
+    /// Its config section, `[input.NAME]`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AbsoluteKind::Touch => "touch",
+            AbsoluteKind::Tablet => "tablet",
+        }
+    }
 }
 
 /// linux/input-event-codes.h: a stylus's own buttons.
@@ -294,19 +314,13 @@ pub fn describe(
     let mut sections: Vec<String> = [
         device
             .has_capability(DeviceCapability::Keyboard)
-            .then_some("input.keyboard"),
-        kind.map(|k| match k {
-            PointerKind::Touchpad => "input.touchpad",
-            PointerKind::Mouse => "input.mouse",
-        }),
-        absolute.map(|a| match a {
-            AbsoluteKind::Touch => "input.touch",
-            AbsoluteKind::Tablet => "input.tablet",
-        }),
+            .then_some("keyboard"),
+        kind.map(PointerKind::name),
+        absolute.map(AbsoluteKind::name),
     ]
     .into_iter()
     .flatten()
-    .map(str::to_owned)
+    .map(|name| format!("input.{name}"))
     .collect();
     if input.device.contains_key(device.name()) {
         sections.push(format!("input.device.{:?}", device.name()));
@@ -315,10 +329,7 @@ pub fn describe(
         name: device.name().to_owned(),
         sysname: device.sysname().to_owned(),
         capabilities,
-        kind: kind.map(|k| match k {
-            PointerKind::Touchpad => "touchpad".to_owned(),
-            PointerKind::Mouse => "mouse".to_owned(),
-        }),
+        kind: kind.map(|k| k.name().to_owned()),
         placement: tracked.facts.placement.name().to_owned(),
         sections,
         send_events: SendEvents::name(device.config_send_events_mode()).to_owned(),

@@ -53,11 +53,7 @@ impl Tessera {
             }
             InputEvent::DeviceRemoved { device } => self.track_input(None, Some(&device)),
             // Absolute positions land on the output the device spans.
-            InputEvent::PointerMotionAbsolute { event } => {
-                if let Some(at) = self.mapped(&event, devices::AbsoluteKind::Tablet) {
-                    self.pointer_move(at);
-                }
-            }
+            InputEvent::PointerMotionAbsolute { event } => self.point_at(&event),
             InputEvent::TouchDown { event } => {
                 if let Some(at) = self.mapped(&event, devices::AbsoluteKind::Touch) {
                     self.touch_down(slot(event.slot()), at, event.time_msec());
@@ -71,20 +67,10 @@ impl Tessera {
             // A stylus drives the pointer, as every compositor does for a
             // client without tablet-v2: the tip is the left button, the
             // stylus's buttons the right and middle ones.
-            InputEvent::TabletToolProximity { event } => {
-                if let Some(at) = self.mapped(&event, devices::AbsoluteKind::Tablet) {
-                    self.pointer_move(at);
-                }
-            }
-            InputEvent::TabletToolAxis { event } => {
-                if let Some(at) = self.mapped(&event, devices::AbsoluteKind::Tablet) {
-                    self.pointer_move(at);
-                }
-            }
+            InputEvent::TabletToolProximity { event } => self.point_at(&event),
+            InputEvent::TabletToolAxis { event } => self.point_at(&event),
             InputEvent::TabletToolTip { event } => {
-                if let Some(at) = self.mapped(&event, devices::AbsoluteKind::Tablet) {
-                    self.pointer_move(at);
-                }
+                self.point_at(&event);
                 let down = TabletToolTipEvent::tip_state(&event) == TabletToolTipState::Down;
                 self.pointer_button(crate::input::BTN_LEFT, down);
             }
@@ -147,14 +133,19 @@ impl Tessera {
             .input_devices
             .iter()
             .find(|d| d.device.sysname() == device.sysname());
+        // An event from a device not yet announced lands on the first output.
         let name = match tracked {
-            Some(t) => devices::output_for(t, kind, &self.config.input, &outputs)?,
-            // An event from a device not yet announced: the first output.
-            None => outputs.first()?,
+            Some(t) => Some(devices::output_for(t, kind, &self.config.input, &outputs)?),
+            None => None,
         };
-        let output = self.space.outputs().find(|o| o.name() == name)?;
-        let geo = self.space.output_geometry(output)?;
-        Some(event.position_transformed(geo.size) + geo.loc.to_f64())
+        self.on_output(name, |size| event.position_transformed(size))
+    }
+
+    /// An absolute pointer or a stylus moves the pointer where it points.
+    fn point_at<E: AbsolutePositionEvent<LibinputInputBackend>>(&mut self, event: &E) {
+        if let Some(at) = self.mapped(event, devices::AbsoluteKind::Tablet) {
+            self.pointer_move(at);
+        }
     }
 
     /// The events every input backend delivers alike (libinput on kms, the
@@ -171,7 +162,7 @@ impl Tessera {
             InputEvent::PointerMotionAbsolute { event } => {
                 // The nested window: it shows the first output. (libinput's
                 // absolute devices are mapped in `process_libinput`.)
-                if let Some(at) = self.on_first_output(|size| event.position_transformed(size)) {
+                if let Some(at) = self.on_output(None, |size| event.position_transformed(size)) {
                     self.pointer_move(at);
                 }
             }
@@ -181,12 +172,12 @@ impl Tessera {
             InputEvent::PointerAxis { event } => self.pointer_axis::<B>(&event),
             // Touch in the nested window, on the first output, as above.
             InputEvent::TouchDown { event } => {
-                if let Some(at) = self.on_first_output(|size| event.position_transformed(size)) {
+                if let Some(at) = self.on_output(None, |size| event.position_transformed(size)) {
                     self.touch_down(slot(event.slot()), at, event.time_msec());
                 }
             }
             InputEvent::TouchMotion { event } => {
-                if let Some(at) = self.on_first_output(|size| event.position_transformed(size)) {
+                if let Some(at) = self.on_output(None, |size| event.position_transformed(size)) {
                     self.touch_motion(slot(event.slot()), at, event.time_msec());
                 }
             }
@@ -199,14 +190,18 @@ impl Tessera {
         }
     }
 
-    /// A position on the first output, from the device's `transformed` answer
-    /// for that output's size.
-    fn on_first_output(
+    /// A position on the output named `name` (the first output for `None`),
+    /// from the device's `transformed` answer for that output's size.
+    fn on_output(
         &self,
+        name: Option<&str>,
         transformed: impl FnOnce(smithay::utils::Size<i32, Logical>) -> Point<f64, Logical>,
     ) -> Option<Point<f64, Logical>> {
-        let first = self.space.outputs().next()?;
-        let geo = self.space.output_geometry(first)?;
+        let output = match name {
+            Some(name) => self.space.outputs().find(|o| o.name() == name)?,
+            None => self.space.outputs().next()?,
+        };
+        let geo = self.space.output_geometry(output)?;
         Some(transformed(geo.size) + geo.loc.to_f64())
     }
 
